@@ -9,7 +9,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["hdrjax", "hdrjax.*"]),
-    include_package_data=True,
+    # The reference HDR-Synth image lists are data files of hdrjax.data.
+    package_data={"hdrjax.data": ["lists/*.txt"]},
     # Ranges that install together on Python 3.11 (CPU, jax 0.10) and on GPU images
     # with jax 0.11 / Python 3.12.  TensorFlow is never part of the core install.
     install_requires=[
