@@ -3,29 +3,74 @@
 Every curve is sampled on N_SAMPLES = 1024 equally spaced points of [0, 1] (the DoRF and
 EMoR convention).  A forward curve maps linear irradiance to brightness; its inverse maps
 brightness back to irradiance.
+
+Banks of curves (`CRFBank`) come from Columbia's DoRF database (`dorfCurves.txt` or an `.npz`
+with arrays `I`, `B`) or from the built-in parametric family (`parametric_bank`, no file
+needed).  PCA bases of inverse curves (`InverseCRFBasis`) come from invEMoR (`invemor.txt` /
+`.npz`) or are fitted to any bank (`fit_basis`, `default_basis`).
 """
 from __future__ import annotations
 
+import functools
+import os
+import re
+
+import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 N_SAMPLES = 1024
+
+# The reference holds out the last 10 rows of DoRF after a RandomState(730) shuffle.
+DORF_SPLIT_SEED = 730
+DORF_TEST_SIZE = 10
+# Held-out members of the parametric family: a fixed shuffle, the last 10 % are test curves.
+FAMILY_SPLIT_SEED = 0
+FAMILY_TEST_FRACTION = 0.1
+
+SPLITS = ("train", "test", "all")
+
+
+class CRFError(Exception):
+    """A CRF bank or basis cannot be built from what the user gave (spec, split, size)."""
+
+
+class BasisError(CRFError):
+    """A PCA basis cannot be fitted or cut as asked (too few curves, bad k)."""
+
+
+class CRFFileError(CRFError):
+    """A CRF / basis file is missing or malformed; `str(e) == f"{path}: {problem}"`."""
+
+    def __init__(self, path, problem):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+# --------------------------------------------------------------------------------------
+# Curve primitives (jnp, used inside jit)
+# --------------------------------------------------------------------------------------
 
 
 def apply_curve(x: jax.Array, curve: jax.Array) -> jax.Array:
     """Piecewise-linear lookup of x in a 1024-sample curve, as the reference's `apply_rf`.
 
-    x: f32[B, ...] in [0, 1] (clip first: as in the reference only the indices are clamped);
-    curve: f32[B, 1024] (one curve per sample) or f32[1024] (shared).  Differentiable in both.
+    x: f32[B, ...] in [0, 1]; curve: f32[B, 1024] (one curve per sample) or f32[1024]
+    (shared).  Differentiable in both.  As in the reference the weights come from the
+    unclamped floor and only the gather indices are clamped, so x = 1 gives curve[-1] and
+    values outside [0, 1] give the end samples (with zero gradient in x).
     """
     n = curve.shape[-1]
     p = x * (n - 1)
-    i0 = jnp.clip(jnp.floor(p), 0, n - 1)
-    i1 = jnp.clip(i0 + 1, 0, n - 1)
-    w1 = p - i0
-    w0 = i1 - p
-    i0 = i0.astype(jnp.int32)
-    i1 = i1.astype(jnp.int32)
+    f0 = jnp.floor(p)
+    # Weights from the unclamped neighbours (they always sum to 1); clamping them as well
+    # would zero the output at x == 1, the value of every clipped pixel.
+    w1 = p - f0
+    w0 = 1.0 - w1
+    i0 = jnp.clip(f0, 0, n - 1).astype(jnp.int32)
+    i1 = jnp.clip(f0 + 1, 0, n - 1).astype(jnp.int32)
     if curve.ndim == 1:
         c0, c1 = curve[i0], curve[i1]
     else:
@@ -50,3 +95,463 @@ def monotone_projection(raw: jax.Array, eps: float = 1e-8) -> jax.Array:
     d = d / jnp.sum(d, axis=-1, keepdims=True)
     zero = jnp.zeros(d.shape[:-1] + (1,), d.dtype)
     return jnp.concatenate([zero, jnp.cumsum(d, axis=-1)], axis=-1)
+
+
+# --------------------------------------------------------------------------------------
+# Inversion (numpy, for banks)
+# --------------------------------------------------------------------------------------
+
+
+def _invert_one(c: np.ndarray) -> np.ndarray:
+    n = c.shape[0]
+    grid = np.linspace(0.0, 1.0, n)
+    inv = np.interp(grid, c, grid)
+    # Flat runs: np.interp returns the *last* irradiance of a run at the run's exact
+    # brightness; the reference's scipy interp1d returns the *first* (smallest) one.  Take
+    # the first explicitly so the result is defined by us, not by a search implementation.
+    idx = np.searchsorted(c, grid, side="left")
+    hit = (idx < n) & (c[np.minimum(idx, n - 1)] == grid)
+    inv[hit] = grid[idx[hit]]
+    return inv
+
+
+def invert_curve(curve) -> np.ndarray:
+    """Inverse of forward curve(s) f[..., 1024] on the brightness grid, as the reference.
+
+    Endpoints of the forward curve are forced to 0 and 1 (as `dataset._inverse_rf`), the
+    inverse is the linear interpolation of (f, linspace) at linspace, and its endpoints are
+    forced to 0 and 1 as well (the reference leaves g(1) at the first irradiance where f = 1,
+    which only differs for curves that saturate before 1: none in DoRF).  A flat run of f maps
+    its brightness to the run's smallest irradiance, as scipy's `interp1d` did.  Slightly
+    decreasing input is made non-decreasing with a running maximum first.
+    """
+    f = np.array(curve, dtype=np.float64, copy=True)
+    if f.shape[-1] < 2:
+        raise ValueError(f"a curve needs at least 2 samples, got shape {f.shape}")
+    f[..., 0] = 0.0
+    f[..., -1] = 1.0
+    f = np.maximum.accumulate(np.clip(f, 0.0, 1.0), axis=-1)
+    flat = f.reshape(-1, f.shape[-1])
+    inv = np.stack([_invert_one(row) for row in flat]).reshape(f.shape)
+    inv[..., 0] = 0.0
+    inv[..., -1] = 1.0
+    return inv.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# Banks
+# --------------------------------------------------------------------------------------
+
+
+@flax.struct.dataclass
+class CRFBank:
+    """N camera response curves: forward f32[N, 1024], inverse f32[N, 1024], static names."""
+
+    forward: np.ndarray
+    inverse: np.ndarray
+    names: tuple = flax.struct.field(pytree_node=False, default=())
+
+    def __len__(self):
+        return int(self.forward.shape[0])
+
+    def take(self, indices) -> "CRFBank":
+        """The bank restricted to `indices` (in that order)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return CRFBank(
+            forward=_readonly(np.asarray(self.forward)[idx]),
+            inverse=_readonly(np.asarray(self.inverse)[idx]),
+            names=tuple(self.names[i] for i in idx),
+        )
+
+    def index(self, name: str) -> int:
+        """Row of the curve called `name`."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise CRFError(f"no CRF named {name!r} in this bank ({len(self)} curves)") from None
+
+
+def _readonly(a):
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    a.setflags(write=False)
+    return a
+
+
+def make_bank(forward, names=None) -> CRFBank:
+    """A bank from forward curves f[N, 1024] (endpoints forced to 0/1; inverses computed)."""
+    f = np.array(forward, dtype=np.float64, copy=True)
+    if f.ndim != 2 or f.shape[1] != N_SAMPLES:
+        raise CRFError(f"forward curves must have shape [N, {N_SAMPLES}], got {f.shape}")
+    f[:, 0] = 0.0
+    f[:, -1] = 1.0
+    f = np.maximum.accumulate(np.clip(f, 0.0, 1.0), axis=-1)
+    if names is None:
+        names = tuple(f"crf-{i:03d}" for i in range(len(f)))
+    names = tuple(str(n) for n in names)
+    if len(names) != len(f):
+        raise CRFError(f"{len(names)} names for {len(f)} curves")
+    return CRFBank(forward=_readonly(f), inverse=_readonly(invert_curve(f)), names=names)
+
+
+def _to_uniform_grid(path, irr, bri, what):
+    """Resample brightness curves given at irradiances `irr` onto linspace(0, 1, 1024)."""
+    grid = np.linspace(0.0, 1.0, N_SAMPLES)
+    if irr.shape == bri.shape and irr.shape[-1] == N_SAMPLES and np.allclose(irr, grid, atol=1e-6):
+        return bri
+    out = np.empty((bri.shape[0], N_SAMPLES))
+    for k in range(bri.shape[0]):
+        x = irr[k] if irr.ndim == 2 else irr
+        if np.any(np.diff(x) <= 0):
+            raise CRFFileError(path, f"{what} {k}: irradiance samples are not increasing")
+        out[k] = np.interp(grid, x / x[-1], bri[k])
+    return out
+
+
+def _check_curves(path, bri, what="curve"):
+    if not np.all(np.isfinite(bri)):
+        k = int(np.argwhere(~np.isfinite(bri))[0, 0])
+        raise CRFFileError(path, f"{what} {k} has non-finite values")
+    steps = np.diff(bri, axis=-1)
+    bad = np.where(steps.min(axis=-1) < -1e-4)[0]
+    if bad.size:
+        raise CRFFileError(path, f"{what} {int(bad[0])} is not non-decreasing "
+                                 f"({bad.size} curve(s) decrease)")
+
+
+def _parse_values(path, line, lineno, what):
+    try:
+        values = np.array([float(t) for t in line.split()], dtype=np.float64)
+    except ValueError:
+        raise CRFFileError(path, f"line {lineno}: {what} values are not numbers") from None
+    if values.size < 2:
+        raise CRFFileError(path, f"line {lineno}: expected {what} values, got {values.size}")
+    return values
+
+
+def _load_dorf_txt(path):
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as fh:
+            lines = [ln.strip() for ln in fh.read().splitlines()]
+    except OSError as e:
+        raise CRFFileError(path, f"cannot read ({e.strerror or e})") from None
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise CRFFileError(path, "empty file")
+    if len(lines) % 6:
+        raise CRFFileError(path, f"{len(lines)} lines is not a multiple of 6 "
+                                 "(DoRF records are: name, colour, 'I =', values, 'B =', values)")
+    names, irr, bri = [], [], []
+    for r in range(len(lines) // 6):
+        rec = lines[6 * r: 6 * r + 6]
+        base = 6 * r + 1
+        if not re.fullmatch(r"I\s*=", rec[2]) or not re.fullmatch(r"B\s*=", rec[4]):
+            raise CRFFileError(path, f"record {r} (line {base}): expected 'I =' and 'B =' "
+                                     f"on lines {base + 2} and {base + 4}")
+        i_vals = _parse_values(path, rec[3], base + 3, "I")
+        b_vals = _parse_values(path, rec[5], base + 5, "B")
+        if i_vals.size != b_vals.size:
+            raise CRFFileError(path, f"record {r}: {i_vals.size} I values but {b_vals.size} B values")
+        if r and i_vals.size != irr[0].size:
+            raise CRFFileError(path, f"record {r}: {i_vals.size} samples, record 0 has {irr[0].size}")
+        names.append(f"{rec[0]} ({rec[1]})" if rec[1] else rec[0])
+        irr.append(i_vals)
+        bri.append(b_vals)
+    return np.stack(irr), np.stack(bri), names
+
+
+def _load_dorf_npz(path):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            if "B" not in keys:
+                raise CRFFileError(path, f"no array 'B' (brightness curves); has {sorted(keys)}")
+            bri = np.asarray(z["B"], dtype=np.float64)
+            irr = np.asarray(z["I"], dtype=np.float64) if "I" in keys else None
+            names = [str(s) for s in z["names"]] if "names" in keys else None
+    except CRFFileError:
+        raise
+    except (OSError, ValueError, EOFError) as e:
+        raise CRFFileError(path, f"not a readable .npz ({e})") from None
+    if bri.ndim != 2 or bri.shape[1] < 2:
+        raise CRFFileError(path, f"'B' must have shape [N, samples], got {bri.shape}")
+    if irr is None:
+        irr = np.linspace(0.0, 1.0, bri.shape[1])
+    elif irr.shape not in (bri.shape, (bri.shape[1],)):
+        raise CRFFileError(path, f"'I' has shape {irr.shape}, 'B' has {bri.shape}")
+    if names is not None and len(names) != len(bri):
+        raise CRFFileError(path, f"{len(names)} names for {len(bri)} curves")
+    return irr, bri, names
+
+
+def load_dorf(path) -> CRFBank:
+    """DoRF curves from Columbia's `dorfCurves.txt` or an `.npz` with `B` (and `I`, `names`)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CRFFileError(path, "no such file")
+    if path.lower().endswith(".npz"):
+        irr, bri, names = _load_dorf_npz(path)
+    else:
+        irr, bri, names = _load_dorf_txt(path)
+    if not np.all(np.isfinite(irr)):
+        raise CRFFileError(path, "irradiance samples are not finite")
+    bri = _to_uniform_grid(path, irr, bri, "curve")
+    _check_curves(path, bri)
+    if names is None:
+        names = [f"dorf-{i:03d}" for i in range(len(bri))]
+    return make_bank(bri, names)
+
+
+def dorf_split(n: int = 201):
+    """The reference's CRF split: RandomState(730) shuffle of n rows, last 10 are test."""
+    if n <= DORF_TEST_SIZE:
+        raise CRFError(f"a DoRF split needs more than {DORF_TEST_SIZE} curves, got {n}")
+    # A legacy RandomState shuffle draws the same swaps for any array of n rows, so shuffling
+    # the row indices reproduces the reference's in-place shuffle of the curve array.
+    perm = np.arange(n)
+    np.random.RandomState(DORF_SPLIT_SEED).shuffle(perm)
+    return perm[:-DORF_TEST_SIZE], perm[-DORF_TEST_SIZE:]
+
+
+# --------------------------------------------------------------------------------------
+# Built-in parametric family
+# --------------------------------------------------------------------------------------
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _family_curves():
+    """(names, curves f64[M, 1024]) of the built-in family; parameter ranges span DoRF."""
+    x = np.linspace(0.0, 1.0, N_SAMPLES)
+    names, curves = [], []
+
+    def add(name, c):
+        names.append(name)
+        curves.append(c)
+
+    def toe_power(p, o):
+        # Linear toe tangent to the offset power law (1 + o) x^p - o.
+        x0 = (o / ((1 + o) * (1 - p))) ** (1 / p)
+        s = (1 + o) * p * x0 ** (p - 1)
+        return np.where(x < x0, s * x, (1 + o) * x ** p - o)
+
+    # Named standards, handy on the command line (`--crf family:srgb`).
+    add("linear", x.copy())
+    add("gamma-2.2", x ** (1 / 2.2))
+    add("srgb", toe_power(1 / 2.4, 0.055))
+    add("rec709", toe_power(0.45, 0.099))
+    # Power laws x^(1/g): the classic display-gamma cameras and near-linear sensors.
+    for g in np.round(np.geomspace(0.5, 5.0, 24), 2):
+        add(f"gamma-g{g:.2f}", x ** (1.0 / g))
+    # sRGB / Rec.709-like: linear toe + offset power law.
+    for p in np.linspace(0.3, 0.8, 8):
+        for o in (0.01, 0.03, 0.06, 0.1, 0.2):
+            add(f"srgb-p{p:.3f}-o{o:.2f}", toe_power(p, o))
+    # Kumaraswamy CDF 1 - (1 - x^a)^b: polynomial for integer b; concave, convex and S shapes.
+    for a in np.geomspace(0.25, 3.0, 14):
+        for b in np.geomspace(0.4, 6.0, 10):
+            add(f"kuma-a{a:.3f}-b{b:.3f}", 1 - (1 - x ** a) ** b)
+    # Film-like log-logistic (Hill) curves x^k (1 + c^k) / (x^k + c^k): toe and shoulder.
+    for k in np.geomspace(0.3, 4.0, 12):
+        for c in np.geomspace(0.03, 2.0, 12):
+            add(f"film-k{k:.3f}-c{c:.3f}", x ** k * (1 + c ** k) / (x ** k + c ** k))
+    # Logistic S-curves applied after a power law (contrasty consumer/video looks).
+    for a in np.geomspace(0.25, 1.5, 6):
+        for k in (2.0, 4.0, 7.0, 10.0):
+            for c in np.linspace(0.2, 0.8, 4):
+                y = x ** a
+                lo, hi = _sigmoid(-k * c), _sigmoid(k * (1 - c))
+                add(f"scurve-a{a:.3f}-k{k:.0f}-c{c:.2f}", (_sigmoid(k * (y - c)) - lo) / (hi - lo))
+    return tuple(names), np.stack(curves)
+
+
+@functools.lru_cache(maxsize=1)
+def parametric_bank() -> CRFBank:
+    """The built-in family of 448 parametric CRFs (gamma, sRGB-like, polynomial, film, S)."""
+    names, curves = _family_curves()
+    return make_bank(curves, names)
+
+
+def family_split(n: int | None = None):
+    """(train_idx, test_idx) of the parametric family: fixed shuffle, last 10 % held out."""
+    n = len(parametric_bank()) if n is None else n
+    perm = np.arange(n)
+    np.random.RandomState(FAMILY_SPLIT_SEED).shuffle(perm)
+    n_test = max(1, int(round(FAMILY_TEST_FRACTION * n)))
+    return perm[:-n_test], perm[-n_test:]
+
+
+def _select(bank, split, split_fn, what):
+    if split not in SPLITS:
+        raise CRFError(f"unknown CRF split {split!r} for {what}: expected one of {SPLITS}")
+    if split == "all":
+        return bank
+    train, test = split_fn(len(bank))
+    return bank.take(train if split == "train" else test)
+
+
+def load_bank(spec: str, split: str = "train") -> CRFBank:
+    """CRF bank for configs: spec "family" or "dorf:PATH" (.txt/.npz); split train|test|all."""
+    spec = str(spec).strip()
+    if spec == "family":
+        return _select(parametric_bank(), split, family_split, "the parametric family")
+    if spec.startswith("dorf:"):
+        path = spec[len("dorf:"):]
+        if not path:
+            raise CRFError("CRF spec 'dorf:' needs a path, e.g. 'dorf:/data/dorfCurves.txt'")
+        return _select(load_dorf(path), split, dorf_split, path)
+    raise CRFError(f"unknown CRF bank spec {spec!r}: expected 'family' or 'dorf:PATH'")
+
+
+# --------------------------------------------------------------------------------------
+# PCA bases of (inverse) curves
+# --------------------------------------------------------------------------------------
+
+
+@flax.struct.dataclass
+class InverseCRFBasis:
+    """PCA basis of curves: mean f32[1024], components f32[1024, K] (zero at both ends)."""
+
+    mean: np.ndarray
+    components: np.ndarray
+
+    @property
+    def k(self) -> int:
+        return int(self.components.shape[-1])
+
+    def curve(self, weights: jax.Array) -> jax.Array:
+        """g_raw = mean + weights @ components.T for weights f32[..., K] -> f32[..., 1024]."""
+        return jnp.asarray(self.mean) + jnp.asarray(weights) @ jnp.asarray(self.components).T
+
+    def truncate(self, k: int) -> "InverseCRFBasis":
+        """The first k components."""
+        if not 1 <= k <= self.k:
+            raise BasisError(f"cannot keep {k} of {self.k} basis components")
+        return InverseCRFBasis(mean=self.mean, components=_readonly(self.components[:, :k]))
+
+
+# EMoR's forward basis has the same layout; one class serves both.
+CRFBasis = InverseCRFBasis
+
+_EMOR_HEADERS = {"emor": ("E", "f0", "h"), "invemor": ("B", "g0", "hinv")}
+
+
+def _read_emor_text(path, kind):
+    grid_name, mean_name, comp_name = _EMOR_HEADERS[kind]
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError as e:
+        raise CRFFileError(path, f"cannot read ({e.strerror or e})") from None
+    header = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*(?:\(\s*\d+\s*\))?)\s*=\s*$")
+    blocks, order, current = {}, [], None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        m = header.match(line)
+        if m:
+            current = re.sub(r"\s+", "", m.group(1))
+            if current in blocks:
+                raise CRFFileError(path, f"line {lineno}: block {current!r} appears twice")
+            blocks[current], order = [], order + [current]
+            continue
+        if current is None:
+            raise CRFFileError(path, f"line {lineno}: values before the first 'NAME =' header")
+        try:
+            blocks[current].extend(float(t) for t in line.split())
+        except ValueError:
+            raise CRFFileError(path, f"line {lineno}: not a list of numbers") from None
+    comps = []
+    while f"{comp_name}({len(comps) + 1})" in blocks:
+        comps.append(f"{comp_name}({len(comps) + 1})")
+    for name in (grid_name, mean_name) + tuple(comps[:1]):
+        if name not in blocks:
+            raise CRFFileError(path, f"no '{name} =' block (found {order[:4]}…); "
+                                     f"is this an {kind}.txt file?")
+    for name in (grid_name, mean_name, *comps):
+        if len(blocks[name]) != N_SAMPLES:
+            raise CRFFileError(path, f"block '{name}' has {len(blocks[name])} values, "
+                                     f"expected {N_SAMPLES}")
+    comp = np.stack([blocks[c] for c in comps], axis=1)
+    return np.asarray(blocks[mean_name]), comp
+
+
+def _read_emor_npz(path, kind):
+    _, mean_name, comp_name = _EMOR_HEADERS[kind]
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if mean_name not in z.files or comp_name not in z.files:
+                raise CRFFileError(path, f"needs arrays '{mean_name}' and '{comp_name}', "
+                                         f"has {sorted(z.files)}")
+            mean = np.asarray(z[mean_name], dtype=np.float64)
+            comp = np.asarray(z[comp_name], dtype=np.float64)
+    except CRFFileError:
+        raise
+    except (OSError, ValueError, EOFError) as e:
+        raise CRFFileError(path, f"not a readable .npz ({e})") from None
+    if mean.shape != (N_SAMPLES,) or comp.ndim != 2 or comp.shape[0] != N_SAMPLES:
+        raise CRFFileError(path, f"'{mean_name}' {mean.shape} / '{comp_name}' {comp.shape}: "
+                                 f"expected ({N_SAMPLES},) and ({N_SAMPLES}, K)")
+    return mean, comp
+
+
+def _load_emor_like(path, k, kind):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CRFFileError(path, "no such file")
+    if path.lower().endswith(".npz"):
+        mean, comp = _read_emor_npz(path, kind)
+    else:
+        mean, comp = _read_emor_text(path, kind)
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(comp))):
+        raise CRFFileError(path, "non-finite values")
+    if k is not None:
+        if not 1 <= k <= comp.shape[1]:
+            raise CRFFileError(path, f"asked for {k} components, the file has {comp.shape[1]}")
+        comp = comp[:, :k]
+    return InverseCRFBasis(mean=_readonly(mean), components=_readonly(comp))
+
+
+def load_invemor(path, k: int | None = 11) -> InverseCRFBasis:
+    """invEMoR basis (g0, hinv(1..k)) from `invemor.txt` or its `.npz` (`g0`, `hinv`).
+
+    k = 11 is what the reference's Linearization-Net uses; k=None keeps all 25.
+    """
+    return _load_emor_like(path, k, "invemor")
+
+
+def load_emor(path, k: int | None = None) -> InverseCRFBasis:
+    """EMoR forward basis (f0, h(1..k)) from `emor.txt` or its `.npz` (`f0`, `h`)."""
+    return _load_emor_like(path, k, "emor")
+
+
+def fit_basis(bank: CRFBank, k: int) -> InverseCRFBasis:
+    """PCA (mean + k components) of the bank's inverse curves, signs fixed, zero at the ends."""
+    g = np.asarray(bank.inverse, dtype=np.float64)
+    if not 1 <= k <= min(len(g) - 1, g.shape[1]):
+        raise BasisError(f"cannot fit {k} components to {len(g)} curves")
+    mean = g.mean(axis=0)
+    x = g - mean
+    # Principal axes from the small N x N Gram matrix (N curves << 1024 samples): much
+    # cheaper than an SVD of x, and exact enough for the leading components.
+    evals, evecs = np.linalg.eigh(x @ x.T)
+    top = np.argsort(evals)[::-1][:k]
+    if np.any(evals[top] <= 1e-12 * max(evals.max(), 1e-300)):
+        raise BasisError(f"the {len(g)} inverse curves span fewer than {k} directions")
+    comp = (x.T @ evecs[:, top]) / np.sqrt(evals[top])
+    # Inverse curves are all 0 and 1 at the ends, so components are ~0 there; make it exact
+    # (as invEMoR's hinv) so mean + w @ comp keeps the mean's endpoints for any w.
+    comp[0] = 0.0
+    comp[-1] = 0.0
+    # SVD signs are arbitrary: make the largest-magnitude entry of each component positive.
+    peak = comp[np.argmax(np.abs(comp), axis=0), np.arange(k)]
+    comp *= np.where(peak < 0, -1.0, 1.0)
+    return InverseCRFBasis(mean=_readonly(mean), components=_readonly(comp))
+
+
+@functools.lru_cache(maxsize=8)
+def default_basis(k: int = 11) -> InverseCRFBasis:
+    """PCA basis of the parametric family's training members (no file needed)."""
+    return fit_basis(load_bank("family", "train"), k)
