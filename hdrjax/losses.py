@@ -1,0 +1,169 @@
+"""Training losses of the four stages (reference-spec §3.2, §3.4), as pure functions.
+
+Each returns ``(loss, terms)``: a scalar and a dict of scalars for logging, with
+``loss == Σ weight · terms[name]`` over the weighted terms. Per-sample losses are multiplied
+by the per-sample `mask` f32[B] (§1.5; None = all ones) and averaged over the *whole* batch,
+so masked samples count as zeros in the denominator, as in the reference.
+
+Where the reference computes a term as a batch scalar rather than per sample, the default
+follows the reference unless that was plainly a bug; a keyword switches to the other form:
+
+* Hallucination total variation (`tv_per_sample=False`, reference): the reference averages
+  |∇T(Y)| over the whole batch and multiplies that one scalar by each sample's mask, so
+  masked samples still contribute through it. `tv_per_sample=True` masks each sample's own TV.
+* Linearization curve term (`curve_term="per_sample"`, intended; the reference is a bug):
+  the reference adds its f32[b, 1] curve MSE to the f32[b, 1, 1, 1] image MSE, which
+  broadcasts to [b, 1, b, 1]; the mean then equals mean(mask·mse) + 0.1·mean(mask)·mean(curve),
+  i.e. a batch-scalar curve term. ``curve_term="batch"`` reproduces that value exactly.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from hdrjax.models.vgg import VGGWeights
+from hdrjax.tonemap import log_tone
+
+PERCEPTUAL_POOLS = ("pool1", "pool2", "pool3")  # §3.2
+
+
+def _mask(mask, batch):
+    if mask is None:
+        return jnp.ones((batch,), jnp.float32)
+    mask = jnp.asarray(mask, jnp.float32).reshape(-1)
+    if mask.shape[0] != batch:
+        raise ValueError(f"mask has {mask.shape[0]} entries for a batch of {batch}")
+    return mask
+
+
+def _per_sample_mean(v):
+    return jnp.mean(v, axis=tuple(range(1, v.ndim)))
+
+
+def dequantization_loss(pred, target, mask=None):
+    """§3.2 Dequantization: per-sample MSE of clip(pred, 0, 1) vs the continuous LDR L, masked."""
+    m = _mask(mask, pred.shape[0])
+    mse = _per_sample_mean(jnp.square(jnp.clip(pred, 0.0, 1.0) - target))
+    loss = jnp.mean(mse * m)
+    return loss, {"mse": loss}
+
+
+def linearization_loss(linear, clipped, curve, curve_true, mask=None, *, curve_weight=0.1, curve_term="per_sample"):
+    """§3.2 Linearization: MSE(linearised L, Xc) + 0.1 · MSE(inverse CRF, true inverse CRF), masked.
+
+    linear, clipped: f32[B, H, W, 3]; curve, curve_true: f32[B, 1024]. `curve_term="batch"`
+    reproduces the reference's broadcast (module docstring).
+    """
+    m = _mask(mask, linear.shape[0])
+    mse = _per_sample_mean(jnp.square(linear - clipped))
+    curve_mse = _per_sample_mean(jnp.square(curve - curve_true))
+    image_term = jnp.mean(mse * m)
+    if curve_term == "per_sample":
+        curve_value = jnp.mean(curve_mse * m)
+    elif curve_term == "batch":
+        curve_value = jnp.mean(m) * jnp.mean(curve_mse)
+    else:
+        raise ValueError(f"curve_term must be 'per_sample' or 'batch', got {curve_term!r}")
+    loss = image_term + curve_weight * curve_value
+    return loss, {"mse": image_term, "curve_mse": curve_value}
+
+
+def _total_variation(t):
+    """Per-sample mean |forward difference| along H plus along W; the last difference is 0."""
+    # Dividing the sum by the full size counts the reference's zero last row/column
+    # (symmetric padding) in the mean.
+    n = t[0].size
+    dh = jnp.sum(jnp.abs(t[:, 1:] - t[:, :-1]), axis=(1, 2, 3)) / n
+    dw = jnp.sum(jnp.abs(t[:, :, 1:] - t[:, :, :-1]), axis=(1, 2, 3)) / n
+    return dh + dw
+
+
+def perceptual_distance(a, b, vgg_variables: VGGWeights, *, pools=PERCEPTUAL_POOLS, dtype=jnp.float32):
+    """Per-sample Σ over `pools` of mean |VGG(a) − VGG(b)|, with frozen VGG weights: f32[B]."""
+    if not isinstance(vgg_variables, VGGWeights):
+        raise TypeError(
+            "vgg_variables must be VGGWeights (load_lpips_vgg16 / load_caffe_vgg16), which carry the "
+            f"input preprocessing the weights expect; got {type(vgg_variables).__name__}"
+        )
+    last_block = max(int(p.removeprefix("pool").removeprefix("beforepool")) for p in pools)
+    net = vgg_variables.module(last_block=last_block, dtype=dtype)
+    params = jax.lax.stop_gradient(vgg_variables.params)  # the loss network is frozen
+    # One pass over both images: half the dispatches, same numbers.
+    feats = net.apply({"params": params}, jnp.concatenate([a, b], axis=0))
+    n = a.shape[0]
+    total = jnp.zeros((n,), jnp.float32)
+    for p in pools:
+        f = feats[p].astype(jnp.float32)
+        total = total + _per_sample_mean(jnp.abs(f[:n] - f[n:]))
+    return total
+
+
+def hallucination_loss(
+    blended,
+    target,
+    mask=None,
+    vgg_variables: VGGWeights | None = None,
+    *,
+    perceptual_weight=0.001,
+    tv_weight=0.1,
+    tv_per_sample=False,
+    vgg_dtype=jnp.float32,
+):
+    """§3.2 Hallucination: L1(T(Y), T(X)) + 0.001·VGG pool1–3 L1 + 0.1·TV(T(Y)), masked.
+
+    blended: Y = x + α·relu(r), f32[B, H, W, 3]; target: X, the unclipped exposure-scaled HDR;
+    T = `log_tone`. `vgg_variables` (frozen, stop-gradient) may be None only when
+    `perceptual_weight == 0`; they are used with their own input convention. The reference's
+    Caffe VGG works in 0-255 units; the lpips/torchvision VGG works in ImageNet-std units and
+    its activations are roughly 60× smaller (an estimate: no Caffe weights here), so with it
+    the 0.001 term weighs less than in the reference. `rescale_activations(w,
+    TORCHVISION_TO_CAFFE_SCALE)` (the same as a weight of 0.001 × 57.6) approximates the
+    reference balance. `tv_per_sample=False` is the reference's batch-scalar TV.
+    """
+    m = _mask(mask, blended.shape[0])
+    ty = log_tone(blended)
+    tx = log_tone(target)
+    l1 = jnp.mean(_per_sample_mean(jnp.abs(ty - tx)) * m)
+    terms = {"l1": l1}
+    loss = l1
+    if perceptual_weight:
+        if vgg_variables is None:
+            raise ValueError("hallucination_loss: perceptual_weight > 0 needs vgg_variables")
+        perceptual = jnp.mean(perceptual_distance(ty, tx, vgg_variables, dtype=vgg_dtype) * m)
+        terms["perceptual"] = perceptual
+        loss = loss + perceptual_weight * perceptual
+    tv = _total_variation(ty)
+    tv = jnp.mean(tv * m) if tv_per_sample else jnp.mean(tv) * jnp.mean(m)
+    terms["tv"] = tv
+    loss = loss + tv_weight * tv
+    return loss, terms
+
+
+def mean_normalize(v, eps=1e-6):
+    """Scale each sample to mean 0.5: v / (eps + mean(v)) · 0.5 (§3.4)."""
+    return v / (eps + jnp.mean(v, axis=tuple(range(1, v.ndim)), keepdims=True)) * 0.5
+
+
+def joint_loss(refined, target, mask=None, *, normalize_target=True, eps=1e-6):
+    """§3.4 Joint fine-tuning: mean |T(R̃) − T(H̃)|, R and the GT each scaled to mean 0.5.
+
+    The reference normalises the GT in its data loader and R in the loss; normalising the GT
+    again here is idempotent up to `eps` (`normalize_target=False` skips it). No mask in the
+    reference (None); a mask, if given, is applied per sample as in the other losses.
+    """
+    m = _mask(mask, refined.shape[0])
+    r = mean_normalize(refined, eps)
+    h = mean_normalize(target, eps) if normalize_target else target
+    l1 = jnp.mean(_per_sample_mean(jnp.abs(log_tone(r) - log_tone(h))) * m)
+    return l1, {"l1": l1}
+
+
+__all__ = [
+    "PERCEPTUAL_POOLS",
+    "dequantization_loss",
+    "hallucination_loss",
+    "joint_loss",
+    "linearization_loss",
+    "mean_normalize",
+    "perceptual_distance",
+]

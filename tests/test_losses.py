@@ -1,0 +1,160 @@
+"""Stage losses: values against literal re-implementations of the reference, masks, gradients."""
+import numpy as np
+import jax
+import jax.numpy as jnp
+import pytest
+
+from hdrjax import losses
+from hdrjax.losses import dequantization_loss, hallucination_loss, joint_loss, linearization_loss
+from hdrjax.models.vgg import load_lpips_vgg16
+from hdrjax.tonemap import log_tone
+
+B, H, W = 3, 16, 16
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return load_lpips_vgg16()
+
+
+def _images(seed, scale=1.0):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    return scale * jax.random.uniform(k1, (B, H, W, 3)), scale * jax.random.uniform(k2, (B, H, W, 3))
+
+
+def _np_hallucination_reference(y, x, mask, perceptual=0.0):
+    """train_hallucination_net.py written out in numpy: L1 + 0.001·perc + 0.1·batch TV, masked."""
+    y, x = np.asarray(y, np.float64), np.asarray(x, np.float64)
+    ty = np.log(1 + 10 * y) / np.log(11.0)
+    tx = np.log(1 + 10 * x) / np.log(11.0)
+    l1 = np.mean(np.abs(ty - tx), axis=(1, 2, 3))
+    pad_x = np.pad(ty, [(0, 0), (0, 1), (0, 0), (0, 0)], mode="symmetric")
+    pad_y = np.pad(ty, [(0, 0), (0, 0), (0, 1), (0, 0)], mode="symmetric")
+    tv = np.mean(np.abs(pad_x[:, 1:] - pad_x[:, :-1])) + np.mean(np.abs(pad_y[:, :, 1:] - pad_y[:, :, :-1]))
+    return np.mean((l1 + 0.001 * perceptual + 0.1 * tv) * np.asarray(mask))
+
+
+def test_zero_when_prediction_equals_target(vgg):
+    a, _ = _images(0)
+    assert float(dequantization_loss(a, a)[0]) == 0.0
+    curve = jnp.tile(jnp.linspace(0, 1, 1024), (B, 1))
+    assert float(linearization_loss(a, a, curve, curve)[0]) == 0.0
+    loss, terms = hallucination_loss(a, a, None, vgg)
+    assert float(terms["l1"]) == 0.0 and float(terms["perceptual"]) == 0.0
+    # TV regularises the prediction itself: only it remains, and it is 0 for a flat image.
+    np.testing.assert_allclose(loss, 0.1 * terms["tv"], rtol=1e-6)
+    flat = jnp.full((B, H, W, 3), 0.7)
+    assert float(hallucination_loss(flat, flat, None, vgg)[0]) == 0.0
+    assert float(joint_loss(a, a)[0]) == 0.0
+
+
+def test_dequantization_clips_prediction():
+    t = jnp.ones((1, 4, 4, 3))
+    assert float(dequantization_loss(1.7 * t, t)[0]) == 0.0
+    np.testing.assert_allclose(dequantization_loss(-t, 0.5 * t)[0], 0.25)
+
+
+def test_hallucination_matches_numpy_reference():
+    y, x = _images(1, scale=3.0)
+    mask = jnp.array([1.0, 0.0, 1.0])
+    loss, terms = hallucination_loss(y, x, mask, None, perceptual_weight=0.0)
+    np.testing.assert_allclose(loss, _np_hallucination_reference(y, x, mask), rtol=1e-5)
+    np.testing.assert_allclose(loss, terms["l1"] + 0.1 * terms["tv"], rtol=1e-6)
+
+
+def test_perceptual_term_is_pool1_to_3_l1_of_frozen_vgg(vgg):
+    y, x = _images(2, scale=2.0)
+    loss, terms = hallucination_loss(y, x, None, vgg, tv_weight=0.0)
+    net = vgg.module(last_block=3)
+    fy = net.apply(vgg.variables, log_tone(y))
+    fx = net.apply(vgg.variables, log_tone(x))
+    want = sum(jnp.mean(jnp.abs(fy[p] - fx[p]), axis=(1, 2, 3)) for p in ("pool1", "pool2", "pool3"))
+    np.testing.assert_allclose(terms["perceptual"], jnp.mean(want), rtol=1e-4)
+    np.testing.assert_allclose(loss, terms["l1"] + 0.001 * terms["perceptual"], rtol=1e-6)
+    with pytest.raises(ValueError, match="vgg_variables"):
+        hallucination_loss(y, x, None, None)
+    with pytest.raises(TypeError, match="VGGWeights"):
+        hallucination_loss(y, x, None, vgg.variables)
+
+
+def test_gradients_finite_and_vgg_frozen(vgg):
+    y, x = _images(3, scale=2.0)
+    mask = jnp.array([1.0, 0.0, 1.0])
+
+    def total(pred, vgg_weights):
+        curve = jnp.tile(jnp.linspace(0, 1, 1024), (B, 1))
+        return (
+            dequantization_loss(pred, x / 2, mask)[0]
+            + linearization_loss(pred, x, curve * pred[:, 0, 0, :1], curve, mask)[0]
+            + hallucination_loss(pred, x, mask, vgg_weights)[0]
+            + joint_loss(pred, x)[0]
+        )
+
+    g_pred, g_vgg = jax.jit(jax.grad(total, argnums=(0, 1)))(y, vgg)
+    assert bool(jnp.all(jnp.isfinite(g_pred))) and float(jnp.max(jnp.abs(g_pred))) > 0
+    assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in jax.tree_util.tree_leaves(g_vgg.params))
+    # Gradients at a perfect prediction (|0| in L1, zero TV) are finite too.
+    flat = jnp.full((B, H, W, 3), 0.5)
+    g0 = jax.jit(jax.grad(lambda p: hallucination_loss(p, flat, mask, vgg)[0] + joint_loss(p, flat)[0]))(flat)
+    assert bool(jnp.all(jnp.isfinite(g0)))
+
+
+def test_mask_drops_a_sample_but_keeps_it_in_the_denominator():
+    y, x = _images(4, scale=2.0)
+    mask = jnp.array([1.0, 0.0, 1.0])
+    curve_a = jax.random.uniform(jax.random.key(9), (B, 1024))
+    curve_b = jnp.tile(jnp.linspace(0, 1, 1024), (B, 1))
+    cases = [
+        (dequantization_loss, (jnp.clip(y, 0, 1), jnp.clip(x, 0, 1)), {}),
+        (linearization_loss, (y, x, curve_a, curve_b), {}),
+        (hallucination_loss, (y, x), {"perceptual_weight": 0.0, "tv_per_sample": True}),
+        (joint_loss, (y, x), {}),
+    ]
+    for fn, args, kw in cases:
+        singles = [float(fn(*[a[i : i + 1] for a in args], **kw)[0]) for i in range(B)]
+        masked = fn(*args, mask, **kw)  # mask follows the arrays in every signature
+        np.testing.assert_allclose(masked[0], (singles[0] + singles[2]) / B, rtol=1e-5, err_msg=fn.__name__)
+        # What the masked sample holds does not matter.
+        junk = [a.at[1].set(a[1] * 7.0 + 0.3) for a in args]
+        again = fn(*junk, mask, **kw)
+        np.testing.assert_allclose(again[0], masked[0], rtol=1e-5, err_msg=fn.__name__)
+
+
+def test_reference_batch_scalars():
+    y, x = _images(5, scale=2.0)
+    mask = jnp.array([1.0, 0.0, 1.0])
+    # Hallucination TV (default, reference): a batch scalar times each sample's mask, so the
+    # masked sample still counts through it.
+    _, terms = hallucination_loss(y, x, mask, None, perceptual_weight=0.0)
+    tv_all = losses._total_variation(log_tone(y))
+    np.testing.assert_allclose(terms["tv"], jnp.mean(tv_all) * jnp.mean(mask), rtol=1e-6)
+    junk = y.at[1].set(jnp.flip(y[1], 0) * 3.0)
+    assert abs(float(hallucination_loss(junk, x, mask, None, perceptual_weight=0.0)[0] - hallucination_loss(y, x, mask, None, perceptual_weight=0.0)[0])) > 1e-4
+    # Linearization, curve_term="batch": the value of the reference's [b,1,1,1] + [b,1] broadcast.
+    curve = jax.random.uniform(jax.random.key(8), (B, 1024))
+    curve_true = jnp.tile(jnp.linspace(0, 1, 1024), (B, 1))
+    mse = np.mean((np.asarray(y) - np.asarray(x)) ** 2, axis=(1, 2, 3), keepdims=True)  # [b,1,1,1]
+    crf = np.mean((np.asarray(curve) - np.asarray(curve_true)) ** 2, axis=1, keepdims=True)  # [b,1]
+    literal = np.mean((mse + 0.1 * crf) * np.asarray(mask).reshape(B, 1, 1, 1))  # broadcasts to [b,1,b,1]
+    got = linearization_loss(y, x, curve, curve_true, mask, curve_term="batch")[0]
+    np.testing.assert_allclose(got, literal, rtol=1e-5)
+    per_sample = linearization_loss(y, x, curve, curve_true, mask)[0]
+    np.testing.assert_allclose(per_sample, np.mean((mse[:, 0, 0, 0] + 0.1 * crf[:, 0]) * np.asarray(mask)), rtol=1e-5)
+    with pytest.raises(ValueError, match="curve_term"):
+        linearization_loss(y, x, curve, curve_true, mask, curve_term="other")
+    with pytest.raises(ValueError, match="mask has 2 entries"):
+        dequantization_loss(y, x, jnp.ones(2))
+
+
+def test_joint_loss_is_scale_invariant_per_sample():
+    r, h = _images(6, scale=2.0)
+    base = joint_loss(r, h)[0]
+    scales_r = jnp.array([3.0, 0.2, 11.0]).reshape(B, 1, 1, 1)
+    scales_h = jnp.array([0.5, 40.0, 1.0]).reshape(B, 1, 1, 1)
+    np.testing.assert_allclose(joint_loss(r * scales_r, h * scales_h)[0], base, rtol=1e-4)
+    assert float(base) > 0.01
+    # Mean 0.5 normalisation, then L1 in the log-tone domain (§3.4), written out.
+    rn = np.asarray(r) / (1e-6 + np.asarray(r).mean(axis=(1, 2, 3), keepdims=True)) * 0.5
+    hn = np.asarray(h) / (1e-6 + np.asarray(h).mean(axis=(1, 2, 3), keepdims=True)) * 0.5
+    t = lambda v: np.log(1 + 10 * v) / np.log(11.0)
+    np.testing.assert_allclose(base, np.mean(np.abs(t(rn) - t(hn))), rtol=1e-5)
