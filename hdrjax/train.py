@@ -1,0 +1,762 @@
+"""Training: stage-wise (teacher forcing, §1.6) and joint fine-tuning (§3.4) of SingleHDR.
+
+`train_and_evaluate(config, workdir)` is the whole run: checks the config, builds data, CRF
+banks and the model, restores the latest checkpoint of `workdir` (or initialises, optionally
+from earlier stage runs), then loops: synthesise LDRs on the device, one optimiser step,
+log, evaluate on held-out CRFs and exposures, checkpoint.  A SIGTERM (preemption) or Ctrl-C
+saves a checkpoint and stops cleanly; the next start continues from it.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import pathlib
+import signal
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from hdrjax import checkpoints, parallel, tonemap
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("dequantization", "linearization", "hallucination", "joint")
+NETWORKS = ("dequantization", "linearization", "hallucination", "refinement")
+# Top-level parameter subtrees each stage updates; the others ride along unchanged.
+TRAINABLE = {
+    "dequantization": ("dequantization",),
+    "linearization": ("linearization",),
+    "hallucination": ("hallucination",),
+    "joint": NETWORKS,  # §3.4: all four nets, VGG encoder included
+}
+SCHEDULES = ("constant", "cosine")
+# Spatial size used only to create the parameters (all networks are fully convolutional).
+_INIT_SIZE = 64
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the field."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "the user's config or files are wrong" (printed as one line)."""
+    errors = [ConfigError, checkpoints.CheckpointError, parallel.ParallelError]
+    for module, names in (
+        ("hdrjax.data.config", ("DataError",)),
+        ("hdrjax.data", ("DataError",)),
+        ("hdrjax.io", ("ImageReadError",)),
+        ("hdrjax.models.vgg", ("VGGWeightsError",)),
+        ("hdrjax.models.linearization", ("WeightFileError",)),
+        ("hdrjax.camera.crf", ("CRFError", "CRFFileError", "BasisError")),
+        ("hdrjax.camera.pipeline", ("CameraConfigError",)),
+    ):
+        try:
+            mod = __import__(module, fromlist=["_"])
+        except ImportError:
+            continue
+        errors += [getattr(mod, n) for n in names if isinstance(getattr(mod, n, None), type)]
+    return tuple(dict.fromkeys(errors))
+
+
+USER_ERRORS = _user_errors()
+
+
+# ------------------------------------------------------------------------------------ state
+
+
+@struct.dataclass
+class TrainState:
+    """Everything a step changes; checkpointed whole (orbax PyTree)."""
+
+    step: jax.Array  # i32[]: optimiser steps done
+    params: Any  # {dequantization, linearization, hallucination, refinement}
+    batch_stats: Any  # {linearization, hallucination}
+    opt_state: Any
+    key: jax.Array  # u32[2]: raw key data (plain arrays checkpoint everywhere)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def validate_config(config, *, num_devices: int | None = None) -> None:
+    """Raise ConfigError for a config that cannot run; called before any compilation."""
+    def fail(field, problem):
+        raise ConfigError(f"config.{field}: {problem}")
+
+    if config.stage not in STAGES:
+        fail("stage", f"unknown stage {config.stage!r}; one of {', '.join(STAGES)}")
+    t = config.train
+    if t.batch_size < 1:
+        fail("train.batch_size", f"must be >= 1, got {t.batch_size}")
+    num_devices = jax.device_count() if num_devices is None else num_devices
+    if t.batch_size % num_devices:
+        fail("train.batch_size", f"{t.batch_size} is not divisible by the number of devices "
+             f"({num_devices}); use a multiple of {num_devices}")
+    if t.batch_size % jax.process_count():
+        fail("train.batch_size", f"{t.batch_size} is not divisible by the number of processes "
+             f"({jax.process_count()})")
+    if t.num_steps < 0:
+        fail("train.num_steps", f"must be >= 0, got {t.num_steps}")
+    for field in ("log_every", "checkpoint_every", "keep_checkpoints"):
+        if t[field] < 1:
+            fail(f"train.{field}", f"must be >= 1, got {t[field]}")
+    for field in ("eval_every", "image_summary_every"):
+        if t[field] < 0:
+            fail(f"train.{field}", f"must be >= 0 (0 = never), got {t[field]}")
+    if config.optim.schedule not in SCHEDULES:
+        fail("optim.schedule", f"unknown schedule {config.optim.schedule!r}; one of {', '.join(SCHEDULES)}")
+    if not config.optim.learning_rate > 0:
+        fail("optim.learning_rate", f"must be > 0, got {config.optim.learning_rate}")
+    if config.eval.num_patches < 1 or config.eval.batch_size < 1:
+        fail("eval.num_patches", "eval.num_patches and eval.batch_size must be >= 1")
+    lo, hi = config.camera.exposure_min_stops, config.camera.exposure_max_stops
+    for stop in config.eval.exposure_stops:
+        if not lo <= stop <= hi:
+            fail("eval.exposure_stops", f"{stop} is outside the camera's [{lo}, {hi}] stops")
+    for net in NETWORKS:
+        path = config.init[net]
+        if path and checkpoints.find_checkpoint(path) is None:
+            fail(f"init.{net}", f"{path!r} holds no checkpoint (expected the workdir of a "
+                 f"{net if net != 'refinement' else 'joint'} training run)")
+    for field in ("vgg", "vgg_loss"):
+        spec = config.init[field]
+        if spec and spec != "lpips" and not os.path.isfile(os.path.expanduser(spec)):
+            fail(f"init.{field}", f"{spec!r} is neither 'lpips' nor an existing .npy file")
+    if config.data.name == "hdr_real" and config.stage != "joint":
+        fail("data.name", f"hdr_real pairs carry no intermediate targets; stage {config.stage!r} "
+             "needs synthetic data (procedural, hdr_folder or hdr_synth)")
+
+
+# -------------------------------------------------------------------------------- builders
+
+
+def build_model(config):
+    """The SingleHDR module with the config's options and inverse-CRF basis."""
+    from hdrjax.camera import crf
+    from hdrjax.models import SingleHDR
+
+    k = config.model.basis_components
+    basis = crf.load_invemor(config.crf.invemor) if config.crf.invemor else crf.default_basis(k)
+    options = {name: value for name, value in config.model.items() if name != "basis_components"}
+    try:
+        options["dtype"] = jnp.dtype(options.get("dtype", "float32"))
+    except TypeError as e:
+        raise ConfigError(f"config.model.dtype: {options.get('dtype')!r} is not a dtype name") from e
+    return SingleHDR(basis=basis, **options)
+
+
+def camera_config(config):
+    """The static CameraConfig of `config.camera`."""
+    from hdrjax.camera.pipeline import CameraConfig
+
+    try:
+        return CameraConfig.from_config(config.camera)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config.camera: {e}") from e
+
+
+def learning_rate_schedule(config) -> optax.Schedule:
+    """Constant (§3.3) or cosine decay over train.num_steps, with an optional linear warm-up."""
+    o = config.optim
+    if o.schedule == "constant":
+        main = optax.constant_schedule(o.learning_rate)
+    else:
+        main = optax.cosine_decay_schedule(o.learning_rate, max(1, config.train.num_steps - o.warmup_steps))
+    if o.warmup_steps:
+        return optax.join_schedules(
+            [optax.linear_schedule(0.0, o.learning_rate, o.warmup_steps), main], [o.warmup_steps]
+        )
+    return main
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+    """Adam (§3.1) on the stage's networks; the other networks get zero updates and no state."""
+    o = config.optim
+    adam = optax.adam(learning_rate_schedule(config), b1=o.b1, b2=o.b2, eps=o.eps)
+    trainable = TRAINABLE[config.stage]
+
+    def labels(params):
+        return {name: ("train" if name in trainable else "frozen") for name in params}
+
+    return optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
+
+
+def init_variables(model, key, *, batch: int = 1) -> dict:
+    """Fresh {"params", "batch_stats"} of all four networks."""
+    x = jnp.zeros((batch, _INIT_SIZE, _INIT_SIZE, 3), jnp.float32)
+    variables = model.init(key, x, train=False)
+    return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+
+
+# Compiled parameter initialisers by (model options, mesh): compiling SingleHDR's init is the
+# slowest part of a start (tens of seconds on a CPU), and runs in one process (tests,
+# notebooks, several stages in a row) share it.
+_INIT_FNS: dict = {}
+
+
+def _compiled_init(config, model, mesh) -> Callable:
+    key = (json.dumps(checkpoints.config_to_json(config.model), sort_keys=True),
+           config.crf.invemor, mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
+    if key not in _INIT_FNS:
+        _INIT_FNS[key] = jax.jit(functools.partial(init_variables, model),
+                                 out_shardings=parallel.replicated(mesh))
+    return _INIT_FNS[key]
+
+
+# ---------------------------------------------------------------------------- train steps
+
+
+def _stage_outputs(config, model, variables, sample, *, train: bool):
+    """Run the stage's networks on its teacher-forced input (§1.6) or the chained pipeline (§3.4).
+
+    Returns (outputs dict, new batch_stats or None).  Inputs/targets come from the
+    CameraSample: J = jpeg, L = ldr, Xc = clipped, X = exposed.
+    """
+    from hdrjax.camera.crf import apply_curve
+
+    stage = config.stage
+    mutable = ["batch_stats"] if train else False
+
+    def apply(*args, **kwargs):
+        out = model.apply(variables, *args, mutable=mutable, **kwargs)
+        return out if train else (out, None)
+
+    if stage == "dequantization":
+        pred, _ = model.apply(variables, sample.jpeg, method=model.dequantize), None
+        return {"dequantized": jnp.clip(pred, 0.0, 1.0)}, None
+    if stage == "linearization":
+        curve, mut = apply(sample.ldr, train=train, method=model.estimate_inverse_crf)
+        linear = apply_curve(jnp.clip(sample.ldr, 0.0, 1.0), curve)
+        return {"inverse_crf": curve, "linear": linear}, mut
+    if stage == "hallucination":
+        (blended, raw), mut = apply(sample.clipped, train=train, method=model.hallucinate)
+        return {"hallucinated": blended, "raw": raw}, mut
+    rec, mut = apply(sample.jpeg, train=train)
+    return {
+        "dequantized": rec.dequantized,
+        "inverse_crf": rec.inverse_crf,
+        "linear": rec.linear,
+        "hallucinated": rec.hallucinated,
+        "refined": rec.refined,
+    }, mut
+
+
+def _stage_loss(config, outputs, sample, vgg):
+    """The stage's loss (§3.2, §3.4) and its terms."""
+    from hdrjax import losses
+
+    stage, lc = config.stage, config.loss
+    if stage == "dequantization":
+        return losses.dequantization_loss(outputs["dequantized"], sample.ldr, sample.mask)
+    if stage == "linearization":
+        return losses.linearization_loss(
+            outputs["linear"], sample.clipped, outputs["inverse_crf"], sample.inverse_crf, sample.mask,
+            curve_weight=lc.curve_weight, curve_term=lc.curve_term,
+        )
+    if stage == "hallucination":
+        return losses.hallucination_loss(
+            outputs["hallucinated"], sample.exposed, sample.mask, vgg,
+            perceptual_weight=lc.perceptual_weight, tv_weight=lc.tv_weight,
+            tv_per_sample=lc.tv_per_sample,
+        )
+    return losses.joint_loss(outputs["refined"], sample.exposed, sample.mask if lc.joint_mask else None)
+
+
+@struct.dataclass
+class _RealSample:
+    """A (JPEG, HDR) pair from real data in CameraSample's field names (joint stage only)."""
+
+    jpeg: jax.Array
+    exposed: jax.Array
+    mask: jax.Array
+
+
+def synthesize_batch(key, batch, bank, cam, **overrides):
+    """CameraSample for a batch dict: synthesised from batch["hdr"], or the real pair if batch has "ldr"."""
+    from hdrjax.camera.pipeline import synthesize
+
+    if "ldr" in batch:  # HDR-Real: the camera already made the LDR (§3.4)
+        hdr = batch["hdr"]
+        return _RealSample(jpeg=batch["ldr"], exposed=hdr, mask=jnp.ones(hdr.shape[:1], jnp.float32))
+    return synthesize(key, batch["hdr"], bank, cam, **overrides)
+
+
+def make_train_step(config, model, optimizer=None, *, schedule=None) -> Callable:
+    """step(state, batch, bank, vgg) -> (state, metrics): synthesis, stage loss, one Adam update.
+
+    Pure and unjitted (see `jit_train_step`).  `batch` = {"hdr": f32[B, P, P, 3]} (plus "ldr"
+    for real pairs), `bank` the training CRFBank, `vgg` the frozen VGGWeights of the perceptual
+    loss (hallucination stage) or None.  Only the stage's networks change (`make_optimizer`).
+    """
+    optimizer = make_optimizer(config) if optimizer is None else optimizer
+    schedule = learning_rate_schedule(config) if schedule is None else schedule
+    cam = camera_config(config)
+
+    def step(state: TrainState, batch, bank, vgg):
+        key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
+        sample = synthesize_batch(key, batch, bank, cam)
+
+        def loss_fn(params):
+            variables = {"params": params, "batch_stats": state.batch_stats}
+            outputs, mut = _stage_outputs(config, model, variables, sample, train=True)
+            loss, terms = _stage_loss(config, outputs, sample, vgg)
+            return loss, (terms, mut)
+
+        (loss, (terms, mut)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        batch_stats = state.batch_stats
+        if mut is not None and "batch_stats" in mut:
+            batch_stats = {**batch_stats, **mut["batch_stats"]}
+        metrics = {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}
+        metrics["learning_rate"] = schedule(state.step)
+        metrics["mask_fraction"] = jnp.mean(sample.mask)
+        new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
+        return new_state, metrics
+
+    return step
+
+
+def jit_train_step(step: Callable, mesh) -> Callable:
+    """jit with the batch sharded over the mesh, everything else replicated, the state donated."""
+    rep, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+    return jax.jit(step, in_shardings=(rep, data, rep, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+
+def _eval_metrics(config, outputs, sample):
+    """Per-sample metrics of the stage's output vs its target (f32[B] each)."""
+    from hdrjax import metrics
+
+    stage = config.stage
+    if stage == "dequantization":
+        return {"psnr": metrics.psnr(outputs["dequantized"], sample.ldr, 1.0)}
+    if stage == "linearization":
+        curve_rmse = jnp.sqrt(jnp.mean(jnp.square(outputs["inverse_crf"] - sample.inverse_crf), axis=-1))
+        return {"psnr": metrics.psnr(outputs["linear"], sample.clipped, 1.0), "curve_rmse": curve_rmse}
+    pred = outputs["refined"] if stage == "joint" else outputs["hallucinated"]
+    out = {
+        "tone_psnr": metrics.tone_psnr(pred, sample.exposed),
+        "mu_psnr": metrics.mu_psnr(pred, sample.exposed),
+    }
+    # PU21 needs absolute luminance: the reference's peak -> 4000 cd/m², the prediction
+    # scaled by the same factor (as metrics.compute_all with normalization="reference").
+    out["pu21_psnr"] = metrics.pu21_psnr(metrics.display_model(pred, sample.exposed),
+                                         metrics.display_model(sample.exposed))
+    if stage == "joint":
+        out["hallucinated_tone_psnr"] = metrics.tone_psnr(outputs["hallucinated"], sample.exposed)
+        out["dequantized_psnr"] = metrics.psnr(outputs["dequantized"], sample.ldr, 1.0)
+    return out
+
+
+def make_eval_step(config, model, *, num_images: int = 4) -> Callable:
+    """eval(variables, batch, bank) -> ({metric: sum over valid samples, "count"}, preview images)."""
+    cam = camera_config(config)
+
+    def step(variables, batch, bank):
+        sample = synthesize_batch(
+            jax.random.wrap_key_data(batch["key"]), batch, bank, cam,
+            crf_index=batch["crf_index"], exposure=batch["exposure"], quality=batch["quality"],
+        )
+        outputs, _ = _stage_outputs(config, model, variables, sample, train=False)
+        per_sample = _eval_metrics(config, outputs, sample)
+        valid = batch["valid"]
+        # Identical images give +inf PSNR; cap so one perfect sample cannot hide the rest.
+        sums = {k: jnp.sum(jnp.where(valid > 0, jnp.minimum(v, 100.0), 0.0)) for k, v in per_sample.items()}
+        sums["count"] = jnp.sum(valid)
+        return sums, _preview_images(outputs, sample, num_images)
+
+    return step
+
+
+def make_eval_set(config, num_crfs: int, num_devices: int) -> list[dict]:
+    """Fixed eval batches (§1.7): test patches x exposures 2^eval.exposure_stops, test CRFs in turn.
+
+    Every (patch, exposure) pair gets the next test CRF, so all CRFs and exposures are covered
+    even with few patches; JPEG quality is eval.jpeg_quality.  Real pairs (hdr_real) are used
+    as they are.  Each batch is a dict of host arrays padded to eval.batch_size (rounded up to
+    a multiple of `num_devices`) with a "valid" weight; identical on every process.
+    """
+    from hdrjax import data
+
+    items = list(data.make_eval_dataset(config.data, num_patches=config.eval.num_patches))
+    if not items:
+        raise ConfigError("config.data: the evaluation split is empty")
+    rows = []
+    if "ldr" in items[0]:
+        rows = [{"hdr": it["hdr"], "ldr": it["ldr"], "crf_index": 0, "exposure": 1.0} for it in items]
+    else:
+        for e, stop in enumerate(config.eval.exposure_stops):
+            for i, it in enumerate(items):
+                rows.append({"hdr": it["hdr"], "crf_index": (i + e * len(items)) % num_crfs,
+                             "exposure": 2.0 ** stop})
+    bs = -(-config.eval.batch_size // num_devices) * num_devices
+    base_key = jax.random.key(config.seed)
+    batches = []
+    for b, start in enumerate(range(0, len(rows), bs)):
+        chunk = rows[start:start + bs]
+        pad = bs - len(chunk)
+        chunk = chunk + [chunk[-1]] * pad
+        batch = {k: np.stack([np.asarray(r[k], np.float32) for r in chunk]) for k in chunk[0] if k in ("hdr", "ldr")}
+        batch["crf_index"] = np.array([r["crf_index"] for r in chunk], np.int32)
+        batch["exposure"] = np.array([r["exposure"] for r in chunk], np.float32)
+        batch["quality"] = np.full((bs,), config.eval.jpeg_quality, np.int32)
+        batch["valid"] = np.array([1.0] * (bs - pad) + [0.0] * pad, np.float32)
+        # Fixed noise per batch: the same eval samples at every evaluation.
+        batch["key"] = np.asarray(jax.random.key_data(jax.random.fold_in(base_key, 1_000_003 + b)))
+        batches.append(batch)
+    return batches
+
+
+# --------------------------------------------------------------------------------- logging
+
+
+class _Writer:
+    """TensorBoard events through tensorboardX (no TensorFlow); a no-op off process 0."""
+
+    def __init__(self, logdir):
+        self._w = None
+        if jax.process_index() == 0:
+            from tensorboardX import SummaryWriter
+
+            self._w = SummaryWriter(str(logdir))
+
+    def scalars(self, step, values: dict, prefix: str):
+        if self._w is not None:
+            for k, v in values.items():
+                self._w.add_scalar(f"{prefix}/{k}", float(v), step)
+
+    def images(self, step, images: dict, prefix: str):
+        if self._w is not None:
+            for k, v in images.items():
+                self._w.add_images(f"{prefix}/{k}", np.asarray(v), step, dataformats="NHWC")
+
+    def flush(self):
+        if self._w is not None:
+            self._w.flush()
+
+    def close(self):
+        if self._w is not None:
+            self._w.close()
+
+
+def _preview_images(outputs, sample, n: int) -> dict:
+    """[0, 1] previews of the stage's input, outputs and targets (first n samples).
+
+    LDR images as they are; linear images through the paper's T after scaling so the GT HDR
+    has mean 0.5 (one scale per sample shared by prediction and target, so brightness compares).
+    """
+    target = sample.exposed[:n]
+    scale = 0.5 / jnp.maximum(jnp.mean(target, axis=(1, 2, 3), keepdims=True), 1e-6)
+
+    def tone(x):
+        return jnp.clip(tonemap.log_tone(jnp.maximum(x[:n], 0.0) * scale), 0.0, 1.0)
+
+    images = {"input_jpeg": sample.jpeg[:n]}
+    if "dequantized" in outputs:
+        images["dequantized"] = jnp.clip(outputs["dequantized"][:n], 0.0, 1.0)
+    if hasattr(sample, "ldr"):
+        images["target_ldr"] = sample.ldr[:n]
+    for name in ("linear", "hallucinated", "refined"):
+        if name in outputs:
+            images[name] = tone(outputs[name])
+    if hasattr(sample, "clipped"):
+        images["target_clipped"] = tone(sample.clipped)
+    images["target_hdr"] = tone(target)
+    return images
+
+
+def _fmt_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class _StopRequest:
+    """SIGTERM / SIGINT set a flag; the loop saves a checkpoint and returns at the next step."""
+
+    def __init__(self, install: bool):
+        self.requested = False
+        self.signal_name = ""
+        self._old = {}
+        if install:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                try:
+                    self._old[sig] = signal.signal(sig, self._handle)
+                except ValueError:  # not the main thread (e.g. a notebook worker): no handler
+                    pass
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+
+    def restore(self):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+# ------------------------------------------------------------------------------- the run
+
+
+def _load_vgg(spec: str):
+    from hdrjax.models import vgg
+
+    return vgg.load_vgg16(spec)
+
+
+def _write_config(workdir: pathlib.Path, config) -> None:
+    if jax.process_index() != 0:
+        return
+    text = json.dumps(checkpoints.config_to_json(config), indent=2, sort_keys=True)
+    tmp = workdir / f".config.json.tmp{os.getpid()}"
+    tmp.write_text(text + "\n")
+    os.replace(tmp, workdir / "config.json")  # atomic: a killed run never leaves half a file
+
+
+def _param_init_key(seed: int) -> jax.Array:
+    # XLA's RngBitGenerator ("rbg") compiles several times faster than threefry for the ~150
+    # parameter tensors of SingleHDR (init compile 66 s vs 156 s on our loaded 2-core CPU);
+    # parameter values need no sharding invariance. Synthesis keys stay threefry.
+    return jax.random.key(seed, impl="rbg")
+
+
+def _state_from_variables(variables, optimizer, seed: int) -> TrainState:
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=variables["params"],
+        batch_stats=variables["batch_stats"],
+        opt_state=optimizer.init(variables["params"]),
+        key=jax.random.key_data(jax.random.fold_in(jax.random.key(seed), 1)),
+    )
+
+
+def abstract_state(config, model, optimizer, mesh) -> TrainState:
+    """Shapes, dtypes and (replicated) shardings of the TrainState, without computing it."""
+    shapes = jax.eval_shape(lambda: _state_from_variables(
+        init_variables(model, _param_init_key(config.seed)), optimizer, config.seed))
+    rep = parallel.replicated(mesh)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
+
+
+def create_state(config, model, optimizer, mesh, *, vgg_init=None) -> TrainState:
+    """A fresh TrainState: random init, VGG encoder (§2.3), then any init.<network> checkpoints."""
+    rep = parallel.replicated(mesh)
+    variables = _compiled_init(config, model, mesh)(_param_init_key(config.seed))
+    # Adam's state is zeros of the parameters' shapes: cheap, no need to compile it.
+    state = jax.device_put(_state_from_variables(variables, optimizer, config.seed), rep)
+    params, batch_stats = dict(state.params), dict(state.batch_stats)
+    if vgg_init is not None:
+        from hdrjax.models.hallucination import encoder_init
+
+        params["hallucination"] = parallel.replicate(encoder_init(params["hallucination"], vgg_init), mesh)
+        logger.info("Hallucination-Net encoder initialised from VGG16 (%s)", vgg_init.source)
+    for net in NETWORKS:
+        path = config.init[net]
+        if not path:
+            continue
+        wanted = {"params": {net: params[net]}}
+        if net in batch_stats:
+            wanted["batch_stats"] = {net: batch_stats[net]}
+        loaded = checkpoints.load_variables(path, wanted, what=f"init.{net}")
+        params.update(loaded["params"])
+        batch_stats.update(loaded.get("batch_stats", {}))
+        logger.info("%s network initialised from %s", net, path)
+    # Adam moments are zeros either way (§3.4: fresh optimizer state after loading).
+    state = state.replace(params=params, batch_stats=batch_stats)
+    # The state is donated to every step: it must not share a buffer with anything else (the
+    # VGG encoder weights are the same arrays as the perceptual-loss VGG passed next to it).
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
+
+
+def evaluate(eval_fn, variables, eval_set, bank, mesh, *, max_batches: int | None = None):
+    """(mean of each eval metric over the fixed eval set, preview images of its first batch)."""
+    totals: dict[str, float] = {}
+    images = None
+    for batch in eval_set[:max_batches]:
+        sums, imgs = eval_fn(variables, _put_eval_batch(batch, mesh), bank)
+        if images is None:
+            images = parallel.fetch(imgs)
+        for k, v in parallel.fetch(sums).items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    count = max(totals.pop("count", 0.0), 1.0)
+    return {k: v / count for k, v in totals.items()}, images
+
+
+def _put_eval_batch(batch, mesh):
+    """Global arrays from an eval batch every process holds in full (key replicated)."""
+    def put(x, sharding):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    data, rep = parallel.batch_sharding(mesh), parallel.replicated(mesh)
+    return {k: put(v, rep if k == "key" else data) for k, v in batch.items()}
+
+
+def _log_line(step, total, values, rate):
+    terms = "  ".join(f"{k[5:]} {v:.4g}" for k, v in values.items() if k.startswith("loss_"))
+    line = f"step {step}/{total}  loss {values['loss']:.5g}  ({terms})"
+    if rate > 0:
+        line += (f"  {values['images_per_sec']:.2f} img/s  {values['sec_per_step']:.2f} s/step"
+                 f"  ETA {_fmt_duration((total - step) / rate)}")
+    return line
+
+
+def train_and_evaluate(config, workdir) -> TrainState:
+    """Train `config.stage` in `workdir` (resuming from its latest checkpoint) and return the final state."""
+    from hdrjax import data
+    from hdrjax.camera import crf
+
+    t_start = time.time()
+    workdir = pathlib.Path(workdir)
+    parallel.initialize(config.parallel.multi_host)
+    n = config.parallel.num_devices
+    if n and (config.parallel.multi_host or not 0 < n <= jax.device_count()):
+        raise ConfigError(f"config.parallel.num_devices: {n} is not between 1 and the "
+                          f"{jax.device_count()} devices of this single-host run (0 = all)")
+    mesh = parallel.make_mesh(jax.devices()[:n] if n else None)
+    validate_config(config, num_devices=mesh.devices.size)
+    cam = camera_config(config)
+    del cam  # validated here; the steps build their own (static) copy
+    tc = config.train
+
+    # Everything that reads files or can fail on user input comes before any compilation.
+    workdir.mkdir(parents=True, exist_ok=True)
+    ckpt = checkpoints.Checkpointer(workdir, max_to_keep=tc.keep_checkpoints, save_every=tc.checkpoint_every)
+    try:
+        latest = ckpt.latest_step
+        if latest is not None:
+            ckpt.check_config(config, latest)
+        data_iter = data.make_train_iterator(
+            config.data, global_batch_size=tc.batch_size, seed=config.seed,
+            process_index=jax.process_index(), process_count=jax.process_count(),
+        )
+        bank_train = parallel.replicate(crf.load_bank(config.crf.bank, split="train"), mesh)
+        bank_test = parallel.replicate(crf.load_bank(config.crf.bank, split="test"), mesh)
+        eval_set = make_eval_set(config, len(bank_test), mesh.devices.size)
+        vgg_init = None
+        if latest is None and not config.init.hallucination and config.init.vgg and config.stage in ("hallucination", "joint"):
+            vgg_init = _load_vgg(config.init.vgg)  # §2.3: encoder from VGG16 when Hal trains from scratch
+        vgg_loss = None
+        if config.stage == "hallucination" and config.loss.perceptual_weight > 0:
+            spec = config.init.vgg_loss or config.init.vgg or "lpips"
+            vgg_loss = vgg_init if (vgg_init is not None and spec == config.init.vgg) else _load_vgg(spec)
+            # Passed to the step as an argument: 59 MB of weights are not baked into the program.
+            vgg_loss = parallel.replicate(vgg_loss, mesh)
+        model = build_model(config)
+        _write_config(workdir, config)
+    except BaseException:
+        ckpt.close()
+        raise
+
+    optimizer = make_optimizer(config)
+    schedule = learning_rate_schedule(config)
+    if latest is not None:
+        t0 = time.time()
+        state = ckpt.restore(latest, abstract_state(config, model, optimizer, mesh), data_iter)
+        logger.info("resumed from checkpoint step %d of %s (%.1fs)", latest, ckpt.directory, time.time() - t0)
+    else:
+        t0 = time.time()
+        state = create_state(config, model, optimizer, mesh, vgg_init=vgg_init)
+        logger.info("initialised %s training from scratch in %s (%.1fs)", config.stage, workdir, time.time() - t0)
+    del vgg_init
+    start_step = int(jax.device_get(state.step))
+
+    train_step = jit_train_step(make_train_step(config, model, optimizer, schedule=schedule), mesh)
+    eval_fn = jax.jit(make_eval_step(config, model), out_shardings=parallel.replicated(mesh))
+    writer = _Writer(workdir)
+    stop = _StopRequest(install=not config.parallel.multi_host)
+
+    def run_eval(step, *, images_only=False):
+        t0 = time.time()
+        variables = {"params": state.params, "batch_stats": state.batch_stats}
+        results, images = evaluate(eval_fn, variables, eval_set, bank_test, mesh,
+                                   max_batches=1 if images_only else None)
+        writer.images(step, images, "images")
+        if not images_only:
+            writer.scalars(step, results, "eval")
+            logger.info("eval at step %d (%d samples, %.1fs): %s", step,
+                        int(sum(b["valid"].sum() for b in eval_set)), time.time() - t0,
+                        "  ".join(f"{k} {v:.4g}" for k, v in sorted(results.items())))
+        writer.flush()
+
+    total = tc.num_steps
+    logger.info(
+        "%s: steps %d -> %d, global batch %d of %dx%d patches on %d %s device(s), data %s, CRFs %s",
+        config.stage, start_step, total, tc.batch_size, config.data.patch_size, config.data.patch_size,
+        mesh.devices.size, jax.devices()[0].platform, config.data.name, config.crf.bank,
+    )
+    pending: list[dict] = []
+    window_start, window_steps = time.time(), 0
+    step = start_step
+    try:
+        while step < total:
+            batch = parallel.shard_batch(next(data_iter), mesh)
+            t0 = time.time()
+            state, metrics = train_step(state, batch, bank_train, vgg_loss)
+            step += 1
+            pending.append(metrics)
+            if step == start_step + 1:
+                jax.block_until_ready(metrics)
+                logger.info("step %d: compiled and ran the train step in %.1fs", step, time.time() - t0)
+                window_start, window_steps = time.time(), 0
+            else:
+                window_steps += 1
+            preempted = stop.requested or (config.parallel.multi_host and ckpt.manager.reached_preemption(step))
+            if step % tc.log_every == 0 or step == total or step == start_step + 1 or preempted:
+                values = {k: float(np.mean([float(m[k]) for m in pending])) for k in pending[0]}
+                pending = []
+                elapsed = time.time() - window_start
+                rate = window_steps / elapsed if window_steps and elapsed > 0 else 0.0
+                if rate > 0:  # unknown right after compilation
+                    values["images_per_sec"] = rate * tc.batch_size
+                    values["sec_per_step"] = 1.0 / rate
+                writer.scalars(step, values, "train")
+                logger.info("%s", _log_line(step, total, values, rate))
+                window_start, window_steps = time.time(), 0
+                if not math.isfinite(values["loss"]):
+                    raise FloatingPointError(f"the loss is {values['loss']} at step {step}; "
+                                             "lower optim.learning_rate or check the data")
+            ckpt.save(step, state, data_iter, config, force=preempted)
+            if preempted:
+                ckpt.wait()
+                logger.info("stop requested (%s): saved checkpoint step %d; rerun the same command "
+                            "to continue", stop.signal_name or "preemption", step)
+                return state
+            evaluated = False
+            if tc.eval_every and step % tc.eval_every == 0:
+                run_eval(step)
+                evaluated = True
+            elif tc.image_summary_every and step % tc.image_summary_every == 0:
+                run_eval(step, images_only=True)
+                evaluated = True
+            if evaluated:  # evaluation time is not training speed
+                jax.block_until_ready(state.step)
+                window_start, window_steps = time.time(), 0
+        if step > start_step:
+            # The end of training always has a checkpoint and an evaluation.
+            if ckpt.latest_step != step:
+                ckpt.save(step, state, data_iter, config, force=True)
+            if not (tc.eval_every and step % tc.eval_every == 0):
+                run_eval(step)
+        ckpt.wait()
+        logger.info("done: step %d, %s in this run", step, _fmt_duration(time.time() - t_start))
+        return state
+    finally:
+        stop.restore()
+        writer.close()
+        ckpt.close()

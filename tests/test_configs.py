@@ -1,0 +1,88 @@
+"""Configs: every file and variant loads, reference values, overrides, fields match the code."""
+import dataclasses
+import pathlib
+
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIG_FILES = ("dequantization", "linearization", "hallucination", "joint")
+
+
+def load(name, variant=None):
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=fv)
+    arg = f"--config={ROOT / 'configs' / name}.py" + (f":{variant}" if variant else "")
+    fv(["prog", arg])
+    return fv.config
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_reference_values(name):
+    c = load(name)
+    assert c.stage == name
+    assert c.train.batch_size == 8 and c.data.patch_size == 256  # §3.1
+    assert (c.optim.b1, c.optim.b2, c.optim.eps, c.optim.schedule) == (0.9, 0.999, 1e-8, "constant")
+    if name == "joint":  # §3.4
+        assert c.optim.learning_rate == 1e-5 and c.train.num_steps == 100_000
+    else:  # §3.1
+        assert c.optim.learning_rate == 1e-4 and c.train.num_steps == 500_000
+    assert c.crf.bank == "family" and c.init.vgg == "lpips" and not c.parallel.multi_host
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+@pytest.mark.parametrize("variant", ["smoke", "cpu", "smoke,dorf"])
+def test_variants_load(name, variant):
+    c = load(name, variant)
+    assert c.stage == name
+    if "smoke" in variant:
+        assert c.data.patch_size <= 64 and c.train.num_steps <= 20
+    if variant == "cpu":
+        assert c.data.patch_size == 128 and c.train.num_steps < 100_000
+    if "dorf" in variant:
+        assert c.crf.bank.startswith("dorf:")
+
+
+def test_unknown_variant_is_refused():
+    with pytest.raises(flags.IllegalFlagValueError, match="unknown config variant 'tiny'"):
+        load("joint", "tiny")
+
+
+def test_command_line_overrides():
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=fv)
+    fv(["prog", f"--config={ROOT / 'configs' / 'joint.py'}:smoke", "--config.train.num_steps=3",
+        "--config.init.dequantization=runs/deq", "--config.data.patch_size=48"])
+    assert fv.config.train.num_steps == 3
+    assert fv.config.init.dequantization == "runs/deq"
+    assert fv.config.data.patch_size == 48
+
+
+def test_camera_fields_are_the_camera_config():
+    from hdrjax.camera.pipeline import CameraConfig
+
+    c = load("joint")
+    fields = {f.name for f in dataclasses.fields(CameraConfig)}
+    assert set(c.camera.keys()) <= fields
+    cam = CameraConfig.from_config(c.camera)
+    for key, value in c.camera.items():
+        assert getattr(cam, key) == (tuple(value) if isinstance(value, (list, tuple)) else value)
+
+
+def test_model_options_build_a_model():
+    from hdrjax import train
+
+    model = train.build_model(load("joint"))
+    assert model.blend_threshold == 0.12 and model.border == 0
+
+
+def test_crf_bank_and_data_fields_are_known():
+    from hdrjax.camera import crf
+    from hdrjax.data import config as data_config
+
+    c = load("dequantization")
+    assert crf.load_bank(c.crf.bank, split="train").forward.shape[1] == crf.N_SAMPLES
+    assert crf.load_bank(c.crf.bank, split="test").forward.shape[0] >= 1
+    data_config.validate_config(c.data, global_batch_size=c.train.batch_size)
+    assert set(c.data.keys()) == set(data_config.default_config().keys())

@@ -1,0 +1,164 @@
+"""Training: every stage's smoke config end to end, the Deq loss falls, bad configs fail early."""
+import importlib.util
+import logging
+import pathlib
+import struct
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from hdrjax import checkpoints, parallel, train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_config(name, variant="smoke"):
+    spec = importlib.util.spec_from_file_location(f"test_cfg_{name}", ROOT / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant)
+
+
+def read_scalars(workdir):
+    """{tag: [(step, value)]} from the TensorBoard event files (TFRecord of Event protos)."""
+    from tensorboardX.proto import event_pb2
+
+    out = {}
+    for path in sorted(pathlib.Path(workdir).glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        pos = 0
+        while pos + 12 <= len(data):
+            (length,) = struct.unpack("<Q", data[pos:pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+            pos += 12 + length + 4
+            for v in event.summary.value:
+                if v.HasField("simple_value"):
+                    out.setdefault(v.tag, []).append((event.step, v.simple_value))
+                elif v.HasField("image"):
+                    out.setdefault(v.tag, []).append((event.step, None))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["dequantization", "linearization", "hallucination", "joint"])
+def test_smoke_config_trains_end_to_end(stage, tmp_path, caplog):
+    config = load_config(stage)
+    with config.unlocked():
+        config.train.num_steps = 4
+        config.train.eval_every = 0  # the end of training always evaluates
+        config.train.image_summary_every = 0
+        # One device compiles and runs faster; 8-device training is tested in test_parallel
+        # and test_train_resume.
+        config.parallel.num_devices = 1
+    caplog.set_level(logging.INFO, logger="hdrjax")
+    state = train.train_and_evaluate(config, tmp_path)
+
+    assert int(state.step) == 4
+    assert checkpoints.find_checkpoint(tmp_path).name == "4"
+    assert (tmp_path / "config.json").is_file()
+    scalars = read_scalars(tmp_path)
+    losses = [v for _, v in scalars["train/loss"]]
+    assert losses and all(np.isfinite(losses))
+    assert any(tag.startswith("eval/") for tag in scalars)
+    assert all(np.isfinite(v) for tag, values in scalars.items() if tag.startswith("eval/") for _, v in values)
+    assert "images/input_jpeg" in scalars
+    assert any("compiled and ran the train step" in r.getMessage() for r in caplog.records)
+    assert any(r.getMessage().startswith("eval at step 4") for r in caplog.records)
+    # Between the checkpoints of steps 2 and 4 only the stage's networks moved (joint: all four).
+    before, _, _ = checkpoints.load_inference_variables(tmp_path / "checkpoints" / "2")
+    after, stored, _ = checkpoints.load_inference_variables(tmp_path)
+    assert stored["stage"] == stage
+    for net in train.NETWORKS:
+        same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before["params"][net]),
+                                                        jax.tree.leaves(after["params"][net])))
+        assert same == (net not in train.TRAINABLE[stage]), net
+
+
+def test_dequantization_loss_falls_on_a_fixed_batch():
+    config = load_config("dequantization")
+    mesh = parallel.make_mesh(jax.devices()[:1])  # one device compiles faster; sharding is tested elsewhere
+    model = train.build_model(config)
+    optimizer = train.make_optimizer(config)
+    # Only the Dequantization-Net: the step touches nothing else (a full init compiles 4 nets).
+    import jax.numpy as jnp
+
+    variables = jax.jit(lambda k: model.init(k, jnp.zeros((1, 32, 32, 3)), method=model.dequantize))(
+        jax.random.key(0, impl="rbg"))
+    state = parallel.replicate(train.TrainState(
+        step=jnp.zeros((), jnp.int32), params=variables["params"], batch_stats={},
+        opt_state=optimizer.init(variables["params"]), key=jax.random.key_data(jax.random.key(1))), mesh)
+    step = train.jit_train_step(train.make_train_step(config, model, optimizer), mesh)
+    from hdrjax import data
+    from hdrjax.camera import crf
+
+    host = next(data.make_train_iterator(config.data, global_batch_size=8, seed=0))
+    batch = parallel.shard_batch(host, mesh)
+    bank = parallel.replicate(crf.load_bank("family", split="train"), mesh)
+    losses = []
+    for _ in range(20):
+        state, metrics = step(state, batch, bank, None)
+        losses.append(float(metrics["loss"]))
+    assert all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+    assert int(state.step) == 20
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("stage", "tonemapping", "config.stage: unknown stage 'tonemapping'"),
+    ("train.batch_size", 12, "config.train.batch_size: 12 is not divisible by the number of devices (8)"),
+    ("init.dequantization", "/nonexistent/run", "config.init.dequantization: '/nonexistent/run' holds no checkpoint"),
+    ("optim.schedule", "linear", "config.optim.schedule: unknown schedule"),
+    ("camera.jpeg_qualities", (90, 101), "config.camera: camera.jpeg_qualities must be 1..100"),
+    ("init.vgg", "/nonexistent/vgg16.npy", "config.init.vgg"),
+])
+def test_bad_config_fails_before_compiling(field, value, message, tmp_path, monkeypatch):
+    config = load_config("joint")
+    node = config
+    *parents, leaf = field.split(".")
+    for p in parents:
+        node = node[p]
+    with config.unlocked():
+        node[leaf] = value
+
+    def no_compile(*args, **kwargs):
+        raise AssertionError("compiled before checking the config")
+
+    monkeypatch.setattr(train, "create_state", no_compile)
+    monkeypatch.setattr(train, "jit_train_step", no_compile)
+    t0 = time.time()
+    with pytest.raises(train.ConfigError) as err:
+        train.train_and_evaluate(config, tmp_path / "run")
+    assert message in str(err.value)
+    assert time.time() - t0 < 30
+    assert isinstance(err.value, train.USER_ERRORS)
+
+
+def test_empty_data_folder_fails_before_compiling(tmp_path, monkeypatch):
+    from hdrjax.data import DataError
+
+    config = load_config("dequantization")
+    (tmp_path / "empty").mkdir()
+    with config.unlocked():
+        config.data.name = "hdr_folder"
+        config.data.manual_dir = str(tmp_path / "empty")
+        config.data.backend = "files"
+    monkeypatch.setattr(train, "create_state", lambda *a, **k: pytest.fail("compiled"))
+    with pytest.raises(DataError) as err:
+        train.train_and_evaluate(config, tmp_path / "run")
+    assert isinstance(err.value, train.USER_ERRORS)
+    assert str(tmp_path / "empty") in str(err.value) or "manual_dir" in str(err.value)
+
+
+def test_optimizer_updates_only_the_stage():
+    config = load_config("linearization")
+    params = {n: {"w": np.ones(3, np.float32)} for n in train.NETWORKS}
+    opt = train.make_optimizer(config)
+    grads = {n: {"w": np.ones(3, np.float32)} for n in train.NETWORKS}
+    updates, _ = opt.update(grads, opt.init(params), params)
+    for n in train.NETWORKS:
+        assert np.any(np.asarray(updates[n]["w"]) != 0) == (n == "linearization")
+    # Frozen networks carry no Adam moments.
+    moments = [x for x in jax.tree.leaves(opt.init(params)) if np.shape(x) == (3,)]
+    assert len(moments) == 2  # Adam's mu and nu of the linearization network only

@@ -1,0 +1,96 @@
+"""The CLI: kill -9 and restart continues to the same parameters; user errors are one line."""
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from hdrjax import checkpoints
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NUM_STEPS = 12
+SMOKE = [
+    f"--config={ROOT / 'configs' / 'dequantization.py'}:smoke",
+    f"--config.train.num_steps={NUM_STEPS}",
+    "--config.train.checkpoint_every=2",
+    "--config.train.keep_checkpoints=3",
+    "--config.train.eval_every=0",
+    "--config.train.image_summary_every=0",
+]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """The test's environment (8 fake devices) plus a compilation cache shared by the runs."""
+    e = dict(os.environ)
+    e["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("jax_cache"))
+    e["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    e["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    return e
+
+
+def main_cmd(workdir, *extra):
+    return [sys.executable, "-m", "hdrjax.main", *SMOKE, f"--workdir={workdir}", *extra]
+
+
+def run(cmd, env, timeout=600):
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def final_params(workdir):
+    variables, _, step = checkpoints.load_inference_variables(workdir)
+    assert step == NUM_STEPS
+    return variables
+
+
+@pytest.mark.slow
+def test_kill_9_and_restart_reaches_the_same_parameters(tmp_path, env):
+    straight = run(main_cmd(tmp_path / "straight"), env)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    assert f"step {NUM_STEPS}/{NUM_STEPS}" in straight.stderr
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(main_cmd(killed), env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 600
+        # A step folder appears under its final name only once the save is complete.
+        while checkpoints.find_checkpoint(killed) is None and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    interrupted_at = int(checkpoints.find_checkpoint(killed).name)
+    assert interrupted_at < NUM_STEPS, "the run finished before it could be killed"
+
+    resumed = run(main_cmd(killed), env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from checkpoint step" in resumed.stderr
+
+    a, b = final_params(tmp_path / "straight"), final_params(killed)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
+
+    # Restarting with a config that changes what the checkpoint means is refused, in one line.
+    changed = run([sys.executable, "-m", "hdrjax.main", f"--workdir={killed}",
+                   f"--config={ROOT / 'configs' / 'linearization.py'}:smoke"], env)
+    assert changed.returncode != 0
+    assert "Traceback" not in changed.stderr
+    error_lines = [line for line in changed.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1
+    assert "different config" in error_lines[0] and "stage: 'dequantization' -> 'linearization'" in error_lines[0]
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path, env):
+    result = run(main_cmd(tmp_path / "run", "--config.train.batch_size=12"), env, timeout=300)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: config.train.batch_size: 12 is not divisible by the number of devices (8); use a multiple of 8"
+    )
