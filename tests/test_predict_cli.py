@@ -1,0 +1,246 @@
+"""`python -m hdrjax.predict` end to end with a real (freshly initialised) SingleHDR checkpoint.
+
+All images are 48×80 so the stages compile once for the whole module; tests that only check
+file handling stop after the (cheap) Dequantization-Net.
+"""
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from hdrjax import checkpoints, io, predict, tonemap, train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+H, W = 48, 80
+
+
+def smoke_config(stage="joint"):
+    spec = importlib.util.spec_from_file_location("joint_config", ROOT / "configs" / f"{stage}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config("smoke")
+
+
+def save_checkpoint(path, variables, config):
+    """A standalone checkpoint through the public writer (hdrjax.checkpoints.save_variables)."""
+    if hasattr(checkpoints, "save_variables"):
+        checkpoints.save_variables(path, variables, config)
+    else:  # TEMPORARY until save_variables lands: a one-step training checkpoint
+        ck = checkpoints.Checkpointer(path, max_to_keep=1, save_every=1, async_save=False)
+        ck.save(config.train.num_steps, {"params": variables["params"], "batch_stats": variables["batch_stats"]}, None, config, force=True)
+        ck.close()
+    return path
+
+
+def random_variables(model, seed=0):
+    """Seeded random weights of the real architecture (shapes from eval_shape: no compilation).
+
+    He-normal kernels, zero biases, identity BatchNorm; `model.init` itself compiles hundreds of
+    small programs (minutes on a busy CPU), so only the end-to-end test pays for it.
+    """
+    shapes = jax.eval_shape(lambda k: train.init_variables(model, k), jax.random.key(0))
+    rng = np.random.default_rng(seed)
+
+    def leaf(path, x):
+        name = path[-1].key
+        if name in ("bias", "mean"):
+            return np.zeros(x.shape, np.float32)
+        if name in ("scale", "var"):
+            return np.ones(x.shape, np.float32)
+        fan_in = int(np.prod(x.shape[:-1])) or 1
+        return (rng.standard_normal(x.shape) * np.sqrt(2.0 / fan_in) * 0.5).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(leaf, shapes)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    config = smoke_config()
+    model = train.build_model(config)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "run", random_variables(model), config)
+
+
+@pytest.fixture(scope="module")
+def fresh_run_dir(tmp_path_factory):
+    """A checkpoint of freshly initialised SingleHDR variables (the model's own initialisers)."""
+    config = smoke_config()
+    model = train.build_model(config)
+    variables = jax.jit(lambda k: train.init_variables(model, k))(jax.random.key(0))
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "fresh", variables, config)
+
+
+def ldr_image(seed=0, h=H, w=W):
+    """Smooth gradients plus one saturated blob, 8-bit range values in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = 0.4 + 0.3 * np.sin(xx[..., None] / 7.0 + np.arange(3)) * np.cos(yy[..., None] / 9.0)
+    img = img + 1.5 * np.exp(-((yy - h / 2) ** 2 + (xx - 0.6 * w) ** 2) / 60.0)[..., None]
+    return np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1)
+
+
+def write_png(path, img, bits=8):
+    if bits == 8:
+        Image.fromarray(np.round(img * 255).astype(np.uint8)).save(path)
+    else:
+        import cv2
+
+        cv2.imwrite(str(path), np.round(img[..., ::-1] * 65535).astype(np.uint16))
+    return path
+
+
+def run(args, capsys):
+    code = predict.main([str(a) for a in args])
+    err = capsys.readouterr().err
+    return code, err
+
+
+@pytest.mark.slow
+def test_end_to_end_exr_and_preview(fresh_run_dir, tmp_path, capsys):
+    run_dir = fresh_run_dir
+    src = tmp_path / "in"
+    src.mkdir()
+    write_png(src / "photo.png", ldr_image(0))
+    write_png(src / "deep.png", ldr_image(1), bits=16)
+    out = tmp_path / "out"
+    code, err = run(["--checkpoint", run_dir, "--output", out, "--preview", src], capsys)
+    assert code == 0, err
+    assert "warning:" in err and "only 6 steps" in err  # smoke checkpoint is flagged
+    assert "output after refinement" in err  # a joint checkpoint defaults to the refined output
+    assert sorted(p.name for p in out.iterdir()) == ["deep.exr", "deep.png", "photo.exr", "photo.png"]
+    hdr = io.read_image(out / "photo.exr")
+    assert hdr.shape == (H, W, 3) and np.isfinite(hdr).all() and hdr.min() >= 0
+    # The CLI writes exactly what the library call returns for the same image and settings.
+    model, variables, cfg, _ = predict.load_model(run_dir)
+    ldr = io.read_image(src / "photo.png")
+    expected = predict.reconstruct(model, variables, ldr, predict.PredictConfig(stages=predict.STAGES))
+    np.testing.assert_allclose(hdr, expected.refined, rtol=1e-6, atol=1e-6)
+    preview = np.asarray(Image.open(out / "photo.png").convert("RGB"))
+    np.testing.assert_array_equal(preview, tonemap.preview(hdr))
+
+
+def test_hdr_format_half_and_stages(run_dir, tmp_path, capsys):
+    write_png(tmp_path / "a.png", ldr_image(2))
+    code, err = run(["--checkpoint", run_dir, "--output", tmp_path / "o1", "--format", "hdr", "--stages", "linearization", tmp_path / "a.png"], capsys)
+    assert code == 0, err
+    b = io.read_image(tmp_path / "o1" / "a.hdr")
+    assert b.shape == (H, W, 3) and b.max() <= 1.0 + 1e-2  # B: linear, clipped range (RGBE rounding)
+    code, err = run(["--checkpoint", run_dir, "--output", tmp_path / "o2", "--half", "--stages", "dequantization", tmp_path / "a.png"], capsys)
+    assert code == 0, err
+    c = io.read_image(tmp_path / "o2" / "a.exr")
+    assert 0.0 <= c.min() and c.max() <= 1.0
+
+
+def test_mixed_folder_good_written_broken_reported(run_dir, tmp_path, capsys):
+    src = tmp_path / "mixed"
+    src.mkdir()
+    write_png(src / "good1.png", ldr_image(3))
+    Image.fromarray(np.round(ldr_image(4) * 255).astype(np.uint8)).save(src / "good2.jpg", quality=95)
+    (src / "empty.png").write_bytes(b"")
+    (src / "truncated.jpg").write_bytes((src / "good2.jpg").read_bytes()[:200])
+    (src / "text.tif").write_text("not an image")
+    Image.new("CMYK", (W, H), (10, 20, 30, 40)).save(src / "cmyk.jpg")
+    frames = [Image.fromarray(np.full((H, W, 3), v, np.uint8)) for v in (10, 200)]
+    frames[0].save(src / "animated.png", save_all=True, append_images=frames[1:])
+    (src / "notes.txt").write_text("ignored: not an image extension")
+    out = tmp_path / "out"
+    code, err = run(["--checkpoint", run_dir, "--output", out, "--stages", "dequantization", src, tmp_path / "missing.jpg"], capsys)
+    assert code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["good1.exr", "good2.exr"]  # no temp files left
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    for name in ("empty.png", "truncated.jpg", "text.tif", "cmyk.jpg", "animated.png", "missing.jpg"):
+        assert sum(name in line for line in errors) == 1, (name, err)
+    assert len(errors) == 6
+    assert "Traceback" not in err
+
+
+def test_existing_outputs_skipped_unless_overwrite(run_dir, tmp_path, capsys):
+    write_png(tmp_path / "x.png", ldr_image(5))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x.exr").write_bytes(b"sentinel")
+    args = ["--checkpoint", run_dir, "--output", out, "--stages", "dequantization", tmp_path / "x.png"]
+    code, err = run(args, capsys)
+    assert code == 0 and "skipped, exists" in err
+    assert (out / "x.exr").read_bytes() == b"sentinel"
+    code, err = run(args + ["--overwrite"], capsys)
+    assert code == 0, err
+    assert io.read_image(out / "x.exr").shape == (H, W, 3)
+    # A missing preview is still written when the HDR exists; the HDR is left alone.
+    before = (out / "x.exr").read_bytes()
+    code, err = run(args + ["--preview"], capsys)
+    assert code == 0 and (out / "x.png").exists() and (out / "x.exr").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--half", "--format", "hdr"], ["--tile", "100"], ["--overlap", "512"], ["--batch-size", "0"]],
+)
+def test_usage_errors_exit_2(run_dir, tmp_path, extra, capsys):
+    write_png(tmp_path / "x.png", ldr_image(6))
+    with pytest.raises(SystemExit) as e:
+        predict.main(["--checkpoint", str(run_dir), "--output", str(tmp_path / "o"), *extra, str(tmp_path / "x.png")])
+    assert e.value.code == 2
+
+
+def test_no_inputs_is_a_usage_error(run_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        predict.main(["--checkpoint", str(run_dir), "--output", str(tmp_path / "o"), str(tmp_path / "*.jpg")])
+    assert e.value.code == 2
+    assert "no .png" in capsys.readouterr().err
+
+
+def test_bad_checkpoints_one_line(run_dir, tmp_path, capsys):
+    write_png(tmp_path / "x.png", ldr_image(7))
+    code, err = run(["--checkpoint", tmp_path / "nowhere", "--output", tmp_path / "o", tmp_path / "x.png"], capsys)
+    assert code == 1 and [line for line in err.splitlines() if line.startswith("error:")] and "Traceback" not in err
+    # Parameters of another shape: one line naming the parameter.
+    model, variables, cfg, _ = predict.load_model(run_dir)
+    params = jax.tree.map(np.asarray, variables["params"])
+    params["refinement"]["conv2d"]["kernel"] = np.zeros((3, 3, 9, 8), np.float32)
+    bad = save_checkpoint(tmp_path / "bad", {"params": params, "batch_stats": variables["batch_stats"]}, smoke_config())
+    code, err = run(["--checkpoint", bad, "--output", tmp_path / "o", tmp_path / "x.png"], capsys)
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(lines) == 1
+    assert "does not match" in lines[0] and "refinement/conv2d/kernel" in lines[0]
+
+
+def test_default_stages_follow_the_checkpoint():
+    assert predict.stages_for_checkpoint({"stage": "joint"}) == predict.STAGES
+    assert predict.stages_for_checkpoint({"stage": "hallucination"}) == predict.STAGES[:3]
+    assert predict.checkpoint_warning({"stage": "joint", "train": {"num_steps": 6}}, 6)
+    assert predict.checkpoint_warning({}, None)
+    assert predict.checkpoint_warning({"stage": "joint", "train": {"num_steps": 100_000}}, 100_000) is None
+
+
+def test_output_names_unique():
+    files = [pathlib.Path(p) for p in ("a/x.jpg", "a/x.png", "b/x.jpg", "a/y.tif")]
+    assert predict.output_names(files) == ["x_jpg", "x_png", "x_jpg_2", "y"]
+
+
+def test_module_help_runs():
+    r = subprocess.run([sys.executable, "-m", "hdrjax.predict", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and "--checkpoint" in r.stdout and "--reference-mode" in r.stdout
+
+
+def test_moved_checkpoint_finds_its_basis_file(tmp_path, capsys):
+    """A checkpoint whose config names an invemor file that moved with it (e.g. a TF1 import)."""
+    from conftest import shared_path
+
+    invemor = shared_path("singlehdr", "invemor.txt")
+    config = smoke_config()
+    config.crf.invemor = str(tmp_path / "gone" / "invemor.txt")  # where it was when saved
+    model = train.build_model(smoke_config())  # same shapes: the basis is not a variable
+    ckpt = save_checkpoint(tmp_path / "imported", random_variables(model, seed=1), config)
+    (ckpt / "invemor.txt").write_bytes(invemor.read_bytes())
+    write_png(tmp_path / "x.png", ldr_image(8))
+    code, err = run(["--checkpoint", ckpt, "--output", tmp_path / "o", "--stages", "dequantization", tmp_path / "x.png"], capsys)
+    assert code == 0, err
+    (ckpt / "invemor.txt").unlink()
+    code, err = run(["--checkpoint", ckpt, "--output", tmp_path / "o2", "--stages", "dequantization", tmp_path / "x.png"], capsys)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "invemor" in errors[0]
