@@ -1,0 +1,213 @@
+"""Ablations with a real SingleHDR checkpoint (smoke config, random weights of the model's shapes).
+
+The stage swaps of `hdrjax.evaluate.ablate_variables` must be exact, the evaluation CLI must run
+the model and its ablations, and `experiments/ablations.py` (and its notebook) must produce the
+tables and figures. Images are 40×56 evaluated at 32² so the networks compile once per module.
+"""
+import csv
+import importlib.util
+import json
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from hdrjax import evaluate as ev
+from hdrjax import predict
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_ablations():
+    spec = importlib.util.spec_from_file_location("ablations_script", ROOT / "experiments" / "ablations.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+abl = load_ablations()
+
+
+def random_variables(model, seed=0):
+    """Variables with the model's exact tree and shapes, filled with random weights.
+
+    `model.init` costs about a minute of CPU (mostly XLA compiling the VGG16 / ResNet init); the
+    properties tested here hold for any weights, so the tree comes from `jax.eval_shape` (tracing
+    only) and numpy fills it: kernels N(0, 1/fan_in), BN statistics mean 0 / variance 1, scales 1,
+    small random biases.
+    """
+    from hdrjax import train
+
+    shapes = jax.eval_shape(lambda k: train.init_variables(model, k), jax.random.key(0))
+    rng = np.random.default_rng(seed)
+
+    def fill(path, s):
+        name = path[-1].key
+        if name == "var":
+            return np.ones(s.shape, np.float32)
+        if name == "mean":
+            return np.zeros(s.shape, np.float32)
+        if name == "scale":
+            return np.ones(s.shape, np.float32)
+        if name == "bias":
+            return rng.normal(0.0, 0.01, s.shape).astype(np.float32)
+        fan_in = int(np.prod(s.shape[:-1])) or 1
+        return rng.normal(0.0, np.sqrt(1.0 / fan_in), s.shape).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from hdrjax import checkpoints, train
+
+    config = abl.smoke_config()
+    variables = random_variables(train.build_model(config))
+    path = tmp_path_factory.mktemp("ckpt") / "run"
+    if hasattr(checkpoints, "save_variables"):
+        checkpoints.save_variables(path, variables, config)
+    else:  # until hdrjax.checkpoints has its public writer
+        abl._save_variables(path, variables, config)
+    return path
+
+
+@pytest.fixture(scope="module")
+def hdr_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hdr")
+    abl.write_test_images(folder, n=2, size=(40, 56))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def loaded(checkpoint):
+    return predict.load_model(checkpoint)
+
+
+def ldr_image(h=32, w=48, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = 0.45 + 0.3 * np.sin(xx[..., None] / 6.0 + np.arange(3)) * np.cos(yy[..., None] / 5.0)
+    img[h // 3: h // 2, w // 3: w // 2] = 1.0  # a clipped highlight, so α > 0 somewhere
+    return np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1).astype(np.float32)
+
+
+@pytest.mark.slow
+def test_ablated_stages_are_exact(loaded):
+    model, variables, _, _ = loaded
+    before = jax.tree.map(np.array, variables)
+    ldr = ldr_image()
+    cfg = predict.PredictConfig(stages=predict.STAGES)
+    full = predict.reconstruct(model, variables, ldr, cfg)
+
+    deq = predict.reconstruct(model, ev.ablate_variables(variables, "no_dequantization"), ldr, cfg)
+    np.testing.assert_array_equal(deq.dequantized, ldr)
+    assert not np.array_equal(full.dequantized, ldr)  # the fresh Deq-Net does change the image
+
+    lin = predict.reconstruct(model, ev.ablate_variables(variables, "g0_linearization"), ldr, cfg)
+    np.testing.assert_allclose(lin.inverse_crf, np.asarray(model.basis.mean), atol=2e-5)
+    np.testing.assert_array_equal(lin.dequantized, full.dequantized)  # other stages untouched
+    assert np.abs(full.inverse_crf - np.asarray(model.basis.mean)).max() > 1e-3
+
+    hal = predict.reconstruct(model, ev.ablate_variables(variables, "no_hallucination"), ldr, cfg)
+    np.testing.assert_array_equal(hal.hallucinated, hal.linear)
+    np.testing.assert_array_equal(hal.linear, full.linear)
+    assert not np.array_equal(full.hallucinated, full.linear)
+
+    # The caller's tree is not modified.
+    jax.tree.map(np.testing.assert_array_equal, before, jax.tree.map(np.array, variables))
+    with pytest.raises(ev.EvalError, match="unknown ablation"):
+        ev.ablate_variables(variables, "no_everything")
+    with pytest.raises(ev.EvalError, match="no params/dequantization/conv2d_18"):
+        ev.ablate_variables({"params": {}}, "no_dequantization")
+
+
+@pytest.mark.slow
+def test_model_method_stages(loaded):
+    model, variables, train_config, _ = loaded
+    stages = predict.stages_for_checkpoint(train_config)
+    assert stages[-1] == "refinement"  # the smoke checkpoint is a joint one
+    ldr = np.stack([ldr_image(seed=1), ldr_image(seed=2)])
+    meta = [{}, {}]
+    cfg = predict.PredictConfig(batch_size=2)
+    out, curves = ev.model_method(model, variables, stages=stages, predict_config=cfg).run(ldr, meta)
+    ref = predict.reconstruct(model, variables, ldr[0], predict.PredictConfig(stages=stages))
+    np.testing.assert_allclose(out[0], ref.refined, rtol=1e-5, atol=1e-5)
+    assert curves.shape == (2, 1024)
+    out_nr, _ = ev.model_method(model, variables, name="no_refinement", stages=stages, predict_config=cfg).run(ldr, meta)
+    np.testing.assert_allclose(out_nr[0], ref.hallucinated, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_cli_with_checkpoint_runs_model_and_ablations(checkpoint, hdr_folder, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code = ev.main([str(hdr_folder), "--workdir", str(out), "--checkpoint", str(checkpoint), "--methods",
+                    "model,ablations,g0", "--resolution", "32", "--max-crfs", "1", "--exposures=0,2",
+                    "--limit", "2"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "warning:" in err  # an untrained / smoke checkpoint is flagged
+    with open(out / "per_image.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    methods = ["model", "no_dequantization", "g0_linearization", "no_hallucination", "no_refinement", "g0"]
+    assert list(dict.fromkeys(r["method"] for r in rows)) == methods
+    assert all(sum(r["method"] == m for r in rows) == 4 for m in methods)  # 2 patches × 1 CRF × 2 exposures
+    scored = [r for r in rows if r["mask"] == "1"]
+    assert scored and all(np.isfinite(float(r["pu21_psnr"])) for r in scored)
+    # g0_linearization uses exactly the curve of the g0 baseline.
+    for a, b in zip([r for r in scored if r["method"] == "g0_linearization"], [r for r in scored if r["method"] == "g0"]):
+        assert float(a["inverse_crf_rmse"]) == pytest.approx(float(b["inverse_crf_rmse"]), abs=1e-4)
+    proto = json.loads((out / "protocol.json").read_text())
+    assert proto["checkpoint"]["output_stage"] == "refinement" and proto["examples"] == 2
+
+
+@pytest.mark.slow
+def test_ablation_script_writes_tables_and_figures(checkpoint, hdr_folder, tmp_path):
+    cfg = ev.EvalConfig(resolution=32, exposure_stops=(0.0, 2.0), batch_size=4)
+    out = abl.run_ablations(str(hdr_folder), tmp_path / "abl", checkpoint=str(checkpoint), config=cfg,
+                            max_crfs=2, limit=2, figure_crfs=2)
+    paths = out["paths"]
+    for name in ("per_image.csv", "summary.csv", "summary.md", "protocol.json", "ablations.md",
+                 "metric_per_exposure_pu21_psnr.png", "metric_per_exposure_tone_psnr.png",
+                 "inverse_crfs.png", "comparison.png"):
+        assert paths[name].is_file(), name
+    for name in ("metric_per_exposure_pu21_psnr.png", "inverse_crfs.png", "comparison.png"):
+        with Image.open(paths[name]) as im:
+            assert im.mode == "RGB" and im.width > 200 and im.height > 100
+            # Not a blank canvas: several colours were drawn.
+            assert len(im.getcolors(maxcolors=1 << 20) or []) > 5
+    md = paths["ablations.md"].read_text()
+    assert "| model |" in md and "| no_hallucination |" in md and "(+" in md or "(-" in md
+    result = out["result"]
+    methods = {m["name"] for m in result.protocol["methods"]}
+    assert set(ev.ABLATIONS) <= methods and set(ev.BASELINES) <= methods and "true_crf" in methods
+    # Figures: the first image's samples at the requested exposures and CRFs were kept.
+    assert {k["meta"]["stops"] for k in result.kept} <= {0.0, 2.0}
+    assert {k["meta"]["image"] for k in result.kept} == {result.rows[0]["image"]}
+
+
+def test_line_plot_draws_series_and_skips_gaps():
+    img = abl.line_plot({"a": ([0, 1, 2], [1.0, float("nan"), 3.0]), "b": ([0, 2], [2.0, 2.5])},
+                        title="t", xlabel="x", ylabel="y", size=(320, 200))
+    assert img.size == (320, 200)
+    colours = {c for _, c in img.getcolors(maxcolors=1 << 16)}
+    assert abl.PALETTE[0] in colours and abl.PALETTE[1] in colours
+
+
+@pytest.mark.slow
+def test_notebook_executes(checkpoint, hdr_folder, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "experiments" / "ablations.ipynb", as_version=4)
+    # The notebook reads its inputs from these variables when they are set (first cell).
+    nb.cells.insert(0, nbformat.v4.new_code_cell(
+        f"CHECKPOINT = {str(checkpoint)!r}\nSOURCE = {str(hdr_folder)!r}\nWORKDIR = {str(tmp_path / 'nb')!r}"))
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "experiments")}}).execute()
+    assert (tmp_path / "nb" / "ablations.md").is_file()
+    assert (tmp_path / "nb" / "comparison.png").is_file()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)

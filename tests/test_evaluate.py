@@ -1,0 +1,260 @@
+"""`python -m hdrjax.evaluate` on tiny synthetic folders with the baselines (no network needed).
+
+Images are 40×56 HDR scenes evaluated at --resolution 32 (two 32² crops each), with 2 test
+CRFs and 3 exposures, so every run is a few seconds after the first compile.
+"""
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hdrjax import evaluate as ev
+from hdrjax.camera import crf
+from hdrjax.io import write_image
+from hdrjax.metrics import METRIC_NAMES
+
+H, W = 40, 56
+BASE = ["--resolution", "32", "--max-crfs", "2", "--exposures=-3,0,3", "--batch-size", "4"]
+
+
+def scene(seed=0, h=H, w=W, light=8.0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = 0.3 + 0.2 * np.sin(xx[..., None] / 5.0 + rng.uniform(0, 6, 3)) * np.cos(yy[..., None] / 7.0)
+    img = img + light * np.exp(-((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / 20.0)[..., None]
+    return img.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def hdr_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hdr")
+    write_image(folder / "a.exr", scene(0))
+    write_image(folder / "b.hdr", scene(1))
+    return folder
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def run(args, capsys):
+    code = ev.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_folder_writes_per_image_csv_and_summary(hdr_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = run([hdr_folder, "--workdir", out, "--methods", "identity,gamma22,true_crf"] + BASE, capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["per_image.csv", "protocol.json", "summary.csv", "summary.md"]
+    rows = read_csv(out / "per_image.csv")
+    header = list(rows[0])
+    assert header[:7] == list(ev.ROW_FIELDS)
+    assert header[7:] == list(METRIC_NAMES) + ["inverse_crf_rmse"]
+    # 3 methods × 2 images × 2 crops × 2 CRFs × 3 exposures.
+    assert len(rows) == 3 * 2 * 2 * 2 * 3
+    assert {r["image"] for r in rows} == {"a_0", "a_1", "b_0", "b_1"}
+    assert {r["stops"] for r in rows} == {"-3", "+0", "+3"}
+    assert {r["exposure"] for r in rows} == {"0.125", "1", "8"}
+    assert {r["jpeg_quality"] for r in rows} == {"90"}
+    test_crfs = crf.load_bank("family", "test").names[:2]
+    assert {r["crf"] for r in rows} == set(test_crfs)
+    for r in rows:
+        if r["mask"] == "1":
+            assert all(r[m] not in ("", "nan") for m in METRIC_NAMES)
+        else:
+            assert all(r[m] == "" for m in METRIC_NAMES)
+    # The oracle's curve is the true one; the identity's is a straight line (error > 0).
+    assert all(float(r["inverse_crf_rmse"]) == 0.0 for r in rows if r["method"] == "true_crf" and r["mask"] == "1")
+    assert all(float(r["inverse_crf_rmse"]) > 0.01 for r in rows if r["method"] == "identity" and r["mask"] == "1")
+
+    summary = read_csv(out / "summary.csv")
+    assert [(r["method"], r["exposure"]) for r in summary] == [
+        (m, e) for m in ("identity", "gamma22", "true_crf") for e in ("-3", "+0", "+3", "all")]
+    assert list(summary[0])[:4] == ["method", "exposure", "n", "masked"]
+    assert "pu21_psnr_mean" in summary[0] and "pu21_psnr_std" in summary[0]
+    for s in summary:
+        group = [r for r in rows if r["method"] == s["method"] and (s["exposure"] == "all" or r["stops"] == s["exposure"])]
+        kept = [float(r["tone_psnr"]) for r in group if r["mask"] == "1"]
+        assert int(s["n"]) == len(kept) and int(s["masked"]) == len(group) - len(kept)
+        if kept:
+            assert float(s["tone_psnr_mean"]) == pytest.approx(np.mean(kept), rel=1e-4)
+    md = (out / "summary.md").read_text()
+    assert "JPEG quality 90" in md and "## Overall" in md and "## Per exposure" in md and "±" in md
+    assert md == stdout
+    proto = json.loads((out / "protocol.json").read_text())
+    assert proto["kind"] == "synthetic" and proto["crfs"] == list(test_crfs)
+    assert proto["config"]["exposures"] == [0.125, 1.0, 8.0] and proto["normalization"] == "reference"
+    assert proto["examples"] == 4 and proto["skipped"] == []
+
+
+def test_mask_excludes_extreme_samples_from_the_means(tmp_path):
+    # A scene bright enough that +3 stops saturates nearly everything, dark enough that −3
+    # stops is mostly black: the masks must differ across exposures and drive the means.
+    flat = scene(2, 32, 32, light=0.0)
+    examples = [ev.Example("plain", flat * np.float32(0.5 / flat.mean()))]
+    bank = crf.load_bank("family", "test").take([0, 1])
+    cfg = ev.EvalConfig(exposure_stops=(-3.0, 0.0, 3.0), batch_size=4)
+    result = ev.evaluate(examples, [ev.baseline_method("identity")], cfg, bank=bank)
+    by_stop = {s: [r for r in result.rows if r["stops"] == s] for s in cfg.exposure_stops}
+    assert all(r["mask"] == 0 for r in by_stop[3.0])  # saturated: excluded
+    assert all(r["mask"] == 1 for r in by_stop[0.0])
+    assert all("pu21_psnr" not in r for r in by_stop[3.0])
+    overall = next(r for r in result.summary if r["exposure"] == "all")
+    kept = [r["pu21_psnr"] for r in result.rows if r["mask"] == 1]
+    assert overall["n"] == len(kept) and overall["masked"] == len(result.rows) - len(kept)
+    assert overall["pu21_psnr_mean"] == pytest.approx(np.mean(kept))
+    plus3 = next(r for r in result.summary if r["exposure"] == "+3")
+    assert plus3["n"] == 0 and plus3["masked"] == 2 and plus3["pu21_psnr_mean"] is None
+
+    # --mask include: the same samples are scored and averaged.
+    inc = ev.evaluate(examples, [ev.baseline_method("identity")], ev.EvalConfig(
+        exposure_stops=(-3.0, 0.0, 3.0), batch_size=4, mask="include"), bank=bank)
+    overall_inc = next(r for r in inc.summary if r["exposure"] == "all")
+    assert overall_inc["n"] == len(inc.rows) == 6 and overall_inc["masked"] == overall["masked"]
+    # Kept samples score identically in both modes (deterministic synthesis).
+    same = [r["pu21_psnr"] for r in inc.rows if r["mask"] == 1]
+    np.testing.assert_allclose(same, kept, rtol=1e-6)
+
+
+def test_summarize_uses_only_scored_rows():
+    rows = [
+        {"method": "m", "stops": 0.0, "mask": 1, "x": 1.0},
+        {"method": "m", "stops": 0.0, "mask": 1, "x": 3.0},
+        {"method": "m", "stops": 0.0, "mask": 0},
+        {"method": "m", "stops": 1.0, "mask": 0},
+    ]
+    s = ev.summarize(rows, ["m"], ["x"], (0.0, 1.0))
+    assert [r["exposure"] for r in s] == ["+0", "+1", "all"]
+    assert (s[0]["n"], s[0]["masked"], s[0]["x_mean"], s[0]["x_std"]) == (2, 1, 2.0, pytest.approx(np.sqrt(2)))
+    assert (s[1]["n"], s[1]["masked"], s[1]["x_mean"], s[1]["x_std"]) == (0, 1, None, None)
+    assert (s[2]["n"], s[2]["masked"]) == (2, 2)
+
+
+def test_results_do_not_depend_on_limit_or_batch_size(hdr_folder):
+    bank = crf.load_bank("family", "test").take([0, 1])
+    cfg = ev.EvalConfig(resolution=32, exposure_stops=(0.0, 1.0), batch_size=3)
+    methods = [ev.baseline_method("srgb")]
+    _, examples = ev.open_source(str(hdr_folder), cfg)
+    full = ev.evaluate(examples, methods, cfg, bank=bank)
+    _, examples = ev.open_source(str(hdr_folder), cfg)
+    first = ev.evaluate(examples, methods, ev.EvalConfig(resolution=32, exposure_stops=(0.0, 1.0), batch_size=1),
+                        bank=bank, limit=1)
+    assert first.protocol["examples"] == 1 and full.protocol["examples"] == 4
+    head = [r for r in full.rows if r["image"] == first.rows[0]["image"]]
+    assert len(head) == len(first.rows) == 4
+    for a, b in zip(head, first.rows):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-5) if isinstance(a[k], float) else a[k] == b[k]
+    # Another seed changes the synthesis noise, hence the numbers.
+    _, examples = ev.open_source(str(hdr_folder), cfg)
+    other = ev.evaluate(examples, methods, ev.EvalConfig(resolution=32, exposure_stops=(0.0, 1.0), seed=1),
+                        bank=bank, limit=1)
+    assert any(a.get("mu_psnr") != b.get("mu_psnr") for a, b in zip(first.rows, other.rows) if a["mask"])
+
+
+def test_bad_file_is_skipped_counted_and_fails_the_run(hdr_folder, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.exr").write_bytes((hdr_folder / "a.exr").read_bytes())
+    (folder / "broken.exr").write_bytes(b"v/1\x01" + b"\x00" * 40)
+    (folder / "empty.hdr").write_bytes(b"")
+    out = tmp_path / "out"
+    code, stdout, err = run([folder, "--workdir", out, "--methods", "identity"] + BASE, capsys)
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and any(str(folder / "broken.exr") in e for e in errors)
+    assert any(str(folder / "empty.hdr") in e for e in errors)
+    assert "Traceback" not in err
+    proto = json.loads((out / "protocol.json").read_text())
+    assert len(proto["skipped"]) == 2 and proto["examples"] == 2
+    assert {r["image"] for r in read_csv(out / "per_image.csv")} == {"a_0", "a_1"}
+    assert "Skipped inputs (2)" in stdout
+
+
+def test_real_pairs_mode(tmp_path, capsys):
+    root = tmp_path / "real"
+    (root / "HDR_gt").mkdir(parents=True)
+    (root / "LDR_in").mkdir()
+    for i in range(2):
+        hdr = scene(10 + i, 36, 48)
+        write_image(root / "HDR_gt" / f"p{i}.hdr", hdr)
+        ldr = np.clip(hdr / hdr.mean() * 0.4, 0, 1) ** (1 / 2.2)
+        Image.fromarray(np.round(ldr * 255).astype(np.uint8)).save(root / "LDR_in" / f"p{i}.jpg", quality=95)
+    out = tmp_path / "out"
+    code, stdout, err = run([root, "--workdir", out, "--resolution", "32", "--methods", "identity,srgb,true_crf"],
+                            capsys)
+    assert code == 0, err
+    assert "true_crf: synthetic only" in err
+    rows = read_csv(out / "per_image.csv")
+    assert len(rows) == 2 * 2 * 2  # 2 methods × 2 pairs × 2 crops
+    assert {r["crf"] for r in rows} == {"camera"} and {r["stops"] for r in rows} == {""}
+    assert {r["image"] for r in rows} == {"p0_0", "p0_1", "p1_0", "p1_1"}
+    assert "inverse_crf_rmse" not in rows[0]
+    summary = read_csv(out / "summary.csv")
+    assert [(r["method"], r["exposure"]) for r in summary] == [("identity", "all"), ("srgb", "all")]
+    proto = json.loads((out / "protocol.json").read_text())
+    assert proto["kind"] == "real" and proto["normalization"] == "authors"
+    assert "real LDR/HDR pairs" in stdout and "## Per exposure" not in stdout
+
+
+def test_real_pair_smaller_than_crop_is_skipped(tmp_path, capsys):
+    root = tmp_path / "real"
+    (root / "HDR_gt").mkdir(parents=True)
+    (root / "LDR_in").mkdir()
+    write_image(root / "HDR_gt" / "tiny.hdr", scene(3, 20, 24))
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8) + 100).save(root / "LDR_in" / "tiny.jpg")
+    code, _, err = run([root, "--workdir", tmp_path / "out", "--resolution", "32", "--methods", "identity"], capsys)
+    assert code == 1
+    assert "smaller than the 32x32 test crop" in err and "no test image could be read" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "model"], "need(s) --checkpoint"),
+    (["--methods", "magic"], "unknown method 'magic'"),
+    (["--crf", "dorf:/nonexistent.npz"], "--crf:"),
+    (["--exposures=a,b"], "--exposures"),
+])
+def test_user_errors_are_one_line(hdr_folder, tmp_path, capsys, args, message):
+    code, _, err = run([hdr_folder, "--workdir", tmp_path / "o"] + BASE + args, capsys)
+    assert code == 1
+    assert message in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_missing_source_is_an_error(tmp_path, capsys):
+    code, _, err = run([tmp_path / "nope", "--workdir", tmp_path / "o"], capsys)
+    assert code == 1 and "no such file or folder" in err
+
+
+def test_scalars_for_tensorboard(hdr_folder):
+    bank = crf.load_bank("family", "test").take([0])
+    cfg = ev.EvalConfig(resolution=32, exposure_stops=(0.0,))
+    _, examples = ev.open_source(str(hdr_folder), cfg)
+    result = ev.evaluate(examples, [ev.baseline_method("g0")], cfg, bank=bank, limit=2)
+    scalars = result.scalars("eval")
+    assert "eval/g0/pu21_psnr" in scalars and "eval/g0/pu21_psnr/ev+0" in scalars
+    assert all(np.isfinite(v) for v in scalars.values())
+
+
+def test_ground_truth_is_noise_free_unless_asked(hdr_folder):
+    bank = crf.load_bank("family", "test").take([0])
+    methods = [ev.baseline_method("srgb")]
+
+    def scores(**kw):
+        cfg = ev.EvalConfig(resolution=32, exposure_stops=(0.0,), **kw)
+        _, examples = ev.open_source(str(hdr_folder), cfg)
+        rows = ev.evaluate(examples, methods, cfg, bank=bank, limit=1).rows
+        return np.array([r["mu_psnr"] for r in rows if r["mask"]])
+
+    # Without synthesis noise the noisy X equals H·t: both targets score the same.
+    np.testing.assert_allclose(scores(noise=False, target="noisy"), scores(noise=False, target="clean"), rtol=1e-6)
+    # With noise the input is the same, only the reference changes.
+    assert not np.allclose(scores(target="noisy"), scores(target="clean"))
+    with pytest.raises(ev.EvalError, match="target must be"):
+        ev.EvalConfig(target="dirty")
