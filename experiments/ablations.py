@@ -65,25 +65,8 @@ def make_smoke_checkpoint(path, *, seed: int = 0, stage: str = "joint") -> pathl
     model = train.build_model(config)
     variables = train.init_variables(model, jax.random.key(seed))
     path = pathlib.Path(path)
-    if hasattr(checkpoints, "save_variables"):
-        checkpoints.save_variables(path, variables, config)
-    else:
-        _save_variables(path, variables, config)
+    checkpoints.save_variables(path, variables, config)
     return path
-
-
-def _save_variables(path: pathlib.Path, variables, config) -> None:
-    """Minimal stand-in for `hdrjax.checkpoints.save_variables` (same layout its reader takes)."""
-    import orbax.checkpoint as ocp
-
-    from hdrjax import checkpoints
-
-    path = path.absolute()
-    path.mkdir(parents=True, exist_ok=True)
-    tree = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
-    ocp.Checkpointer(ocp.PyTreeCheckpointHandler()).save(path / "state", args=ocp.args.PyTreeSave(tree))
-    ocp.Checkpointer(ocp.JsonCheckpointHandler()).save(
-        path / "config", args=ocp.args.JsonSave(checkpoints.config_to_json(config)))
 
 
 def write_test_images(folder, *, n: int = 2, size=(40, 56), seed: int = 0) -> list[pathlib.Path]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pathlib
+import shutil
 from typing import Any, Iterable, Mapping
 
 import jax
@@ -226,3 +228,36 @@ def load_inference_variables(path):
         raise CheckpointError(f"{step_dir}: cannot read checkpoint: {e}") from e
     variables.setdefault("batch_stats", {})
     return variables, config, int(step_dir.name) if step_dir.name.isdigit() else None
+
+
+def save_variables(path, variables, config) -> pathlib.Path:
+    """Write a standalone checkpoint (model variables + config) that load_inference_variables reads.
+
+    For weights that do not come from a training run (the TF1 importer, tests, notebooks).
+    The layout is that of one training step folder (`state/` with params and batch_stats,
+    `config/` as JSON), so every reader of training checkpoints accepts it.  The folder is
+    written under a temporary name and renamed, so a killed write leaves no half checkpoint.
+    """
+    path = pathlib.Path(path).expanduser().absolute()
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise CheckpointError(f"{path}: already exists; remove it or choose another output folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "params": jax.tree.map(np.asarray, dict(variables["params"])),
+        "batch_stats": jax.tree.map(np.asarray, dict(variables.get("batch_stats", {}))),
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        ocp.Checkpointer(ocp.PyTreeCheckpointHandler()).save(tmp / "state", args=ocp.args.PyTreeSave(state))
+        ocp.Checkpointer(ocp.JsonCheckpointHandler()).save(
+            tmp / "config", args=ocp.args.JsonSave(config_to_json(config))
+        )
+        if path.is_dir():  # an empty folder the caller made
+            path.rmdir()
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path

@@ -66,10 +66,7 @@ def checkpoint(tmp_path_factory):
     config = abl.smoke_config()
     variables = random_variables(train.build_model(config))
     path = tmp_path_factory.mktemp("ckpt") / "run"
-    if hasattr(checkpoints, "save_variables"):
-        checkpoints.save_variables(path, variables, config)
-    else:  # until hdrjax.checkpoints has its public writer
-        abl._save_variables(path, variables, config)
+    checkpoints.save_variables(path, variables, config)
     return path
 
 

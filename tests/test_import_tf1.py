@@ -611,8 +611,6 @@ def test_end_to_end_apply(capsys, tmp_path, model_setup, tf1_checkpoints):
     # The identity Refinement-Net returns the hallucinated image (test_real.py's output).
     np.testing.assert_allclose(np.asarray(out.refined), np.asarray(out.hallucinated), atol=1e-6)
 
-    if not hasattr(checkpoints, "save_variables"):
-        pytest.skip("hdrjax.checkpoints.save_variables is not available yet")
     target = tmp_path / "weights"
     rc, _, err = _cli(capsys, "--deq", paths["dequantization"], "--lin", paths["linearization"],
                       "--hal", paths["hallucination"], "--invemor", invemor, "--out", target)
@@ -621,7 +619,7 @@ def test_end_to_end_apply(capsys, tmp_path, model_setup, tf1_checkpoints):
 
     from hdrjax.train import build_model
 
-    loaded, config = checkpoints.load_variables(target)
+    loaded, config, _ = checkpoints.load_inference_variables(target)
     config = ml_collections.ConfigDict(config)  # the stored config may come back as a dict
 
     reloaded = build_model(config).apply(jax.tree.map(jnp.asarray, dict(loaded)), ldr)

@@ -28,12 +28,7 @@ def smoke_config(stage="joint"):
 
 def save_checkpoint(path, variables, config):
     """A standalone checkpoint through the public writer (hdrjax.checkpoints.save_variables)."""
-    if hasattr(checkpoints, "save_variables"):
-        checkpoints.save_variables(path, variables, config)
-    else:  # TEMPORARY until save_variables lands: a one-step training checkpoint
-        ck = checkpoints.Checkpointer(path, max_to_keep=1, save_every=1, async_save=False)
-        ck.save(config.train.num_steps, {"params": variables["params"], "batch_stats": variables["batch_stats"]}, None, config, force=True)
-        ck.close()
+    checkpoints.save_variables(path, variables, config)
     return path
 
 

@@ -353,8 +353,6 @@ def run(args, log=print) -> pathlib.Path:
     out = pathlib.Path(args.out).expanduser().absolute()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TF1ImportError(f"{out}: already exists and is not an empty folder; choose another --out")
-    if not hasattr(checkpoints, "save_variables"):
-        raise TF1ImportError("hdrjax.checkpoints.save_variables is missing in this version of hdrjax")
 
     # The config names the basis copy kept beside the weights, so the import is self-contained.
     basis_copy = out / f"invemor{invemor.suffix or '.txt'}"
