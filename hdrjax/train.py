@@ -25,6 +25,12 @@ import optax
 from flax import struct
 
 from hdrjax import checkpoints, parallel, tonemap
+from hdrjax.camera.crf import CRFError
+from hdrjax.camera.pipeline import CameraConfigError
+from hdrjax.data.config import DataError
+from hdrjax.io import ImageReadError
+from hdrjax.models.linearization import WeightFileError
+from hdrjax.models.vgg import VGGWeightsError
 
 logger = logging.getLogger(__name__)
 
@@ -46,27 +52,11 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the field."""
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean "the user's config or files are wrong" (printed as one line)."""
-    errors = [ConfigError, checkpoints.CheckpointError, parallel.ParallelError]
-    for module, names in (
-        ("hdrjax.data.config", ("DataError",)),
-        ("hdrjax.data", ("DataError",)),
-        ("hdrjax.io", ("ImageReadError",)),
-        ("hdrjax.models.vgg", ("VGGWeightsError",)),
-        ("hdrjax.models.linearization", ("WeightFileError",)),
-        ("hdrjax.camera.crf", ("CRFError", "CRFFileError", "BasisError")),
-        ("hdrjax.camera.pipeline", ("CameraConfigError",)),
-    ):
-        try:
-            mod = __import__(module, fromlist=["_"])
-        except ImportError:
-            continue
-        errors += [getattr(mod, n) for n in names if isinstance(getattr(mod, n, None), type)]
-    return tuple(dict.fromkeys(errors))
-
-
-USER_ERRORS = _user_errors()
+# Errors that mean "the user's config or files are wrong": main prints them as one line.
+USER_ERRORS = (
+    ConfigError, checkpoints.CheckpointError, parallel.ParallelError, DataError, CRFError,
+    CameraConfigError, ImageReadError, VGGWeightsError, WeightFileError,
+)
 
 
 # ------------------------------------------------------------------------------------ state
@@ -108,6 +98,8 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
     for field in ("log_every", "checkpoint_every", "keep_checkpoints"):
         if t[field] < 1:
             fail(f"train.{field}", f"must be >= 1, got {t[field]}")
+    if not t.log_every_secs > 0:
+        fail("train.log_every_secs", f"must be > 0, got {t.log_every_secs}")
     for field in ("eval_every", "image_summary_every"):
         if t[field] < 0:
             fail(f"train.{field}", f"must be >= 0 (0 = never), got {t[field]}")
@@ -229,16 +221,15 @@ def _stage_outputs(config, model, variables, sample, *, train: bool):
         out = model.apply(variables, *args, mutable=mutable, **kwargs)
         return out if train else (out, None)
 
-    if stage == "dequantization":
-        pred, _ = model.apply(variables, sample.jpeg, method=model.dequantize), None
-        return {"dequantized": jnp.clip(pred, 0.0, 1.0)}, None
+    if stage == "dequantization":  # no BatchNorm: nothing to update
+        return {"dequantized": model.apply(variables, sample.jpeg, method=model.dequantize)}, None
     if stage == "linearization":
         curve, mut = apply(sample.ldr, train=train, method=model.estimate_inverse_crf)
         linear = apply_curve(jnp.clip(sample.ldr, 0.0, 1.0), curve)
         return {"inverse_crf": curve, "linear": linear}, mut
     if stage == "hallucination":
-        (blended, raw), mut = apply(sample.clipped, train=train, method=model.hallucinate)
-        return {"hallucinated": blended, "raw": raw}, mut
+        (blended, _), mut = apply(sample.clipped, train=train, method=model.hallucinate)
+        return {"hallucinated": blended}, mut
     rec, mut = apply(sample.jpeg, train=train)
     return {
         "dequantized": rec.dequantized,
@@ -355,7 +346,9 @@ def _eval_metrics(config, outputs, sample):
                                          metrics.display_model(sample.exposed))
     if stage == "joint":
         out["hallucinated_tone_psnr"] = metrics.tone_psnr(outputs["hallucinated"], sample.exposed)
-        out["dequantized_psnr"] = metrics.psnr(outputs["dequantized"], sample.ldr, 1.0)
+        if hasattr(sample, "ldr"):  # synthetic data: the intermediate targets exist
+            out["dequantized_psnr"] = metrics.psnr(outputs["dequantized"], sample.ldr, 1.0)
+            out["linear_psnr"] = metrics.psnr(outputs["linear"], sample.clipped, 1.0)
     return out
 
 
@@ -700,8 +693,11 @@ def train_and_evaluate(config, workdir) -> TrainState:
         config.stage, start_step, total, tc.batch_size, config.data.patch_size, config.data.patch_size,
         mesh.devices.size, jax.devices()[0].platform, config.data.name, config.crf.bank,
     )
+    if start_step < total:
+        logger.info("compiling the train step (the first step takes a while)")
     pending: list[dict] = []
     window_start, window_steps = time.time(), 0
+    last_log = time.time()
     step = start_step
     try:
         while step < total:
@@ -709,6 +705,10 @@ def train_and_evaluate(config, workdir) -> TrainState:
             t0 = time.time()
             state, metrics = train_step(state, batch, bank_train, vgg_loss)
             step += 1
+            # At most two steps in flight: the host prepares the next batch while the device
+            # runs this one, and a stop request never waits behind a long queue of steps.
+            if pending:
+                jax.block_until_ready(pending[-1])
             pending.append(metrics)
             if step == start_step + 1:
                 jax.block_until_ready(metrics)
@@ -717,7 +717,8 @@ def train_and_evaluate(config, workdir) -> TrainState:
             else:
                 window_steps += 1
             preempted = stop.requested or (config.parallel.multi_host and ckpt.manager.reached_preemption(step))
-            if step % tc.log_every == 0 or step == total or step == start_step + 1 or preempted:
+            if (step % tc.log_every == 0 or step == total or step == start_step + 1 or preempted
+                    or time.time() - last_log >= tc.log_every_secs):
                 values = {k: float(np.mean([float(m[k]) for m in pending])) for k in pending[0]}
                 pending = []
                 elapsed = time.time() - window_start
@@ -728,6 +729,7 @@ def train_and_evaluate(config, workdir) -> TrainState:
                 writer.scalars(step, values, "train")
                 logger.info("%s", _log_line(step, total, values, rate))
                 window_start, window_steps = time.time(), 0
+                last_log = time.time()
                 if not math.isfinite(values["loss"]):
                     raise FloatingPointError(f"the loss is {values['loss']} at step {step}; "
                                              "lower optim.learning_rate or check the data")

@@ -1,5 +1,7 @@
 """Configs: every file and variant loads, reference values, overrides, fields match the code."""
 import dataclasses
+import subprocess
+import sys
 import pathlib
 
 import pytest
@@ -50,13 +52,22 @@ def test_unknown_variant_is_refused():
 
 
 def test_command_line_overrides():
-    fv = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", flag_values=fv)
-    fv(["prog", f"--config={ROOT / 'configs' / 'joint.py'}:smoke", "--config.train.num_steps=3",
-        "--config.init.dequantization=runs/deq", "--config.data.patch_size=48"])
-    assert fv.config.train.num_steps == 3
-    assert fv.config.init.dequantization == "runs/deq"
-    assert fv.config.data.patch_size == 48
+    # Exactly what hdrjax.main does (global absl FLAGS + app.run), in a fresh interpreter:
+    # ml_collections registers the --config.* override flags on the global FlagValues.
+    script = (
+        "from absl import app\n"
+        "from ml_collections import config_flags\n"
+        "c = config_flags.DEFINE_config_file('config')\n"
+        "app.run(lambda argv: print(c.value.train.num_steps, c.value.init.dequantization,"
+        " c.value.data.patch_size))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, f"--config={ROOT / 'configs' / 'joint.py'}:smoke",
+         "--config.train.num_steps=3", "--config.init.dequantization=runs/deq",
+         "--config.data.patch_size=48"],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    assert out.stdout.split() == ["3", "runs/deq", "48"]
 
 
 def test_camera_fields_are_the_camera_config():
