@@ -85,7 +85,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 8  # §3.1: global batch, split over all devices
     c.train.num_steps = 500_000  # §3.1
-    c.train.log_every = 100  # console line + TensorBoard scalars
+    c.train.log_every = 100  # console line + TensorBoard scalars every N steps ...
+    c.train.log_every_secs = 60.0  # ... and at least this often (slow CPU runs show progress)
     c.train.eval_every = 10_000  # held-out CRFs/exposures; 0 = never (the end always evaluates)
     c.train.checkpoint_every = 10_000  # §3.1: the reference saves every 10,000 iterations
     c.train.keep_checkpoints = 3  # checkpoints kept in <workdir>/checkpoints

@@ -3,21 +3,11 @@
   python -m hdrjax.main --config=configs/hallucination.py --workdir=runs/hal
 Variants (`:smoke`, `:cpu`, `:dorf`, comma-separated) are described in configs/default.py.
 """
-import importlib.util
-import pathlib
+from hdrjax.config_files import load_sibling_config
 
-
-def _load_default():
-    # Config files are loaded by path (ml_collections.config_flags), not as a package, so the
-    # shared base beside this file is loaded by path too.
-    path = pathlib.Path(__file__).with_name("default.py")
-    spec = importlib.util.spec_from_file_location("hdrjax_configs_default", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-default = _load_default()
+# Config files are loaded by path (ml_collections.config_flags), not as a package, so the
+# shared base beside this file is loaded by path too.
+default = load_sibling_config(__file__)
 
 
 def get_config(arg=None):
