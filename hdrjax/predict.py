@@ -46,8 +46,15 @@ the reference (`--reference-mode` restores it) in three ways:
 * **One CRF per image.** The Linearization-Net ends in a global average, so its curve is
   estimated ONCE per image from the dequantised image C resized (area averaging) to a long side
   of `crf_resolution` (default 512) — every tile then uses the same curve. `crf_resolution=None`
-  uses the full-resolution C in one pass (memory grows with the image).
-* **Skipped highlights.** The Hallucination-Net (~70 % of the FLOPs) only changes pixels with
+  uses the full-resolution C in one pass, as the reference (memory grows with the image).
+  Why 512: the net was trained on images resized to a short side of 512 and rescaled ×0.5–2
+  (§1.1–1.2), i.e. content at a short side of 256–1024 px; a 512-px long side stays in that
+  range, a full-size 12 MP photograph does not. Measured on six photographs of 0.5–1 MP (random
+  weights): the 512-d global feature moves by 5–21 % (long side 256: 11–49 %) of the median
+  distance between different photographs' features; the curves differ by ≤ 1e-3 (max |Δg|),
+  which says little while the untrained head barely depends on the image — re-measure with
+  trained weights. Pooling features over tiles (option (b)) is not implemented.
+* **Skipped highlights.** The Hallucination-Net (~85 % of the run time here) only changes pixels with
   α > 0, i.e. where the brightest channel of B exceeds 0.88. Tiles with no such pixel anywhere
   in the tile (overlap included) are not run: A = B there, which is exactly what the network
   would give. `skip_unlit_tiles=False` runs every tile; `Reconstruction.stats` reports the
