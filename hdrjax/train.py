@@ -513,12 +513,14 @@ def _load_vgg(spec: str):
 
 
 def _write_config(workdir: pathlib.Path, config) -> None:
+    """<workdir>/config.json for people and tools (checkpoints carry their own copy)."""
     if jax.process_index() != 0:
         return
-    text = json.dumps(checkpoints.config_to_json(config), indent=2, sort_keys=True)
-    tmp = workdir / f".config.json.tmp{os.getpid()}"
-    tmp.write_text(text + "\n")
-    os.replace(tmp, workdir / "config.json")  # atomic: a killed run never leaves half a file
+    from hdrjax.io import atomic_write
+
+    with atomic_write(workdir / "config.json", "w") as f:  # a killed run never leaves half a file
+        json.dump(checkpoints.config_to_json(config), f, indent=2, sort_keys=True)
+        f.write("\n")
 
 
 def _param_init_key(seed: int) -> jax.Array:

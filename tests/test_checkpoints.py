@@ -116,3 +116,17 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 def test_config_differences_lists_only_matter_fields():
     diffs = checkpoints.config_differences(make_config(), make_config(**{"stage": "joint", "train.num_steps": 1}))
     assert diffs == ["stage: 'dequantization' -> 'joint'"]
+
+
+def test_save_variables_writes_a_loadable_checkpoint(tmp_path):
+    variables = {"params": {"dequantization": {"w": np.arange(4, dtype=np.float32)}},
+                 "batch_stats": {"linearization": {"mean": np.ones(2, np.float32)}}}
+    path = checkpoints.save_variables(tmp_path / "imported", variables, make_config())
+    assert checkpoints.find_checkpoint(path) == path
+    loaded, config, _ = checkpoints.load_inference_variables(path)
+    np.testing.assert_array_equal(loaded["params"]["dequantization"]["w"], np.arange(4))
+    assert config["stage"] == "dequantization"
+    part = checkpoints.load_variables(path, {"params": {"dequantization": {"w": jnp.zeros(4)}}})
+    np.testing.assert_array_equal(np.asarray(part["params"]["dequantization"]["w"]), np.arange(4))
+    with pytest.raises(checkpoints.CheckpointError, match="already exists"):
+        checkpoints.save_variables(path, variables, make_config())
