@@ -4,7 +4,7 @@ Every experiment config starts from `get_config()` here and changes a few fields
 Variants are chosen with `--config=configs/<file>.py:<variant>[,<variant>...]`:
 
   (none)  the reference settings (batch 8, 256² patches, Adam 1e-4, 500k steps)
-  smoke   tiny shapes and a few steps: seconds on a CPU (tests, CI)
+  smoke   32² patches, 6 steps: about a minute on a CPU, mostly compilation (tests, CI)
   cpu     a run that learns something on a laptop CPU in about an hour
   dorf    sample CRFs from the DoRF curves in ../shared/data/crf (the reference's bank)
 
@@ -112,10 +112,17 @@ def base_config() -> ml_collections.ConfigDict:
     # or a path to vgg16_places365_weights.npy (§2.3 encoder) / vgg16.npy (§3.2 loss).
     c.init.vgg = "lpips"
     c.init.vgg_loss = ""  # VGG for the perceptual loss only; "" = same source as init.vgg
+    # §3.1: the reference starts the Linearization-Net from crf_net_v2.npy (all layers but
+    # conv1); the file is not distributed, so "" = random (Glorot) init.
+    c.init.crf_net = ""
 
     # Devices / hosts.
     c.parallel = ml_collections.ConfigDict()
-    c.parallel.multi_host = False  # True: jax.distributed.initialize() from the environment
+    c.parallel.multi_host = False  # True: jax.distributed.initialize() (one process per host)
+    # Only where the cluster is not auto-detected (SLURM, Open MPI, Kubernetes, Cloud TPU are):
+    c.parallel.coordinator_address = ""  # "host:port" of process 0; "" = auto
+    c.parallel.num_processes = 0  # 0 = auto
+    c.parallel.process_id = -1  # -1 = auto
     c.parallel.num_devices = 0  # 0 = every device; N = only the first N (single host; debugging)
     return c
 
@@ -130,7 +137,7 @@ def apply_variants(c: ml_collections.ConfigDict, arg) -> ml_collections.ConfigDi
 
 
 def _smoke(c):
-    # Seconds on a CPU: tiny patches, a handful of steps, everything exercised once.
+    # A minute on a CPU (mostly compilation): tiny patches, every code path exercised once.
     c.data.patch_size = 32
     c.data.eval_patch_size = 32
     c.train.batch_size = 8  # divisible by the 8 fake devices of the tests
@@ -144,16 +151,21 @@ def _smoke(c):
     c.eval.exposure_stops = (-3.0, 0.0, 3.0)
 
 
+# Steps of the `cpu` variant: about an hour each on a 2-core laptop-class CPU at 128² x 4
+# (measured s/step in the README: the Hallucination-Net's VGG16 dominates).
+_CPU_STEPS = {"dequantization": 3000, "linearization": 1000, "hallucination": 400, "joint": 300}
+
+
 def _cpu(c):
-    # A run that shows learning on a 2-core CPU (numbers in the README).
+    # A run that shows learning on a CPU in about an hour (numbers in the README).
     c.data.patch_size = 128
     c.data.eval_patch_size = 128
     c.train.batch_size = 4
-    c.train.num_steps = 3_000
-    c.train.log_every = 25
-    c.train.eval_every = 500
-    c.train.checkpoint_every = 250
-    c.train.image_summary_every = 500
+    c.train.num_steps = _CPU_STEPS.get(c.stage, 1000)
+    c.train.log_every = 10
+    c.train.eval_every = max(1, c.train.num_steps // 5)
+    c.train.checkpoint_every = max(1, c.train.num_steps // 10)
+    c.train.image_summary_every = c.train.eval_every
     c.eval.num_patches = 4
     c.eval.exposure_stops = (-3.0, 0.0, 3.0)
 

@@ -14,19 +14,25 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
+logger = logging.getLogger(__name__)
 
 
 class ParallelError(ValueError):
     """A batch or device layout that cannot work (e.g. batch not divisible by devices)."""
 
 
-def initialize(multi_host: bool) -> None:
-    """Start the multi-host runtime when asked (cluster settings come from the environment)."""
-    if multi_host:
-        # Reads the coordinator address / process id from the cluster environment
-        # (SLURM, TPU pods, Kubernetes with JAX_COORDINATOR_ADDRESS, ...).
-        jax.distributed.initialize()
-    logging.info(
+def initialize(multi_host: bool, *, coordinator_address: str = "", num_processes: int = 0,
+               process_id: int = -1) -> None:
+    """Start the multi-host runtime when asked; unset arguments are auto-detected by JAX."""
+    if multi_host and not jax.distributed.is_initialized():
+        # JAX detects SLURM, Open MPI, Kubernetes and Cloud TPU by itself; elsewhere pass the
+        # coordinator "host:port", the number of processes and this process's id.
+        jax.distributed.initialize(
+            coordinator_address=coordinator_address or None,
+            num_processes=num_processes or None,
+            process_id=None if process_id < 0 else process_id,
+        )
+    logger.info(
         "process %d of %d, %d local / %d global devices (%s)",
         jax.process_index(), jax.process_count(), jax.local_device_count(),
         jax.device_count(), jax.devices()[0].platform,

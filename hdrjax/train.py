@@ -122,6 +122,8 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
         spec = config.init[field]
         if spec and spec != "lpips" and not os.path.isfile(os.path.expanduser(spec)):
             fail(f"init.{field}", f"{spec!r} is neither 'lpips' nor an existing .npy file")
+    if config.init.crf_net and not os.path.isfile(os.path.expanduser(config.init.crf_net)):
+        fail("init.crf_net", f"{config.init.crf_net!r} is not a file (crf_net_v2.npy)")
     if config.data.name == "hdr_real" and config.stage != "joint":
         fail("data.name", f"hdr_real pairs carry no intermediate targets; stage {config.stage!r} "
              "needs synthetic data (procedural, hdr_folder or hdr_synth)")
@@ -548,8 +550,9 @@ def abstract_state(config, model, optimizer, mesh) -> TrainState:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
 
 
-def create_state(config, model, optimizer, mesh, *, vgg_init=None) -> TrainState:
-    """A fresh TrainState: random init, VGG encoder (§2.3), then any init.<network> checkpoints."""
+def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=None) -> TrainState:
+    """A fresh TrainState: random init, VGG encoder (§2.3), CRF-Net trunk (§3.1), then any
+    init.<network> checkpoints."""
     rep = parallel.replicated(mesh)
     variables = _compiled_init(config, model, mesh)(_param_init_key(config.seed))
     # Adam's state is zeros of the parameters' shapes: cheap, no need to compile it.
@@ -560,6 +563,14 @@ def create_state(config, model, optimizer, mesh, *, vgg_init=None) -> TrainState
 
         params["hallucination"] = parallel.replicate(encoder_init(params["hallucination"], vgg_init), mesh)
         logger.info("Hallucination-Net encoder initialised from VGG16 (%s)", vgg_init.source)
+    if crf_net_init is not None:
+        from hdrjax.models.linearization import merge_variables
+
+        params["linearization"] = parallel.replicate(
+            merge_variables(params["linearization"], crf_net_init["params"], "linearization"), mesh)
+        batch_stats["linearization"] = parallel.replicate(
+            merge_variables(batch_stats["linearization"], crf_net_init["batch_stats"], "linearization"), mesh)
+        logger.info("Linearization-Net trunk initialised from %s", config.init.crf_net)
     for net in NETWORKS:
         path = config.init[net]
         if not path:
@@ -618,7 +629,9 @@ def train_and_evaluate(config, workdir) -> TrainState:
 
     t_start = time.time()
     workdir = pathlib.Path(workdir)
-    parallel.initialize(config.parallel.multi_host)
+    pc = config.parallel
+    parallel.initialize(pc.multi_host, coordinator_address=pc.coordinator_address,
+                        num_processes=pc.num_processes, process_id=pc.process_id)
     n = config.parallel.num_devices
     if n and (config.parallel.multi_host or not 0 < n <= jax.device_count()):
         raise ConfigError(f"config.parallel.num_devices: {n} is not between 1 and the "
@@ -646,6 +659,12 @@ def train_and_evaluate(config, workdir) -> TrainState:
         vgg_init = None
         if latest is None and not config.init.hallucination and config.init.vgg and config.stage in ("hallucination", "joint"):
             vgg_init = _load_vgg(config.init.vgg)  # §2.3: encoder from VGG16 when Hal trains from scratch
+        crf_net_init = None
+        if (latest is None and not config.init.linearization and config.init.crf_net
+                and config.stage in ("linearization", "joint")):
+            from hdrjax.models.linearization import load_crf_net_v2
+
+            crf_net_init = load_crf_net_v2(os.path.expanduser(config.init.crf_net))
         vgg_loss = None
         if config.stage == "hallucination" and config.loss.perceptual_weight > 0:
             spec = config.init.vgg_loss or config.init.vgg or "lpips"
@@ -666,9 +685,9 @@ def train_and_evaluate(config, workdir) -> TrainState:
         logger.info("resumed from checkpoint step %d of %s (%.1fs)", latest, ckpt.directory, time.time() - t0)
     else:
         t0 = time.time()
-        state = create_state(config, model, optimizer, mesh, vgg_init=vgg_init)
+        state = create_state(config, model, optimizer, mesh, vgg_init=vgg_init, crf_net_init=crf_net_init)
         logger.info("initialised %s training from scratch in %s (%.1fs)", config.stage, workdir, time.time() - t0)
-    del vgg_init
+    del vgg_init, crf_net_init
     start_step = int(jax.device_get(state.step))
 
     train_step = jit_train_step(make_train_step(config, model, optimizer, schedule=schedule), mesh)

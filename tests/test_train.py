@@ -45,7 +45,17 @@ def read_scalars(workdir):
 @pytest.mark.parametrize("stage", ["dequantization", "linearization", "hallucination", "joint"])
 def test_smoke_config_trains_end_to_end(stage, tmp_path, caplog):
     config = load_config(stage)
+    crf_net = None
+    if stage == "linearization":  # also: the §3.1 crf_net_v2.npy trunk init reaches the model
+        from hdrjax.models.linearization import crf_feature_net_layers
+
+        rng = np.random.default_rng(0)
+        crf_net = {layer: {k: rng.uniform(0.5, 1.0, shape).astype(np.float32) for k, shape in keys.items()}
+                   for layer, keys in crf_feature_net_layers().items() if layer != "conv1"}
+        np.save(tmp_path / "crf_net_v2.npy", crf_net, allow_pickle=True)
     with config.unlocked():
+        if crf_net is not None:
+            config.init.crf_net = str(tmp_path / "crf_net_v2.npy")
         config.train.num_steps = 4
         config.train.eval_every = 0  # the end of training always evaluates
         config.train.image_summary_every = 0
@@ -74,8 +84,14 @@ def test_smoke_config_trains_end_to_end(stage, tmp_path, caplog):
         same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before["params"][net]),
                                                         jax.tree.leaves(after["params"][net])))
         assert same == (net not in train.TRAINABLE[stage]), net
+    if crf_net is not None:  # 4 Adam steps of lr 1e-4 move a weight by at most ~4e-4
+        trunk = after["params"]["linearization"]["crf_feature_net"]
+        np.testing.assert_allclose(trunk["res2a_branch2b"]["kernel"], crf_net["res2a_branch2b"]["weights"], atol=1e-3)
+        np.testing.assert_array_equal(after["batch_stats"]["linearization"]["crf_feature_net"]["bn2a_branch2b"]["var"]
+                                      > 0, True)
 
 
+@pytest.mark.slow
 def test_dequantization_loss_falls_on_a_fixed_batch():
     config = load_config("dequantization")
     mesh = parallel.make_mesh(jax.devices()[:1])  # one device compiles faster; sharding is tested elsewhere
