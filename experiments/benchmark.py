@@ -491,7 +491,7 @@ def _bound(gflops: float, peak: float, intensity: float | None, balance: float |
         return "compute" + overhead
     if intensity is not None and balance and intensity < balance:
         return "memory (arithmetic intensity below the machine balance)" + overhead
-    return "compute, below peak (convolution efficiency: layouts/small channel counts)" + overhead
+    return "compute (intensity above the machine balance), below peak: kernel efficiency" + overhead
 
 
 def task_stages(spec: dict) -> dict:
@@ -519,13 +519,15 @@ def task_stages(spec: dict) -> dict:
         compiled = jax.jit(fns[stage]).lower(variables, *args).compile()
         compile_s = time.perf_counter() - c0
         cost = cost_of(compiled)
-        # The first call is the warm-up (allocations); then timed calls within the budget.
+        # The first call is the warm-up (allocations) unless it alone exceeds the budget, then
+        # it is the only timed call (the executable is already compiled either way).
         calls = time_calls(lambda: compiled(variables, *args), repeats=spec["repeats"] + 1,
-                           budget_s=spec["budget_s"], min_repeats=spec.get("min_repeats", 1) + 1)
-        times = calls[1:]
+                           budget_s=spec["budget_s"], min_repeats=1)
+        times = calls[1:] if len(calls) > 1 else calls
         t = _median(times)
         row = {"shape": list(shape), "compile_s": compile_s, "seconds": t, "runs": len(times),
-               "times": times, "warmup_s": calls[0], **cost, "memory": memory_of(compiled)}
+               "times": times, "warmup_s": calls[0] if len(calls) > 1 else None, **cost,
+               "memory": memory_of(compiled)}
         pixels = shape[0] * shape[1]
         row["flops_per_pixel"] = cost.get("flops", 0.0) / pixels
         row["gflops_achieved"] = cost.get("flops", 0.0) / t / 1e9
@@ -867,9 +869,12 @@ def task_train(spec: dict) -> dict:
                                tried_compile_s=bcs)
             except Exception as e:  # out of memory: recorded, not fatal
                 largest.update(tried_batch=est, tried_ok=False, tried_error=str(e).splitlines()[0][:300])
+        elif est <= batch:
+            largest["tried"] = "not needed"
+        elif not spec.get("try_largest"):
+            largest["tried"] = f"estimate only (≈ {predicted:.0f} s/step; --extended tries it)"
         else:
-            largest["tried"] = (f"not run: predicted {predicted:.0f} s per step exceeds this "
-                                f"task's budget") if est > batch else "not needed"
+            largest["tried"] = f"not run: ≈ {predicted:.0f} s/step exceeds this task's budget"
     entry["state"] = state
     out["largest_batch"] = largest
     out["peak_rss_bytes"] = peak_rss_bytes()
@@ -1034,6 +1039,100 @@ def _knob_layout(spec: dict) -> dict:
     return {"shape": [1, s, s, c], "variants": rows, "ratio_nchw_over_nhwc": rows["NCHW"]["seconds"] / rows["NHWC"]["seconds"]}
 
 
+def _knob_valid_conv(spec: dict) -> dict:
+    """The Hallucination-Net's up-block conv: reflect pad + VALID conv vs padded conv + crop.
+
+    Same numbers (the extra zero ring only touches the cropped border). XLA:CPU runs convs
+    without padding on a much slower path; measured on one up-block conv and on the whole
+    network forward (the reference's literal form as a subclass, the same variables).
+    """
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from hdrjax.models import hallucination as H
+
+    rng = np.random.default_rng(0)
+    s, cin, cout = spec["size"] // 2, 128, 64
+    x = jnp.asarray(rng.standard_normal((1, s, s, cin)).astype(np.float32))
+    k = jnp.asarray(0.05 * rng.standard_normal((3, 3, cin, cout)).astype(np.float32))
+
+    def conv(a, padding):
+        return jax.lax.conv_general_dilated(a, k, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def up(a):
+        return jnp.pad(jnp.repeat(jnp.repeat(a, 2, axis=1), 2, axis=2), ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+
+    variants = {"valid": lambda a: conv(up(a), "VALID"),
+                "padded_crop": lambda a: conv(up(a), ((1, 1), (1, 1)))[:, 1:-1, 1:-1]}
+    conv_rows, outs = {}, {}
+    for name, f in variants.items():
+        c = jax.jit(f).lower(x).compile()
+        outs[name] = np.asarray(c(x))
+        conv_rows[name] = {"seconds": min(time_calls(lambda: c(x), repeats=5, budget_s=spec["budget_s"], min_repeats=2)),
+                           **cost_of(c)}
+    out = {"conv": {"input": [1, s, s, cin], "out_channels": cout, "variants": conv_rows,
+                    "ratio": conv_rows["padded_crop"]["seconds"] / conv_rows["valid"]["seconds"],
+                    "max_abs_diff": float(np.max(np.abs(outs["valid"] - outs["padded_crop"])))}}
+
+    class ValidConvHallucinationNet(H.HallucinationNet):
+        """The reference's literal up-block (reflect pad + VALID conv); the same parameters."""
+
+        def _up_block(self, h, channels, train, name):
+            h = jnp.pad(H._upsample_nearest2x(h), ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+            h = nn.relu(self._conv(channels, (3, 3), "VALID", name)(h))
+            h = self._bn(train, f"{name}_batch_norm_dc")(h)
+            return nn.relu(h)
+
+    _, _, variables = build_model()
+    hv = {"params": variables["params"]["hallucination"], "batch_stats": variables["batch_stats"]["hallucination"]}
+    t = spec["size"]
+    img = jnp.asarray(rng.uniform(0, 1, (1, t, t, 3)).astype(np.float32))
+    net_rows, outs = {}, {}
+    for name, net in (("valid", ValidConvHallucinationNet()), ("padded_crop", H.HallucinationNet())):
+        c = jax.jit(lambda v, a, net=net: net.apply(v, a, train=False)).lower(hv, img).compile()
+        outs[name] = np.asarray(c(hv, img))
+        net_rows[name] = {"seconds": _median(time_calls(lambda: c(hv, img), repeats=3, budget_s=spec["budget_s"],
+                                                        min_repeats=2)), **cost_of(c)}
+    out["hallucination_net"] = {
+        "input": [1, t, t, 3], "variants": net_rows,
+        "ratio": net_rows["padded_crop"]["seconds"] / net_rows["valid"]["seconds"],
+        "max_abs_diff": float(np.max(np.abs(outs["valid"] - outs["padded_crop"]))),
+        "keep": "yes (HallucinationNet._up_block, hdrjax/models/hallucination.py)",
+    }
+    return out
+
+
+def _knob_conv_grad(spec: dict) -> dict:
+    """Evidence for training: a 3×3 conv's forward vs its kernel- and input-gradient convs."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    b, s, c = spec["batch"], spec["size"], 64
+    x = jnp.asarray(rng.standard_normal((b, s, s, c)).astype(np.float32))
+    k = jnp.asarray(0.05 * rng.standard_normal((3, 3, c, c)).astype(np.float32))
+
+    def f(k, x):
+        return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    rows = {}
+    for name, fn in (("forward", f),
+                     ("forward+kernel_grad", jax.grad(lambda k, x: 0.5 * jnp.sum(f(k, x) ** 2))),
+                     ("forward+input_grad", jax.grad(lambda k, x: 0.5 * jnp.sum(f(k, x) ** 2), argnums=1))):
+        cm = jax.jit(fn).lower(k, x).compile()
+        _block(cm(k, x))
+        rows[name] = {"seconds": min(time_calls(lambda: cm(k, x), repeats=3, budget_s=spec["budget_s"], min_repeats=2))}
+    fwd = rows["forward"]["seconds"]
+    # Each gradient conv has the forward's FLOPs: its own time is (fwd+grad) − fwd.
+    for name in ("kernel_grad", "input_grad"):
+        own = rows[f"forward+{name}"]["seconds"] - fwd
+        rows[name] = {"seconds": own, "ratio_to_forward": own / fwd}
+    return {"shape": [b, s, s, c], "variants": rows}
+
+
 def _reconstruct_time(model, variables, ldr, config, repeats: int) -> dict:
     from hdrjax import predict
 
@@ -1083,8 +1182,9 @@ def _knob_tiles(spec: dict) -> dict:
 def task_knobs(spec: dict) -> dict:
     """Each knob's effect as a ratio against the default; failures are recorded per knob."""
     out = {}
-    for name, fn in (("layout", _knob_layout), ("bf16", _knob_bf16), ("donation", _knob_donation),
-                     ("remat", _knob_remat), ("tiles", _knob_tiles)):
+    for name, fn in (("layout", _knob_layout), ("valid_conv", _knob_valid_conv), ("conv_grad", _knob_conv_grad),
+                     ("bf16", _knob_bf16), ("donation", _knob_donation), ("remat", _knob_remat),
+                     ("tiles", _knob_tiles)):
         if name not in spec["which"]:
             continue
         t0 = time.perf_counter()
@@ -1160,6 +1260,7 @@ def _task(task: str, key: str, **spec) -> dict:
 
 SIZES_FULL = ((512, 512), (1024, 1024), (1080, 1920), (3000, 4000))
 SIZES_QUICK = ((64, 96),)
+KNOBS = ("layout", "valid_conv", "conv_grad", "bf16", "donation", "remat", "tiles")
 
 
 def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False) -> list[Group]:
@@ -1190,8 +1291,10 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
                                    repeats=1, budget_s=1.0, **q))
         if "knobs" in sections:
             # The cheapest variant of each knob, reusing what the tasks above compiled.
-            tasks.append(_task("knobs", "knobs", which=["layout", "bf16", "donation", "remat", "tiles"],
+            tasks.append(_task("knobs", "knobs", which=list(KNOBS),
                                layout={"conv_size": 32, "budget_s": 1.0},
+                               valid_conv={"size": 32, "budget_s": 1.0},
+                               conv_grad={"batch": 1, "size": 16, "budget_s": 1.0},
                                bf16={"tile": 64, "repeats": 1, "budget_s": 1.0, "stages": ["dequantization"]},
                                donation={"stage": "dequantization", "batch": 2, "patch": 32, "repeats": 1,
                                          "budget_s": 1.0},
@@ -1219,7 +1322,7 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
     if "inference" in sections:
         sizes = SIZES_FULL if ext else SIZES_FULL[:3]
         # Seconds of timed runs after the warm-up (at least one run whatever the budget).
-        budgets = {512: 10.0, 1024: 10.0, 1080: 10.0, 3000: 10.0} if gpu else {512: 12.0, 1024: 0.0, 1080: 0.0, 3000: 0.0}
+        budgets = {512: 10.0, 1024: 10.0, 1080: 10.0, 3000: 10.0} if gpu else {512: 25.0, 1024: 0.0, 1080: 0.0, 3000: 0.0}
         if extended and not gpu:
             budgets = {512: 20.0, 1024: 60.0, 1080: 60.0, 3000: 0.0}
         for h, w in sizes:
@@ -1228,19 +1331,21 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
                 "inference", f"inference-{h}x{w}", height=h, width=w, tile=512, overlap=128, repeats=5,
                 budget_s=budgets[h], **f)], timeout_s=1800))
     if "photos" in sections:
-        files = list(PHOTO_FILES) if ext else list(PHOTO_FILES[:4])
+        # Default: the sweep's photo and one indoor photo; extended: all four and three panoramas.
+        files = list(PHOTO_FILES) if ext else ["real_hdr/MtTamNorth.exr", "real_hdr/Desk.exr"]
         groups.append(Group("photos", [_task("photos", "photos", files=files, tile=512, overlap=128,
-                                             repeats=2 if gpu else 1, **f)], timeout_s=1200))
+                                             repeats=2 if gpu else 1, **f)], timeout_s=1800))
     if "train" in sections:
-        tasks = []
         for stage in TRAIN_STAGES:
             cheap = stage in ("dequantization", "linearization")
-            tasks.append(_task("train", f"train-{stage}", stage=stage, batch=8, patch=256, repeats=5,
-                               budget_s=6.0 if gpu else (8.0 if cheap else 0.0),
-                               try_largest=gpu or cheap or extended, largest_budget_s=60.0 if (gpu or extended) else 20.0,
-                               **f))
-        # One process: XLA's buffer sizes give each step's memory (RSS would accumulate).
-        groups.append(Group("train", tasks, timeout_s=1800))
+            # CPU default: the Hallucination-Net steps (≈ 2.7 TFLOP at 256², batch 8) on 128²
+            # patches to stay within ~10 minutes; --extended / GPU: 256² as the reference.
+            patch = 256 if (ext or cheap) else 128
+            task = _task("train", f"train-{stage}", stage=stage, batch=8, patch=patch, repeats=5,
+                         budget_s=6.0 if gpu else (6.0 if cheap else 0.0),
+                         try_largest=gpu or extended, largest_budget_s=60.0 if gpu else 120.0, **f)
+            # One process per stage: a step's buffers (≈ 7 GB for joint at 256²) are freed with it.
+            groups.append(Group(task["key"], [task], timeout_s=1800))
     if "scaling" in sections:
         # One process with 8 fake CPU devices (the flag must precede the jax import); meshes
         # over the first 1, 2, 4, 8 of them. On a GPU machine: its real devices.
@@ -1249,7 +1354,7 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
         groups.append(Group("scaling", tasks, devices=8, timeout_s=900))
     if "knobs" in sections:
         tile = 512 if gpu else 256
-        which = ["layout", "bf16", "donation", "remat", "tiles"]
+        which = list(KNOBS) if ext else [k for k in KNOBS if k != "tiles"]
         tiles = {"tile": tile, "repeats": 2, "batching_stages": 3}
         if ext:
             tiles.update(size_image=1024, size_stages=4, tile_repeats=2 if gpu else 1,
@@ -1257,6 +1362,8 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
         groups.append(Group("knobs", [_task(
             "knobs", "knobs", which=which,
             layout={"conv_size": 512, "budget_s": 3.0},
+            valid_conv={"size": tile, "budget_s": 3.0},
+            conv_grad={"batch": 8, "size": 128 if not gpu else 256, "budget_s": 3.0},
             bf16={"tile": tile, "repeats": 3, "budget_s": 3.0,
                   "stages": list(STAGES) if ext else ["dequantization", "hallucination"]},
             donation={"stage": "dequantization", "batch": 8, "patch": 256 if gpu else 64, "repeats": 3, "budget_s": 3.0},
@@ -1485,8 +1592,14 @@ def render_markdown(results: dict) -> str:
     add = L.append
     add(f"# hdrjax benchmark — {results['machine']}")
     add("")
-    add(f"{results['created']}, {'quick smoke run (tiny sizes: the numbers mean nothing)' if results['quick'] else 'full run'}; "
-        f"jax {env.get('versions', {}).get('jax', '?')}, device {results.get('device', '?')}.")
+    if results["quick"]:
+        kind = "quick smoke run (tiny sizes, compiled at -O0: the numbers mean nothing)"
+    elif results.get("extended"):
+        kind = "full run, extended set"
+    else:
+        kind = ("full run, default CPU set (no 12 MP image, two photos, Hallucination-Net train steps on "
+                "128² patches, no tile knobs; `--extended` adds them)")
+    add(f"{results['created']}, {kind}; jax {env.get('versions', {}).get('jax', '?')}, device {results.get('device', '?')}.")
     la = results["load_average"]
     add(f"Machine: {env.get('cpu_model', '?')}, {env.get('cpu_affinity', env.get('cpu_count'))} cores, "
         f"{_fmt(env.get('memory_gib'), 1)} GiB; load average at start {la['start'][0]:.2f}, end {la['end'][0]:.2f}.")
@@ -1669,6 +1782,20 @@ def render_markdown(results: dict) -> str:
         if k and "error" not in k:
             add(f"| donated train state | {k['stage']} step, {k['batch']} × {k['patch']}² | time × {_fmt(k['time_ratio'])}, "
                 f"XLA memory × {_fmt(k.get('memory_ratio'))} | yes (train.jit_train_step) |")
+        k = knobs.get("valid_conv")
+        if k and "error" not in k:
+            c, h = k["conv"], k["hallucination_net"]
+            add(f"| up-block conv as padded conv + crop instead of reflect pad + VALID | one {c['input'][3]}→"
+                f"{c['out_channels']} up-block conv at {2 * c['input'][1]}²; Hallucination-Net forward at {h['input'][1]}² | "
+                f"conv time × {_fmt(c['ratio'])}, network time × {_fmt(h['ratio'])}; max abs diff "
+                f"{_fmt(max(c['max_abs_diff'], h['max_abs_diff']), 6)} | "
+                f"{'yes (hallucination.py)' if h['ratio'] < 0.95 else 'no'} |")
+        k = knobs.get("conv_grad")
+        if k and "error" not in k:
+            v = k["variants"]
+            add(f"| (evidence) weight-gradient conv | 3×3 64→64 conv, {k['shape'][0]} × {k['shape'][1]}² | kernel-grad conv "
+                f"× {_fmt(v['kernel_grad']['ratio_to_forward'])} the forward's time, input-grad × "
+                f"{_fmt(v['input_grad']['ratio_to_forward'])} (same FLOPs each) | — |")
         k = knobs.get("layout")
         if k and "error" not in k:
             add(f"| NCHW instead of NHWC | one 3×3 64→64 conv at {k['shape'][1]}² | time × {_fmt(k['ratio_nchw_over_nhwc'])} | "
