@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hdrjax.models.conv import conv_general_dilated
 from hdrjax.models.vgg import (
     BLOCKS,
     TORCHVISION_TO_CAFFE_SCALE,
@@ -134,6 +135,7 @@ class HallucinationNet(nn.Module):
             dtype=self.dtype,
             param_dtype=jnp.float32,
             kernel_init=kernel_init,
+            conv_general_dilated=conv_general_dilated,  # matmul kernel grad on CPU
             name=name,
         )
 

@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hdrjax.models.conv import conv_general_dilated
+
 Dtype = Any
 
 # `tf.layers.conv2d` / slim defaults: Glorot (= Xavier) uniform kernel, zero bias.
@@ -153,6 +155,7 @@ def tf_conv(
         bias_init=zeros,
         dtype=dtype,
         param_dtype=jnp.float32,
+        conv_general_dilated=conv_general_dilated,  # matmul kernel grad on CPU
         name=name,
     )
 

@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from hdrjax.models.conv import conv_general_dilated
+
 # (block, convs per block, channels) of VGG-16's convolutional part.
 BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
 CONV_NAMES = tuple(f"conv{b}_{i}" for b, n, _ in BLOCKS for i in range(1, n + 1))
@@ -136,6 +138,7 @@ class VGG16Features(nn.Module):
                     dtype=self.dtype,
                     param_dtype=jnp.float32,
                     kernel_init=self.kernel_init,
+                    conv_general_dilated=conv_general_dilated,  # matmul kernel grad on CPU
                     name=f"conv{block}_{i}",
                 )(h)
                 h = nn.relu(h)
