@@ -810,6 +810,30 @@ def _memory_limit_bytes() -> int:
     return int(psutil.virtual_memory().total)
 
 
+def _xla_kernel_grad_step(entry: dict, t_default: float) -> dict:
+    """The same step traced with XLA's own conv kernel gradient (hdrjax/models/conv.py)."""
+    import os
+
+    from hdrjax.models import conv
+
+    if conv.kernel_grad_mode() == "xla":
+        return {"skipped": "the default already uses XLA's kernel gradient on this backend"}
+    saved = os.environ.get(conv.ENV_VAR)
+    os.environ[conv.ENV_VAR] = "xla"
+    try:  # a fresh trace: the path is chosen when the step is traced
+        comp, cs = _compile_step(entry["cfg"], entry["model"], entry["optimizer"], entry["state"], entry["batch"],
+                                 entry["bank"], entry["vgg"], entry["mesh"], donate=False)
+    finally:
+        if saved is None:
+            os.environ.pop(conv.ENV_VAR)
+        else:
+            os.environ[conv.ENV_VAR] = saved
+    args = (entry["state"], entry["batch"], entry["bank"], entry["vgg"])
+    _block(comp(*args))  # warm-up; not donating, so the state stays usable
+    t = min(time_calls(lambda: comp(*args), repeats=2, budget_s=0.0, min_repeats=1))
+    return {"seconds_per_step": t, "compile_s": cs, "default_over_xla": t_default / t}
+
+
 def task_train(spec: dict) -> dict:
     """One stage's train step: images/s, FLOPs, synthesis share, largest batch that fits."""
     import jax
@@ -845,6 +869,9 @@ def task_train(spec: dict) -> dict:
     _block(scomp(key, batch_dev, bank))
     st = _median(time_calls(lambda: scomp(key, batch_dev, bank), repeats=5, budget_s=3.0, min_repeats=2))
     out["synthesis"] = {"seconds": st, "share_of_step": st / t, **cost_of(scomp)}
+    if spec.get("compare_kernel_grad"):
+        entry["state"] = state  # the cached one was donated to the steps above
+        out["xla_kernel_grad"] = _xla_kernel_grad_step(entry, t)
     # Largest batch: XLA's buffer sizes at this batch, extrapolated (activations scale with
     # the batch, parameters and optimizer state do not); then tried when it is cheap enough.
     limit = _memory_limit_bytes()
@@ -1284,7 +1311,8 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
                                repeats=1, **q))
         if "train" in sections:
             tasks.append(_task("train", "train-dequantization", stage="dequantization", batch=2, patch=32,
-                               repeats=1, budget_s=1.0, try_largest=False, largest_budget_s=0, **q))
+                               repeats=1, budget_s=1.0, try_largest=False, largest_budget_s=0,
+                               compare_kernel_grad=True, **q))
         if "scaling" in sections:
             for n in (1, 2):
                 tasks.append(_task("scaling", f"scaling-{n}", devices=n, stage="dequantization", batch=2, patch=32,
@@ -1343,7 +1371,8 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
             patch = 256 if (ext or cheap) else 128
             task = _task("train", f"train-{stage}", stage=stage, batch=8, patch=patch, repeats=5,
                          budget_s=6.0 if gpu else (6.0 if cheap else 0.0),
-                         try_largest=gpu or extended, largest_budget_s=60.0 if gpu else 120.0, **f)
+                         try_largest=gpu or extended, largest_budget_s=60.0 if gpu else 120.0,
+                         compare_kernel_grad=stage != "joint", **f)
             # One process per stage: a step's buffers (≈ 7 GB for joint at 256²) are freed with it.
             groups.append(Group(task["key"], [task], timeout_s=1800))
     if "scaling" in sections:
@@ -1585,6 +1614,14 @@ def _gb(b):
     return None if b is None else b / 1e9
 
 
+def _kernel_grad_cell(x: dict | None) -> str:
+    if not x:
+        return "—"
+    if "skipped" in x:
+        return x["skipped"]
+    return f"{_fmt(x['seconds_per_step'])} ({_fmt(x['default_over_xla'])})"
+
+
 def render_markdown(results: dict) -> str:
     """The benchmark tables as markdown (machine, ceilings, inference, stages, training, knobs)."""
     tasks, env, summ = results["tasks"], results["environment"], results["summary"]
@@ -1718,8 +1755,8 @@ def render_markdown(results: dict) -> str:
         add("## Training step (synthesis + forward + backward + Adam), one device")
         add("")
         add("| stage | batch × patch | s/step | images/s | TFLOP/step | GFLOP/s (× peak) | synthesis share | compile s "
-            "| XLA memory GB | largest batch (est.) | tried |")
-        add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+            "| XLA memory GB | largest batch (est.) | tried | with XLA's conv kernel grad: s/step (ours ÷ it) |")
+        add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for e in train_rows:
             if "result" not in e:
                 add(f"| {e['key']} | failed: {e.get('error', '')[:80]} ||||||||||")
@@ -1735,8 +1772,12 @@ def render_markdown(results: dict) -> str:
             add(f"| {r['stage']} | {r['batch']} × {r['patch']}² | {_fmt(r['seconds_per_step'])} | {_fmt(r['images_per_s'])} | "
                 f"{_fmt(r['flops'] / 1e12, 3)} | {_fmt(r['gflops_achieved'], 1)} ({_fmt(r['fraction_of_peak'])}) | "
                 f"{_fmt(100 * r['synthesis']['share_of_step'], 1)} % | {_fmt(r['compile_s'], 1)} | "
-                f"{_fmt(_gb((r['memory'] or {}).get('total_bytes')))} | {lb.get('estimated_batch', '—')} | {tried} |")
+                f"{_fmt(_gb((r['memory'] or {}).get('total_bytes')))} | {lb.get('estimated_batch', '—')} | {tried} | "
+                f"{_kernel_grad_cell(r.get('xla_kernel_grad'))} |")
         add("")
+        add("Kernel gradient: on CPU our convs compute the weight gradient as one matmul per kernel tap "
+            "(`hdrjax/models/conv.py`); the last column traces the same step with XLA's own weight-gradient "
+            "convolution (`HDRJAX_CONV_KERNEL_GRAD=xla`).")
         add("Largest batch: XLA's buffer sizes at this batch extrapolated to 80 % of the memory limit "
             "(activations scale with the batch); 'tried' runs a step there when that fits the time budget.")
         add("")
