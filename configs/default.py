@@ -5,7 +5,7 @@ Variants are chosen with `--config=configs/<file>.py:<variant>[,<variant>...]`:
 
   (none)  the reference settings (batch 8, 256² patches, Adam 1e-4, 500k steps)
   smoke   32² patches, 6 steps: about a minute on a CPU, mostly compilation (tests, CI)
-  cpu     a run that learns something on a laptop CPU in about an hour
+  cpu     a run that learns something on a laptop CPU in about half an hour per stage
   dorf    sample CRFs from the DoRF curves in ../shared/data/crf (the reference's bank)
 
 Any field can also be overridden on the command line, e.g. `--config.train.batch_size=16`.
@@ -151,13 +151,13 @@ def _smoke(c):
     c.eval.exposure_stops = (-3.0, 0.0, 3.0)
 
 
-# Steps of the `cpu` variant: about an hour each on a 2-core laptop-class CPU at 128² x 4
-# (measured s/step in the README: the Hallucination-Net's VGG16 dominates).
+# Steps of the `cpu` variant: roughly half an hour each on a 2-core CPU at 128² x 4 (from the
+# s/step measured at 256² x 8 in the README, which is about 8x the work).
 _CPU_STEPS = {"dequantization": 3000, "linearization": 1000, "hallucination": 400, "joint": 300}
 
 
 def _cpu(c):
-    # A run that shows learning on a CPU in about an hour (numbers in the README).
+    # A run that shows learning on a CPU in about half an hour per stage (README).
     c.data.patch_size = 128
     c.data.eval_patch_size = 128
     c.train.batch_size = 4

@@ -829,8 +829,9 @@ def _xla_kernel_grad_step(entry: dict, t_default: float) -> dict:
         else:
             os.environ[conv.ENV_VAR] = saved
     args = (entry["state"], entry["batch"], entry["bank"], entry["vgg"])
-    _block(comp(*args))  # warm-up; not donating, so the state stays usable
-    t = min(time_calls(lambda: comp(*args), repeats=2, budget_s=0.0, min_repeats=1))
+    # One call, no warm-up (not donating, so the state stays usable): allocation is a small
+    # part of a multi-second step, and this comparison must fit the 10-minute CPU budget.
+    t = min(time_calls(lambda: comp(*args), repeats=1, budget_s=0.0, min_repeats=1))
     return {"seconds_per_step": t, "compile_s": cs, "default_over_xla": t_default / t}
 
 
@@ -848,8 +849,9 @@ def task_train(spec: dict) -> dict:
     batch_dev, compiled, compile_s = entry["batch"], entry["compiled"], entry["compile_s"]
     peak = same_process_peak(quick)
     cost, mem = cost_of(compiled), memory_of(compiled)
-    state, metrics = compiled(state, batch_dev, bank, vgg)  # warm-up
-    _block(metrics)
+    if spec.get("warmup", True):
+        state, metrics = compiled(state, batch_dev, bank, vgg)
+        _block(metrics)
     times, state, metrics = _run_steps(compiled, state, batch_dev, bank, vgg,
                                        repeats=spec["repeats"], budget_s=spec["budget_s"], min_repeats=1)
     t = _median(times)
@@ -1370,7 +1372,10 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
             # patches to stay within ~10 minutes; --extended / GPU: 256² as the reference.
             patch = 256 if (ext or cheap) else 128
             task = _task("train", f"train-{stage}", stage=stage, batch=8, patch=patch, repeats=5,
-                         budget_s=6.0 if gpu else (6.0 if cheap else 0.0),
+                         budget_s=6.0 if gpu else (3.0 if cheap else 0.0),
+                         # CPU, VGG stages: one timed step and no warm-up (a 10-40 s step; the
+                         # allocations a warm-up would absorb are a small part of it).
+                         warmup=gpu or ext or cheap,
                          try_largest=gpu or extended, largest_budget_s=60.0 if gpu else 120.0,
                          compare_kernel_grad=stage != "joint", **f)
             # One process per stage: a step's buffers (≈ 7 GB for joint at 256²) are freed with it.
@@ -1396,7 +1401,7 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
             bf16={"tile": tile, "repeats": 3, "budget_s": 3.0,
                   "stages": list(STAGES) if ext else ["dequantization", "hallucination"]},
             donation={"stage": "dequantization", "batch": 8, "patch": 256 if gpu else 64, "repeats": 3, "budget_s": 3.0},
-            remat={"batch": 8 if gpu else 2, "patch": 256 if gpu else 128, "repeats": 3, "budget_s": 3.0,
+            remat={"batch": 8 if gpu else 2, "patch": 256 if gpu else 64, "repeats": 3, "budget_s": 3.0,
                    "network": "hallucination"},
             tiles=tiles, **f)], timeout_s=1200))
     return groups
@@ -1834,7 +1839,7 @@ def render_markdown(results: dict) -> str:
         k = knobs.get("conv_grad")
         if k and "error" not in k:
             v = k["variants"]
-            add(f"| (evidence) weight-gradient conv | 3×3 64→64 conv, {k['shape'][0]} × {k['shape'][1]}² | kernel-grad conv "
+            add(f"| (evidence) XLA's own weight-gradient conv | 3×3 64→64 conv, {k['shape'][0]} × {k['shape'][1]}² | kernel-grad conv "
                 f"× {_fmt(v['kernel_grad']['ratio_to_forward'])} the forward's time, input-grad × "
                 f"{_fmt(v['input_grad']['ratio_to_forward'])} (same FLOPs each) | — |")
         k = knobs.get("layout")
