@@ -37,6 +37,7 @@ machine are marked as contended.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -748,7 +749,7 @@ def _train_setup(stage: str, batch: int, patch: int, devices: int, *, dtype: str
     return cfg, model, optimizer, state, bank, vgg, mesh
 
 
-def _compile_step(cfg, model, optimizer, state, batch, bank, vgg, mesh, *, donate=True):
+def _lower_step(cfg, model, optimizer, state, batch, bank, vgg, mesh, *, donate=True):
     import jax
 
     from hdrjax import parallel, train
@@ -758,11 +759,53 @@ def _compile_step(cfg, model, optimizer, state, batch, bank, vgg, mesh, *, donat
         jitted = train.jit_train_step(step, mesh)  # the trainer's own jit (state donated)
     else:
         rep, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-        jitted = jax.jit(step, in_shardings=(rep, data, rep, rep), out_shardings=(rep, rep),
-                         donate_argnums=(0,) if donate else ())
+        jitted = jax.jit(step, in_shardings=(rep, data, rep, rep), out_shardings=(rep, rep))
+    return jitted.lower(state, batch, bank, vgg)
+
+
+def _compile_step(cfg, model, optimizer, state, batch, bank, vgg, mesh, *, donate=True):
     t0 = time.perf_counter()
-    compiled = jitted.lower(state, batch, bank, vgg).compile()
+    compiled = _lower_step(cfg, model, optimizer, state, batch, bank, vgg, mesh, donate=donate).compile()
     return compiled, time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def _xla_kernel_grad():
+    """Trace inside with XLA's own conv kernel gradient (HDRJAX_CONV_KERNEL_GRAD=xla)."""
+    from hdrjax.models import conv
+
+    saved = os.environ.get(conv.ENV_VAR)
+    os.environ[conv.ENV_VAR] = "xla"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(conv.ENV_VAR)
+        else:
+            os.environ[conv.ENV_VAR] = saved
+
+
+def _step_flops(entry: dict) -> float | None:
+    """The train step's FLOPs, counted on its loop-free form.
+
+    On CPU the conv kernel gradients run their taps in a `lax.scan`, and XLA's cost analysis
+    counts a loop body once, not per iteration; the same step traced with XLA's own kernel
+    gradient has the same arithmetic and no loop. Lowering (no compile) is enough to count it.
+    """
+    from hdrjax.models import conv
+
+    if conv.kernel_grad_mode() == "xla":
+        return None
+    with _xla_kernel_grad():
+        lowered = _lower_step(entry["cfg"], entry["model"], entry["optimizer"], entry["state"], entry["batch"],
+                              entry["bank"], entry["vgg"], entry["mesh"], donate=False)
+    try:
+        ca = lowered.cost_analysis()
+    except Exception:  # noqa: BLE001 - optional: fall back to the compiled count
+        return None
+    if isinstance(ca, (list, tuple)):
+        ca = ca[0] if ca else {}
+    return float((ca or {}).get("flops", 0.0)) or None
 
 
 _STEPS: dict = {}
@@ -812,22 +855,13 @@ def _memory_limit_bytes() -> int:
 
 def _xla_kernel_grad_step(entry: dict, t_default: float) -> dict:
     """The same step traced with XLA's own conv kernel gradient (hdrjax/models/conv.py)."""
-    import os
-
     from hdrjax.models import conv
 
     if conv.kernel_grad_mode() == "xla":
         return {"skipped": "the default already uses XLA's kernel gradient on this backend"}
-    saved = os.environ.get(conv.ENV_VAR)
-    os.environ[conv.ENV_VAR] = "xla"
-    try:  # a fresh trace: the path is chosen when the step is traced
+    with _xla_kernel_grad():  # a fresh trace: the path is chosen when the step is traced
         comp, cs = _compile_step(entry["cfg"], entry["model"], entry["optimizer"], entry["state"], entry["batch"],
                                  entry["bank"], entry["vgg"], entry["mesh"], donate=False)
-    finally:
-        if saved is None:
-            os.environ.pop(conv.ENV_VAR)
-        else:
-            os.environ[conv.ENV_VAR] = saved
     args = (entry["state"], entry["batch"], entry["bank"], entry["vgg"])
     # One call, no warm-up (not donating, so the state stays usable): allocation is a small
     # part of a multi-second step, and this comparison must fit the 10-minute CPU budget.
@@ -849,6 +883,9 @@ def task_train(spec: dict) -> dict:
     batch_dev, compiled, compile_s = entry["batch"], entry["compiled"], entry["compile_s"]
     peak = same_process_peak(quick)
     cost, mem = cost_of(compiled), memory_of(compiled)
+    flops = _step_flops(entry)
+    if flops:
+        cost.update(flops_compiled_count=cost.get("flops"), flops=flops)
     if spec.get("warmup", True):
         state, metrics = compiled(state, batch_dev, bank, vgg)
         _block(metrics)
@@ -1377,7 +1414,8 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
                          # allocations a warm-up would absorb are a small part of it).
                          warmup=gpu or ext or cheap,
                          try_largest=gpu or extended, largest_budget_s=60.0 if gpu else 120.0,
-                         compare_kernel_grad=stage != "joint", **f)
+                         # Deq's ratio is ~0.9 (its thin convs keep XLA's gradient): GPU/extended only.
+                         compare_kernel_grad=stage in ("linearization", "hallucination") or gpu or ext, **f)
             # One process per stage: a step's buffers (≈ 7 GB for joint at 256²) are freed with it.
             groups.append(Group(task["key"], [task], timeout_s=1800))
     if "scaling" in sections:
@@ -1388,7 +1426,9 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
         groups.append(Group("scaling", tasks, devices=8, timeout_s=900))
     if "knobs" in sections:
         tile = 512 if gpu else 256
-        which = list(KNOBS) if ext else [k for k in KNOBS if k != "tiles"]
+        # CPU default: no tile-size sweep, and the conv-gradient microbenchmark is left to the
+        # train table's XLA-kernel-gradient column (10-minute budget).
+        which = list(KNOBS) if ext else [k for k in KNOBS if k not in ("tiles", "conv_grad")]
         tiles = {"tile": tile, "repeats": 2, "batching_stages": 3}
         if ext:
             tiles.update(size_image=1024, size_stages=4, tile_repeats=2 if gpu else 1,

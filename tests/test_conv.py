@@ -1,5 +1,6 @@
 """The matmul kernel gradient (hdrjax/models/conv.py) equals XLA's own."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from jax import lax
 
 from hdrjax.models import conv
-from hdrjax.models.dequantization import DequantizationNet
+from hdrjax.models.layers import tf_conv
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -61,19 +62,32 @@ def test_bfloat16_kernel_grad_matches_and_keeps_dtype(monkeypatch):
     np.testing.assert_allclose(dk, dk_ref, atol=0.02 * scale)
 
 
+class TinyNet(nn.Module):
+    """The flax path every network takes (`tf_conv` → nn.Conv → our function): 3×3, strided
+    7×7 and 1×1 convs, with and without bias, as in the U-Nets and the ResNet trunk."""
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.relu(tf_conv(8, 3, "a", dtype=jnp.float32)(x))
+        h = nn.relu(tf_conv(8, 7, "b", dtype=jnp.float32, stride=2, use_bias=False)(h))
+        return tf_conv(3, 1, "c", dtype=jnp.float32, stride=2)(h)
+
+
 def test_a_network_trains_the_same_either_way(monkeypatch):
-    net = DequantizationNet()
-    x = jnp.asarray(np.random.default_rng(2).uniform(0, 1, (2, 32, 32, 3)).astype(np.float32))
+    net = TinyNet()
+    x = jnp.asarray(np.random.default_rng(2).uniform(0, 1, (2, 20, 20, 3)).astype(np.float32))
     variables = net.init(jax.random.key(0), x)
+    target = jnp.zeros((2, 5, 5, 3))
 
     def param_grads(mode):
         monkeypatch.setenv(conv.ENV_VAR, mode)
-        return jax.jit(jax.grad(lambda p: jnp.mean((net.apply({"params": p}, x) - x) ** 2)))(variables["params"])
+        return jax.jit(jax.grad(lambda p: jnp.mean((net.apply({"params": p}, x) - target) ** 2)))(variables["params"])
 
     ref, ours = param_grads("xla"), param_grads("matmul")
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(ref), jax.tree.leaves(ours)):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6 * float(jnp.max(jnp.abs(a))) + 1e-9,
                                    err_msg=jax.tree_util.keystr(path))
+    assert any(float(jnp.max(jnp.abs(a))) > 0 for a in jax.tree.leaves(ref))
 
 
 def uses_custom_vjp(f, *args) -> bool:
