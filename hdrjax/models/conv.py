@@ -4,8 +4,8 @@ Every network here builds its convolutions with `nn.Conv(..., conv_general_dilat
 conv_general_dilated)` from this file. The forward pass and the input gradient are XLA's
 own. Only the kernel (weight) gradient differs, and only on the CPU backend: XLA:CPU
 computes it as a convolution whose "kernel" is the whole output image, a layout its
-convolution library handles badly. There it takes about 7× the forward's time for the same
-FLOPs (benchmark knob `conv_grad`).
+convolution library handles badly. There it takes 7–20× the forward's time for the same
+FLOPs (benchmark knob `conv_grad`, `--extended`).
 
 The weight gradient of a k×k convolution is a sum over its k² taps. Tap (i, j) is the
 input window shifted by (i, j), contracted with the output gradient over batch and
@@ -47,14 +47,13 @@ def kernel_grad_mode() -> str:
     return mode
 
 
+_NHWC_NUMBERS = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), _NHWC)
+
+
 def _is_nhwc(dimension_numbers, ndim: int) -> bool:
-    if ndim != 4:
+    if ndim != 4 or dimension_numbers is None:  # lax's default is NCHW
         return False
-    if dimension_numbers is None:  # lax's default is NCHW
-        return False
-    want = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), _NHWC)
-    got = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), dimension_numbers)
-    return got == want
+    return lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), dimension_numbers) == _NHWC_NUMBERS
 
 
 def conv_general_dilated(
