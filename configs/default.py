@@ -29,6 +29,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.histogram_layout = "reference"  # §2.2.1 102-channel features; "tf2": TF2 port's 93
     c.model.lin_bn_momentum = 0.999  # §2.2.2: slim batch_norm decay
     c.model.lin_bn_epsilon = 1e-3  # §2.2.2: slim batch_norm epsilon
+    # Ours (docs/training.md): the PCA head's output scale and init.  1.0 / "glorot" = the
+    # reference; a short run needs ~4 / "zeros" to leave the mean curve at all.
+    c.model.lin_coefficient_scale = 1.0
+    c.model.lin_head_init = "glorot"
+    # §2.2.3 makes the PCA curve monotone.  "clip" (the paper's intent; ours): negative steps
+    # become 0.  "shift": the reference's _increase, which adds a linear ramp to the whole
+    # curve for any dip and so cannot beat the mean curve on DoRF (hdrjax.camera.crf).
+    c.model.lin_monotone = "clip"
     c.model.blend_threshold = 0.12  # §2.3: highlights blended in above max_c x = 0.88
     c.model.border = 0  # mirrored border before padding (§4 inference uses 32; 0 for patches)
     c.model.dtype = "float32"  # conv compute dtype ("bfloat16" on accelerators; ours)
@@ -91,6 +99,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 10_000  # §3.1: the reference saves every 10,000 iterations
     c.train.keep_checkpoints = 3  # checkpoints kept in <workdir>/checkpoints
     c.train.image_summary_every = 5_000  # previews in TensorBoard; 0 = never
+    # Ours: keep the Hallucination-Net's VGG16 encoder at its initial (ImageNet) weights.
+    # Saves the encoder's weight gradients and 59 MB per shipped model; False = reference.
+    c.train.freeze_encoder = False
 
     # Periodic evaluation (§1.7: test CRFs x exposures 2^linspace(-3, 3, 7)).
     c.eval = ml_collections.ConfigDict()

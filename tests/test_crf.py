@@ -86,6 +86,33 @@ def test_monotone_projection_random_and_flat():
                                GRID ** 2, atol=1e-5)
 
 
+def test_monotone_projection_clip_keeps_a_dipping_curve_and_shift_ramps_it():
+    # A gamma-like inverse curve with a small dip near black, as an 11-component PCA
+    # reconstruction of a real inverse CRF has: "clip" keeps the curve, "shift" adds a ramp.
+    g = GRID ** 2.2
+    raw = g.copy()
+    raw[20:30] -= 0.004 * np.sin(np.linspace(0, np.pi, 10))
+    clip = np.asarray(crf.monotone_projection(jnp.asarray(raw, jnp.float32), mode="clip"))
+    shift = np.asarray(crf.monotone_projection(jnp.asarray(raw, jnp.float32), mode="shift"))
+    assert np.all(np.diff(clip) >= -1e-7) and clip[0] == 0.0 and abs(clip[-1] - 1.0) < 1e-5
+    assert np.sqrt(np.mean((clip - g) ** 2)) < 0.005
+    assert np.sqrt(np.mean((shift - g) ** 2)) > 0.05  # the reference's projection ruins it
+    with pytest.raises(ValueError, match="monotone projection mode"):
+        crf.monotone_projection(jnp.asarray(raw), mode="sort")
+
+
+def test_dorf_curves_survive_the_clip_projection_not_the_shift():
+    # The measured reason behind model.lin_monotone="clip" (docs in hdrjax.camera.crf).
+    path = shared_path("crf", "dorf_201.npz")
+    g = np.asarray(crf.load_bank(f"dorf:{path}", "all").inverse, np.float64)
+    b = crf.default_basis(11)
+    rec = b.mean + ((g - b.mean) @ b.components) @ b.components.T
+    rmse = {m: float(np.sqrt(np.mean((np.asarray(crf.monotone_projection(jnp.asarray(rec, jnp.float32), mode=m)) - g) ** 2)))
+            for m in ("clip", "shift")}
+    mean_answer = float(np.sqrt(np.mean((g.mean(0) - g) ** 2)))
+    assert rmse["clip"] < 0.01 < mean_answer < rmse["shift"]
+
+
 # ------------------------------------------------------------------------ invert_curve
 
 

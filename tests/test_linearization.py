@@ -327,3 +327,36 @@ def test_overfits_a_tiny_batch(net, variables):
         params, stats, state, loss = step(params, stats, state)
         losses.append(float(loss))
     assert losses[-1] * 10 <= losses[0], losses
+
+
+# ------------------------------------------------------------- head options (recipe, ours)
+
+
+def test_zero_head_starts_at_the_mean_curve_and_scale_multiplies_the_weights():
+    basis = synthetic_basis()
+    head = lin.AEInvcrfDecodeNet(coefficient_scale=4.0, head_init="zeros")
+    feature = jnp.asarray(np.random.default_rng(0).normal(size=(3, 512)), jnp.float32)
+    v = head.init(KEY, feature, basis)
+    np.testing.assert_allclose(head.apply(v, feature, basis), np.broadcast_to(basis.mean, (3, 1024)), atol=1e-6)
+    # With weights w the curve is mean + 4 w @ C: the same as scale 1 with 4 w.
+    v = jax.tree.map(lambda x: jnp.full_like(x, 0.01), v)
+    scaled = head.apply(v, feature, basis)
+    plain = lin.AEInvcrfDecodeNet().apply(jax.tree.map(lambda x: 4 * x, v), feature, basis)
+    np.testing.assert_allclose(scaled, plain, atol=1e-5)
+    with pytest.raises(ValueError, match="head_init"):
+        lin.AEInvcrfDecodeNet(head_init="ones").init(KEY, feature, basis)
+
+
+def test_net_passes_the_monotone_mode_to_the_projection():
+    basis = synthetic_basis()
+    x = jnp.asarray(smooth_batch()[1])
+    curves = {}
+    for mode in ("shift", "clip"):
+        net = LinearizationNet(basis=basis, monotone=mode)
+        v = jax.jit(net.init)(KEY, x)
+        # A head that emits a large wiggle: the two projections differ.
+        v = jax.tree.map(lambda a: a, v)
+        v["params"]["ae_invcrf_decode_net"]["dense"]["bias"] = jnp.asarray([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0])
+        curves[mode] = np.asarray(net.apply(v, x))
+        assert np.all(np.diff(curves[mode], axis=-1) >= -1e-6)
+    assert np.abs(curves["shift"] - curves["clip"]).max() > 0.01

@@ -185,23 +185,41 @@ def basis_curve(weights: jax.Array, basis: Any, n_components: int = N_COMPONENTS
     return mean + weights.astype(jnp.float32) @ components.T
 
 
+HEAD_INITS = ("glorot", "zeros")
+
+
 class AEInvcrfDecodeNet(nn.Module):
-    """The reference's PCA decoder: one dense 512 -> 11 (linear, Glorot) -> raw inverse-CRF curve."""
+    """The reference's PCA decoder: one dense 512 -> 11 (linear, Glorot) -> raw inverse-CRF curve.
+
+    `coefficient_scale` multiplies the dense output before it weights the basis.  The PCA
+    components have unit norm over 1024 samples, so a real camera's coefficients are several
+    units (DoRF: std 3.3 on the first); Adam moves a weight by about the learning rate per
+    step, so at scale 1 and lr 1e-4 the head needs 10⁴–10⁵ steps just to reach them — the
+    reference can afford that (500k steps from pretrained weights), a short run cannot and
+    stays at the mean curve.  A scale of a few units puts the coefficients at O(1) in the
+    dense layer's units.  1.0 = the reference (and what its TF1 weights expect).
+    `head_init="zeros"` starts the head at the basis mean curve instead of a random curve.
+    """
 
     n_components: int = N_COMPONENTS
+    coefficient_scale: float = 1.0
+    head_init: str = "glorot"
 
     @nn.compact
     def __call__(self, feature: jax.Array, basis: Any) -> jax.Array:
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {HEAD_INITS}, got {self.head_init!r}")
+        kernel_init = nn.initializers.glorot_uniform() if self.head_init == "glorot" else nn.initializers.zeros
         # Kept in float32 whatever the trunk's dtype: 11 numbers steer the whole curve.
         weights = nn.Dense(
             self.n_components,
-            kernel_init=nn.initializers.glorot_uniform(),
+            kernel_init=kernel_init,
             bias_init=nn.initializers.zeros,
             dtype=jnp.float32,
             param_dtype=jnp.float32,
             name="dense",
         )(feature.astype(jnp.float32))
-        return basis_curve(weights, basis, self.n_components)
+        return basis_curve(weights * self.coefficient_scale, basis, self.n_components)
 
 
 @functools.lru_cache(maxsize=1)
@@ -228,11 +246,15 @@ class LinearizationNet(nn.Module):
     bn_momentum: float = 0.999
     bn_epsilon: float = 1e-3
     eps: float = 1e-8  # monotone projection: keeps a flat raw curve finite (reference: NaN)
+    coefficient_scale: float = 1.0  # see AEInvcrfDecodeNet; 1.0 = reference
+    head_init: str = "glorot"  # "zeros": start at the basis mean curve
+    monotone: str = "shift"  # "shift" = the reference's _increase; "clip" (see monotone_projection)
     dtype: Dtype = jnp.float32
 
     def setup(self):
         self.crf_feature_net = CrfFeatureNet(bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon, dtype=self.dtype)
-        self.ae_invcrf_decode_net = AEInvcrfDecodeNet(n_components=self.n_components)
+        self.ae_invcrf_decode_net = AEInvcrfDecodeNet(
+            n_components=self.n_components, coefficient_scale=self.coefficient_scale, head_init=self.head_init)
 
     def features(self, ldr: jax.Array, *, train: bool) -> jax.Array:
         """The 512-d global CRF feature of an LDR batch."""
@@ -244,7 +266,7 @@ class LinearizationNet(nn.Module):
         basis = basis if basis is not None else self.basis
         if basis is None:
             basis = _default_basis()
-        return monotone_projection(self.ae_invcrf_decode_net(feature, basis), self.eps)
+        return monotone_projection(self.ae_invcrf_decode_net(feature, basis), self.eps, self.monotone)
 
     def __call__(self, ldr: jax.Array, *, train: bool = False, basis: Any = None) -> jax.Array:
         return self.curve_from_feature(self.features(ldr, train=train), basis)

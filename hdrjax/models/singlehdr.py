@@ -75,6 +75,9 @@ class SingleHDR(nn.Module):
     histogram_layout: str = "reference"  # "tf2": the TF2 port's K-bin histograms
     lin_bn_momentum: float = 0.999  # slim batch_norm decay
     lin_bn_epsilon: float = 1e-3  # slim batch_norm epsilon
+    lin_coefficient_scale: float = 1.0  # PCA-head output scale (1.0 = reference; see AEInvcrfDecodeNet)
+    lin_head_init: str = "glorot"  # "zeros": the PCA head starts at the basis mean curve
+    lin_monotone: str = "shift"  # reference _increase; "clip" drops negative steps only
     blend_threshold: float = 0.12  # §2.3: highlights blended in above max_c = 0.88
     border: int = 0
     dtype: Dtype = jnp.float32
@@ -87,6 +90,9 @@ class SingleHDR(nn.Module):
             histogram_layout=self.histogram_layout,
             bn_momentum=self.lin_bn_momentum,
             bn_epsilon=self.lin_bn_epsilon,
+            coefficient_scale=self.lin_coefficient_scale,
+            head_init=self.lin_head_init,
+            monotone=self.lin_monotone,
             dtype=self.dtype,
         )
         self.hallucination = HallucinationNet(dtype=self.dtype)

@@ -149,6 +149,9 @@ def reference_config(invemor: str, imported_from: Mapping[str, str]):
     c.model.histogram_layout = "reference"  # §2.2.1: 102 input channels, as the TF weights expect
     c.model.lin_bn_momentum = 0.999  # §2.2.2 slim decay
     c.model.lin_bn_epsilon = 1e-3  # §2.2.2 slim epsilon
+    c.model.lin_coefficient_scale = 1.0  # the TF1 head predicts raw invEMoR weights
+    c.model.lin_head_init = "glorot"
+    c.model.lin_monotone = "shift"  # the reference's _increase, as the TF1 weights were trained
     c.model.blend_threshold = 0.12  # §2.3
     c.model.border = 0
     c.model.dtype = "float32"
