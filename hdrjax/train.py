@@ -176,9 +176,19 @@ def make_optimizer(config) -> optax.GradientTransformation:
     o = config.optim
     adam = optax.adam(learning_rate_schedule(config), b1=o.b1, b2=o.b2, eps=o.eps)
     trainable = TRAINABLE[config.stage]
+    freeze_encoder = bool(config.train.get("freeze_encoder", False))
 
     def labels(params):
-        return {name: ("train" if name in trainable else "frozen") for name in params}
+        out = {}
+        for name, subtree in params.items():
+            label = "train" if name in trainable else "frozen"
+            if name == "hallucination" and freeze_encoder and label == "train":
+                # The VGG16 encoder stays at its initial weights; XLA drops its weight gradients.
+                out[name] = {k: jax.tree.map(lambda _: "frozen" if k == "encoder" else "train", v)
+                             for k, v in subtree.items()}
+            else:
+                out[name] = jax.tree.map(lambda _, label=label: label, subtree)
+        return out
 
     return optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
 
@@ -419,17 +429,25 @@ def make_eval_set(config, num_crfs: int, num_devices: int) -> list[dict]:
 class _Writer:
     """TensorBoard events through tensorboardX (no TensorFlow); a no-op off process 0."""
 
-    def __init__(self, logdir):
+    def __init__(self, logdir, *, batch_size: int = 0):
         self._w = None
+        self._jsonl = None
+        self._batch_size = batch_size
         if jax.process_index() == 0:
             from tensorboardX import SummaryWriter
 
             self._w = SummaryWriter(str(logdir))
+            # The same scalars as JSON lines, for plots and result files without TensorBoard.
+            self._jsonl = open(pathlib.Path(logdir) / "metrics.jsonl", "a", encoding="utf-8")
 
     def scalars(self, step, values: dict, prefix: str):
         if self._w is not None:
             for k, v in values.items():
                 self._w.add_scalar(f"{prefix}/{k}", float(v), step)
+            row = {"kind": prefix, "step": int(step), "images_seen": int(step) * self._batch_size,
+                   "time": time.time(), **{k: float(v) for k, v in values.items()}}
+            self._jsonl.write(json.dumps(row) + "\n")
+            self._jsonl.flush()
 
     def images(self, step, images: dict, prefix: str):
         if self._w is not None:
@@ -443,6 +461,7 @@ class _Writer:
     def close(self):
         if self._w is not None:
             self._w.close()
+            self._jsonl.close()
 
 
 def _preview_images(outputs, sample, n: int) -> dict:
@@ -692,7 +711,7 @@ def train_and_evaluate(config, workdir) -> TrainState:
 
     train_step = jit_train_step(make_train_step(config, model, optimizer, schedule=schedule), mesh)
     eval_fn = jax.jit(make_eval_step(config, model), out_shardings=parallel.replicated(mesh))
-    writer = _Writer(workdir)
+    writer = _Writer(workdir, batch_size=tc.batch_size)
     stop = _StopRequest(install=not config.parallel.multi_host)
 
     def run_eval(step, *, images_only=False):

@@ -1,5 +1,6 @@
 """Training: every stage's smoke config end to end, the Deq loss falls, bad configs fail early."""
 import importlib.util
+import json
 import logging
 import pathlib
 import struct
@@ -76,6 +77,12 @@ def test_smoke_config_trains_end_to_end(stage, tmp_path, caplog):
     assert "images/input_jpeg" in scalars
     assert any("compiled and ran the train step" in r.getMessage() for r in caplog.records)
     assert any(r.getMessage().startswith("eval at step 4") for r in caplog.records)
+    # The same scalars as JSON lines (learning curves without TensorBoard).
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert train_rows and train_rows[-1]["step"] == 4
+    assert train_rows[-1]["images_seen"] == 4 * config.train.batch_size
+    assert [r["step"] for r in rows if r["kind"] == "eval"] == [4]
     # Between the checkpoints of steps 2 and 4 only the stage's networks moved (joint: all four).
     before, _, _ = checkpoints.load_inference_variables(tmp_path / "checkpoints" / "2")
     after, stored, _ = checkpoints.load_inference_variables(tmp_path)
@@ -178,3 +185,23 @@ def test_optimizer_updates_only_the_stage():
     # Frozen networks carry no Adam moments.
     moments = [x for x in jax.tree.leaves(opt.init(params)) if np.shape(x) == (3,)]
     assert len(moments) == 2  # Adam's mu and nu of the linearization network only
+
+
+def test_freeze_encoder_keeps_the_vgg_encoder_of_the_hallucination_net():
+    config = load_config("hallucination")
+    config.train.freeze_encoder = True
+    params = {n: {"w": np.ones(3, np.float32)} for n in train.NETWORKS}
+    params["hallucination"] = {"encoder": {"conv1_1": {"kernel": np.ones(3, np.float32)}},
+                               "encoder_h6_conv": {"kernel": np.ones(3, np.float32)}}
+    grads = jax.tree.map(np.ones_like, params)
+    opt = train.make_optimizer(config)
+    updates, _ = opt.update(grads, opt.init(params), params)
+    hal = updates["hallucination"]
+    assert not np.any(np.asarray(hal["encoder"]["conv1_1"]["kernel"]))
+    assert np.all(np.asarray(hal["encoder_h6_conv"]["kernel"]) != 0)
+    assert not np.any(np.asarray(updates["dequantization"]["w"]))
+    # Without the switch (the reference) the encoder trains too.
+    config.train.freeze_encoder = False
+    opt = train.make_optimizer(config)
+    updates, _ = opt.update(grads, opt.init(params), params)
+    assert np.all(np.asarray(updates["hallucination"]["encoder"]["conv1_1"]["kernel"]) != 0)
