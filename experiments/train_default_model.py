@@ -1,0 +1,198 @@
+"""Retrain the model that ships with hdrjax, from scratch, and export it.
+
+    python experiments/train_default_model.py --size cpu --workdir runs/default \\
+        --hdr-folder ../shared/data/train_hdr --crf dorf:../shared/data/crf/dorf_201.npz \\
+        --export hdrjax/weights/default
+
+The chain of the paper (§3.1, §3.4): Dequantization-, Linearization- and Hallucination-Net
+trained stage-wise with teacher forcing, then all four networks fine-tuned jointly with the
+Refinement-Net, starting from the three stage runs.  Settings: configs/recipe.py (`--size`
+cpu ≈ 2 h on a 2-core CPU, gpu ≈ 10 min on an H200, tiny = seconds, for tests).
+
+Every stage runs in `<workdir>/<stage>` through `hdrjax.train.train_and_evaluate`, so the
+whole command is resumable: run it again after a crash, a kill or a reboot and each stage
+continues from its last checkpoint (finished stages are skipped).  `<workdir>/stages.json`
+records per stage the steps, images seen and wall time; `--export` writes the final weights
+as a shipped-model folder (hdrjax.pretrained: .npz shards ≤ 16 MiB + manifest.json with
+sha256, recipe, commit and images seen).  Evaluate and plot afterwards (README, "The default
+model").
+
+`--hdr-folder`: a folder of real HDR panoramas (equirectangular .hdr/.exr), seen through
+random pinhole views; configs/recipe.TEST_NAMES are held out when present.  Without it, the
+embedded procedural scenes.  `--crf`: the CRF bank (`dorf:PATH` = DoRF's 191 training
+curves, the paper's; default the built-in family).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import pathlib
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+STAGES = ("dequantization", "linearization", "hallucination", "joint")
+
+
+def _recipe_module():
+    spec = importlib.util.spec_from_file_location("hdrjax_configs_recipe", ROOT / "configs" / "recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: str = "", crf: str = "family",
+                 variants: str = ""):
+    """The config of one stage of the chain (configs/recipe.py plus data, CRFs and inits)."""
+    recipe = _recipe_module()
+    c = recipe.get_config(",".join(p for p in (stage, size, variants) if p))
+    if hdr_folder:
+        folder = pathlib.Path(hdr_folder).expanduser().absolute()
+        c.data.name = "hdr_folder"
+        c.data.manual_dir = str(folder)
+        c.data.backend = "files"  # decoded once per process and cached; no TFDS preparation
+        c.data.panorama.enabled = True
+        present = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+        c.data.split.test_names = tuple(n for n in recipe.TEST_NAMES if n in present)
+        if not c.data.split.test_names:
+            c.data.split.test_fraction = 0.1
+    else:
+        c.data.name = "procedural"
+        c.data.split.test_names = ()
+    c.crf.bank = crf
+    if stage == "joint":  # §3.4: fine-tune from the three stage runs
+        for net in STAGES[:3]:
+            c.init[net] = str(workdir / net)
+    return c
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out.stdout.strip() + ("+local-changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _load_json(path: pathlib.Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_json(path: pathlib.Path, value) -> None:
+    from hdrjax.io import atomic_write
+
+    with atomic_write(path, "w") as f:
+        json.dump(value, f, indent=2)
+        f.write("\n")
+
+
+def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", variants: str = "",
+              stages=STAGES) -> dict:
+    """Train the stages in order (resuming); return the stages.json record."""
+    from hdrjax import train
+
+    workdir = pathlib.Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    record_path = workdir / "stages.json"
+    record = _load_json(record_path)
+    for stage in stages:
+        config = stage_config(stage, size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants)
+        logging.info("=== stage %s: %d steps of batch %d at %d² (%s, CRFs %s)", stage, config.train.num_steps,
+                     config.train.batch_size, config.data.patch_size, config.data.name, config.crf.bank)
+        t0 = time.time()
+        state = train.train_and_evaluate(config, workdir / stage)
+        import jax
+
+        steps = int(jax.device_get(state.step))
+        entry = record.get(stage, {"wall_seconds": 0.0})
+        entry["wall_seconds"] = round(entry.get("wall_seconds", 0.0) + time.time() - t0, 1)
+        entry.update(steps=steps, batch_size=config.train.batch_size, patch_size=config.data.patch_size,
+                     images_seen=steps * config.train.batch_size, learning_rate=config.optim.learning_rate,
+                     data=config.data.name, crf_bank=config.crf.bank,
+                     platform=jax.devices()[0].platform, devices=jax.device_count())
+        record[stage] = entry
+        _write_json(record_path, record)
+    return record
+
+
+def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str = "family",
+                 dtype: str = "float32", variants: str = "") -> pathlib.Path:
+    """Write the joint run's weights as a shipped-model folder (hdrjax.pretrained)."""
+    import numpy as np
+
+    from hdrjax import checkpoints, pretrained
+    from hdrjax.models import vgg
+    from hdrjax.models.hallucination import encoder_init
+
+    workdir = pathlib.Path(workdir).absolute()
+    variables, stored_config, step = checkpoints.load_inference_variables(workdir / "joint")
+    config = stage_config("joint", size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants)
+    frozen = None
+    if config.train.freeze_encoder:
+        # Leave the encoder out only if it really is the lpips VGG as training put it in.
+        encoder = variables["params"]["hallucination"]["encoder"]
+        expected = encoder_init({"encoder": encoder}, vgg.load_vgg16(config.init.vgg))["encoder"]
+        diff = max(float(np.max(np.abs(np.asarray(encoder[k][leaf]) - np.asarray(expected[k][leaf]))))
+                   for k in encoder for leaf in encoder[k])
+        if diff <= 1e-6:
+            frozen = config.init.vgg
+        else:
+            logging.warning("the encoder differs from its %s init by %.3g: storing it", config.init.vgg, diff)
+    stages = _load_json(workdir / "stages.json")
+    recipe = {
+        "command": "python experiments/train_default_model.py " + " ".join(
+            [f"--size {size}", f"--workdir {workdir.name}"]
+            + ([f"--hdr-folder {hdr_folder}"] if hdr_folder else []) + [f"--crf {crf}"]
+            + ([f"--variants {variants}"] if variants else [])),
+        "config": f"configs/recipe.py:<stage>,{size}" + (f",{variants}" if variants else ""),
+        "held_out": list(config.data.split.test_names) if config.data.name == "hdr_folder" else [],
+    }
+    metadata = {"recipe": recipe, "commit": _git_commit(), "step": step, "stages": stages,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return pretrained.export(variables, stored_config, out_dir, frozen_encoder=frozen, dtype=dtype,
+                             metadata=metadata)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", choices=("cpu", "gpu", "tiny"), default="cpu")
+    p.add_argument("--workdir", required=True, help="one sub-folder per stage is created here")
+    p.add_argument("--hdr-folder", default="", help="folder of HDR panoramas (default: procedural scenes)")
+    p.add_argument("--crf", default="family", help="CRF bank: family | dorf:PATH (default %(default)s)")
+    p.add_argument("--variants", default="", help="extra configs/default.py variants, comma separated")
+    p.add_argument("--stages", default=",".join(STAGES), help="stages to run, in order (default: all)")
+    p.add_argument("--export", default="", help="write the final weights here as a shipped-model folder")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="storage precision")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    from hdrjax import train
+
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        p.error(f"unknown stages {unknown}; choose from {STAGES}")
+    try:
+        record = run_chain(args.size, args.workdir, hdr_folder=args.hdr_folder, crf=args.crf,
+                           variants=args.variants, stages=stages)
+        for stage, entry in record.items():
+            logging.info("%s: %d steps, %d images, %.0f s", stage, entry["steps"], entry["images_seen"],
+                         entry["wall_seconds"])
+        if args.export:
+            out = export_model(args.workdir, args.export, size=args.size, hdr_folder=args.hdr_folder,
+                               crf=args.crf, dtype=args.dtype, variants=args.variants)
+            logging.info("exported the model to %s", out)
+    except train.USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
