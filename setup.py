@@ -9,8 +9,12 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["hdrjax", "hdrjax.*"]),
-    # The reference HDR-Synth image lists are data files of hdrjax.data.
-    package_data={"hdrjax.data": ["lists/*.txt"]},
+    # The reference HDR-Synth image lists are data files of hdrjax.data; the default trained
+    # model (hdrjax.pretrained: .npz shards + manifest.json) ships inside the package.
+    package_data={
+        "hdrjax": ["weights/default/*.npz", "weights/default/manifest.json"],
+        "hdrjax.data": ["lists/*.txt"],
+    },
     # Ranges that install together on Python 3.11 (CPU, jax 0.10) and on GPU images
     # with jax 0.11 / Python 3.12.  TensorFlow is never part of the core install.
     install_requires=[
@@ -34,7 +38,7 @@ setup(
         "psutil>=5.9",
     ],
     extras_require={
-        "test": ["pytest>=8", "chex>=0.1.88", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"],
+        "test": ["pytest>=8", "chex>=0.1.88", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "matplotlib>=3.8"],
         # Only to read the authors' TF1 checkpoints (hdrjax.tools.import_tf1).
         "tf": ["tensorflow-cpu>=2.16"],
     },

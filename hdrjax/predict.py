@@ -1,6 +1,11 @@
 """Single-image HDR reconstruction: LDR photographs in, HDR files out.
 
+    python -m hdrjax.predict --output out/ photo.jpg                      # the shipped default model
     python -m hdrjax.predict --checkpoint runs/joint --output out/ photos/ extra/*.jpg
+
+`--checkpoint` names a training workdir (its latest checkpoint), one checkpoint directory or a
+shipped-model folder (`hdrjax.pretrained`: manifest.json + .npz shards); without it the model
+in hdrjax/weights/default is used (`hdrjax.pretrained.load()`).
 
 Inputs are files, folders (their .jpg/.jpeg/.png/.tif/.tiff files, not recursive) or globs;
 8- and 16-bit images are read through `hdrjax.io.read_image`. Each input `NAME.ext` gives
@@ -60,8 +65,8 @@ the reference (`--reference-mode` restores it) in three ways:
   would give. `skip_unlit_tiles=False` runs every tile; `Reconstruction.stats` reports the
   fraction skipped.
 
-Stages: by default the output is the refined R when the checkpoint comes from joint
-fine-tuning (the only training that trains the Refinement-Net), otherwise the hallucinated A
+Stages: by default the output is the refined R when the checkpoint (or shipped model) comes
+from joint fine-tuning (the only training that trains the Refinement-Net), otherwise the hallucinated A
 (the reference's `test_real.py` output); `--stages` stops earlier or forces refinement.
 """
 from __future__ import annotations
@@ -554,17 +559,17 @@ def check_variables(model, variables, where: str = "variables") -> None:
 _MODELS: dict[str, tuple] = {}  # stored architecture -> (model, expected shapes)
 
 
-def load_model(path):
-    """(model, variables, training config dict, step) from a training workdir or checkpoint dir."""
+def model_from_config(train_config, where: str):
+    """(model, expected variable shapes) of a stored training config; cached per architecture.
+
+    `where`: the checkpoint (or shipped-model) folder the config came with, named in errors; a
+    basis file (crf.invemor) that is not where the config says is also looked for in it.
+    Raises PredictError when the model cannot be built.
+    """
     import ml_collections
 
-    from hdrjax import checkpoints
     from hdrjax.train import build_model
 
-    try:
-        variables, train_config, step = checkpoints.load_inference_variables(path)
-    except checkpoints.CheckpointError as e:
-        raise PredictError(str(e)) from None
     cfg = ml_collections.ConfigDict(train_config or {})
     # Fields absent from an older/smaller stored config fall back to the reference defaults.
     if "model" not in cfg:
@@ -575,7 +580,7 @@ def load_model(path):
     if invemor and not pathlib.Path(invemor).exists():
         # A checkpoint folder that was moved (e.g. a TF1 import, which keeps its basis file
         # beside the weights): look for the basis file there.
-        beside = pathlib.Path(path).expanduser() / pathlib.Path(invemor).name
+        beside = pathlib.Path(where).expanduser() / pathlib.Path(invemor).name
         if beside.exists():
             cfg.crf.invemor = str(beside.absolute())
     # The same architecture gives the same model object, so its compiled stages are reused
@@ -585,12 +590,75 @@ def load_model(path):
         try:
             model = build_model(cfg)
         except Exception as e:  # a stored option the model does not know, a missing basis file
-            raise PredictError(f"{path}: cannot build the model from the stored config: {e}") from None
+            raise PredictError(f"{where}: cannot build the model from the stored config: {e}") from None
         _MODELS[key] = (model, _expected_shapes(model))
-    model, expected = _MODELS[key]
+    return _MODELS[key]
+
+
+def load_model(path):
+    """(model, variables, training config dict, step) from a training workdir or checkpoint dir."""
+    from hdrjax import checkpoints
+
+    try:
+        variables, train_config, step = checkpoints.load_inference_variables(path)
+    except checkpoints.CheckpointError as e:
+        raise PredictError(str(e)) from None
+    model, expected = model_from_config(train_config, str(path))
     _check_shapes(expected, variables, str(path))
     variables = jax.tree.map(jnp.asarray, {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})})
     return model, variables, train_config or {}, step
+
+
+def is_shipped_model(path) -> bool:
+    """Whether `path` is a shipped-model folder (hdrjax.pretrained): manifest.json or weights-*.npz."""
+    from hdrjax import pretrained
+
+    path = pathlib.Path(path).expanduser()
+    return path.is_dir() and ((path / pretrained.MANIFEST).exists() or any(path.glob("weights-*-of-*.npz")))
+
+
+def _shipped_summary(manifest: dict) -> str:
+    """'stage joint; trained dequantization 3000 steps, ...' from a shipped model's manifest."""
+    parts = [f"stage {(manifest.get('config') or {}).get('stage', '?')}"]
+    stages = manifest.get("stages")
+    if isinstance(stages, dict) and stages:
+        done = []
+        for name, entry in stages.items():
+            steps = entry.get("steps") if isinstance(entry, dict) else None
+            done.append(f"{name} {steps} steps" if steps is not None else str(name))
+        parts.append("trained " + ", ".join(done))
+    elif manifest.get("step") is not None:
+        parts.append(f"step {manifest['step']}")
+    return "; ".join(parts)
+
+
+def load_for_cli(checkpoint: str | None = None):
+    """(model, variables, training config, description, warning or None) for `--checkpoint`.
+
+    None: the default model shipped with hdrjax (hdrjax.pretrained.DEFAULT_DIR); a shipped-model
+    folder (manifest.json + .npz shards): that model; anything else: a training workdir or
+    checkpoint directory (`load_model`).  Raises PredictError or pretrained.PretrainedError.
+    """
+    from hdrjax import pretrained
+
+    if checkpoint is None or is_shipped_model(checkpoint):
+        model, variables, train_config, manifest = pretrained.load(checkpoint)
+        if checkpoint is None:
+            folder = pathlib.Path(pretrained.DEFAULT_DIR)
+            package = pathlib.Path(__file__).resolve().parent
+            try:
+                shown = str(pathlib.Path(package.name) / folder.resolve().relative_to(package))
+            except ValueError:
+                shown = str(folder)
+            description = f"default model ({shown}, {_shipped_summary(manifest)})"
+        else:
+            description = f"shipped model {checkpoint} ({_shipped_summary(manifest)})"
+        # A shipped model that records how it was trained is what it is: no smoke-test warning.
+        warning = None if manifest.get("stages") else checkpoint_warning(train_config, manifest.get("step"))
+        return model, variables, train_config, description, warning
+    model, variables, train_config, step = load_model(checkpoint)
+    description = f"checkpoint {checkpoint} (step {step}, stage {train_config.get('stage', '?')})"
+    return model, variables, train_config, description, checkpoint_warning(train_config, step)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -658,7 +726,12 @@ def _parser() -> argparse.ArgumentParser:
         "highlights above 1) from LDR photographs.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs (.jpg .jpeg .png .tif .tiff)")
-    p.add_argument("--checkpoint", required=True, help="training workdir (latest checkpoint) or one checkpoint directory")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="training workdir (latest checkpoint), one checkpoint directory, or a shipped-model folder "
+        "(manifest.json + .npz); default: the model shipped with hdrjax (hdrjax/weights/default)",
+    )
     p.add_argument("--output", required=True, help="output folder (created if needed)")
     p.add_argument("--format", choices=("exr", "hdr"), default="exr", help="exr (float, default) or hdr (Radiance RGBE)")
     p.add_argument("--half", action="store_true", help="write half-float EXR (smaller files)")
@@ -743,18 +816,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("no input images")
     failed = len(problems)
 
+    from hdrjax.pretrained import PretrainedError
+
     try:
-        model, variables, train_config, step = load_model(args.checkpoint)
-    except PredictError as e:
+        model, variables, train_config, description, warning = load_for_cli(args.checkpoint)
+    except (PredictError, PretrainedError) as e:
         logger.error(str(e))
         return 1
-    warning = checkpoint_warning(train_config, step)
     if warning:
-        logger.warning(f"{args.checkpoint}: {warning}")
+        logger.warning(f"{args.checkpoint or 'default model'}: {warning}")
     stages = stages_for_checkpoint(train_config) if args.stages == "auto" else STAGES[: STAGES.index(args.stages) + 1]
     config = dataclasses.replace(config, stages=stages)
     logger.info(
-        f"checkpoint {args.checkpoint} (step {step}, stage {train_config.get('stage', '?')}); output after "
+        f"{description}; output after "
         f"{stages[-1]}; "
         + ("reference mode (stretch ×64, one pass)" if config.reference_mode else f"tiles {config.tile} px, overlap {config.overlap}")
     )

@@ -1,0 +1,242 @@
+"""hdrjax.pretrained (shipped-model folders) and `python -m hdrjax.predict` with the default model.
+
+No training and no compiled initialisation: the variables are seeded random arrays of the real
+SingleHDR shapes (`jax.eval_shape` of `train.init_variables`, as in test_predict_cli). The big
+folders are exported once per module and deleted afterwards; the broken-file cases use a tiny
+model-less export (they all fail before a model is built). Only the CLI tests run a network, the
+cheap Dequantization-Net, on the same 48×80 images as test_predict_cli (shared compilation).
+"""
+import importlib.util
+import json
+import pathlib
+import shutil
+import types
+
+import jax
+import numpy as np
+import pytest
+
+from hdrjax import checkpoints, io, predict, pretrained, train
+from test_predict_cli import H, W, ldr_image, random_variables, run, write_png
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARD_LIMIT = 12 * 1024 * 1024  # < the default 16 MiB: forces more shards; the largest array is 9 MiB
+ENCODER = "params/hallucination/encoder/"
+STAGES_INFO = {"joint": {"steps": 6, "batch_size": 8, "images_seen": 48, "wall_seconds": 1.0}}
+
+
+def base_config():
+    spec = importlib.util.spec_from_file_location("pretrained_test_default_config", ROOT / "configs" / "default.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.base_config()
+    config.stage = "joint"
+    return config
+
+
+def flat_np(variables):
+    return {k: np.asarray(v) for k, v in pretrained.flatten(variables).items()}
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """One float32 export of seeded random SingleHDR variables (several shards); removed afterwards."""
+    base = tmp_path_factory.mktemp("shipped")
+    config = base_config()
+    model = train.build_model(config)
+    variables = jax.tree.map(np.asarray, random_variables(model, seed=3))
+    out = pretrained.export(variables, config, base / "model", max_file_bytes=SHARD_LIMIT,
+                            metadata={"stages": STAGES_INFO, "step": 6})
+    yield types.SimpleNamespace(dir=out, base=base, config=config, model=model, variables=variables)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_round_trip_float32_and_shard_sizes(shipped):
+    model, variables, config, manifest = pretrained.load(shipped.dir)
+    want, got = flat_np(shipped.variables), flat_np(variables)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert got[name].dtype == np.float32, name
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert config == checkpoints.config_to_json(shipped.config)
+    assert manifest["stages"] == STAGES_INFO and manifest["dtype"] == "float32" and manifest["encoder"] is None
+    # The model is the one predict builds for this config (same cached object).
+    assert model is predict.model_from_config(config, str(shipped.dir))[0]
+    files = manifest["files"]
+    assert len(files) >= 5
+    assert sorted(p.name for p in shipped.dir.iterdir()) == sorted([f["name"] for f in files] + ["manifest.json"])
+    for f in files:
+        assert (shipped.dir / f["name"]).stat().st_size == f["bytes"] <= SHARD_LIMIT
+    assert sum(f["arrays"] for f in files) == len(want)
+
+
+def test_frozen_lpips_encoder_is_put_back_as_training_does(shipped):
+    from hdrjax.models import vgg
+    from hdrjax.models.hallucination import encoder_init
+
+    params = dict(shipped.variables["params"])
+    # hdrjax.train.create_state: encoder_init(params["hallucination"], load_vgg16(config.init.vgg)).
+    params["hallucination"] = jax.tree.map(np.asarray, encoder_init(params["hallucination"], vgg.load_vgg16("lpips")))
+    trained = {"params": params, "batch_stats": shipped.variables["batch_stats"]}
+    out = pretrained.export(trained, shipped.config, shipped.base / "frozen", frozen_encoder="lpips")
+    try:
+        manifest = pretrained.read_manifest(out)
+        assert manifest["encoder"] == {"source": "lpips"}
+        stored, _ = pretrained.load_arrays(out)
+        assert stored and not any(k.startswith(ENCODER) for k in stored)
+        _, variables, _, _ = pretrained.load(out)
+        want, got = flat_np(trained), flat_np(variables)
+        assert sorted(got) == sorted(want) and any(k.startswith(ENCODER) for k in got)
+        for name in want:
+            assert got[name].dtype == np.float32, name
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def test_float16_export_loads_as_float32(shipped):
+    out = pretrained.export(shipped.variables, shipped.config, shipped.base / "half", dtype="float16")
+    try:
+        assert pretrained.read_manifest(out)["dtype"] == "float16"
+        _, variables, _, _ = pretrained.load(out)
+        want, got = flat_np(shipped.variables), flat_np(variables)
+        assert sorted(got) == sorted(want)
+        for name, w in want.items():
+            assert got[name].dtype == np.float32, name
+            np.testing.assert_array_equal(got[name], w.astype(np.float16).astype(np.float32), err_msg=name)
+            np.testing.assert_allclose(got[name], w, rtol=2.0**-11, atol=2.0**-24, err_msg=name)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    with pytest.raises(ValueError, match="overflow"):
+        pretrained.export({"params": {"x": np.full(3, 1e6, np.float32)}}, {}, shipped.base / "big", dtype="float16")
+    assert not (shipped.base / "big").exists()
+
+
+# ------------------------------------------------------------------------ broken folders
+
+
+def tiny_export(path, seed=0, n=3, **kwargs):
+    """A model-less folder of n 64×64 arrays, one per shard (load() fails before building a model)."""
+    rng = np.random.default_rng(seed)
+    variables = {"params": {f"layer{i}": {"kernel": rng.standard_normal((64, 64)).astype(np.float32)} for i in range(n)}}
+    kwargs.setdefault("max_file_bytes", 20_000)
+    return pretrained.export(variables, {"stage": "joint"}, path, **kwargs), variables
+
+
+LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
+               b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 16528\n")
+
+
+def _flip_byte(p):
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+
+
+BREAKAGES = {
+    # case: (file broken, how, words the message must contain)
+    "missing manifest": ("manifest.json", lambda p: p.unlink(), "missing"),
+    "manifest not JSON": ("manifest.json", lambda p: p.write_text("{'format': hdrjax"), "not valid JSON"),
+    "wrong format": ("manifest.json", lambda p: p.write_text(json.dumps({"format": "safetensors", "files": []})),
+                     "hdrjax-weights-1"),
+    "manifest LFS pointer": ("manifest.json", lambda p: p.write_bytes(LFS_POINTER), "Git LFS pointer"),
+    "missing shard": ("weights-02-of-03.npz", lambda p: p.unlink(), "missing"),
+    "truncated shard": ("weights-02-of-03.npz", lambda p: p.write_bytes(p.read_bytes()[:-100]), "truncated"),
+    "altered shard": ("weights-03-of-03.npz", _flip_byte, "sha256"),
+    "shard LFS pointer": ("weights-01-of-03.npz", lambda p: p.write_bytes(LFS_POINTER), "Git LFS pointer"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BREAKAGES))
+def test_broken_folder_is_one_error_naming_the_file(tmp_path, case):
+    folder, _ = tiny_export(tmp_path / "model")
+    assert len(pretrained.read_manifest(folder)["files"]) == 3
+    name, breaks, words = BREAKAGES[case]
+    size = (folder / name).stat().st_size
+    breaks(folder / name)
+    if case == "altered shard":
+        assert (folder / name).stat().st_size == size
+    with pytest.raises(pretrained.PretrainedError) as e:
+        pretrained.load(folder)
+    message = str(e.value)
+    assert str(folder / name) in message and words in message and "\n" not in message, message
+    with pytest.raises(pretrained.PretrainedError):
+        pretrained.verify(folder)
+
+
+def test_export_replaces_an_existing_folder_atomically(tmp_path, monkeypatch):
+    folder, _ = tiny_export(tmp_path / "model", seed=1, n=3)
+    folder2, new = tiny_export(tmp_path / "model", seed=2, n=2)
+    assert folder2 == folder
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no .model.tmp-* / .model.old-* left
+    manifest = pretrained.read_manifest(folder)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([f["name"] for f in manifest["files"]] + ["manifest.json"])
+    flat, _ = pretrained.load_arrays(folder)
+    assert sorted(flat) == ["params/layer0/kernel", "params/layer1/kernel"]
+    np.testing.assert_array_equal(flat["params/layer1/kernel"], new["params"]["layer1"]["kernel"])
+
+    # An export that fails half-way leaves the previous model as it was, and no temp folder.
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    calls = []
+    real_savez = np.savez
+
+    def failing_savez(path, **arrays):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real_savez(path, **arrays)
+
+    monkeypatch.setattr(pretrained.np, "savez", failing_savez)
+    with pytest.raises(OSError, match="disk full"):
+        tiny_export(tmp_path / "model", seed=3, n=3)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    pretrained.verify(folder)
+
+    # A folder that is not a shipped model is never replaced.
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "keep.jpg").write_bytes(b"x")
+    with pytest.raises(ValueError, match="not a shipped-model folder"):
+        tiny_export(other)
+    assert [p.name for p in other.iterdir()] == ["keep.jpg"]
+
+
+def test_update_manifest_keeps_the_folder_valid(tmp_path):
+    folder, _ = tiny_export(tmp_path / "model")
+    pretrained.update_manifest(folder, evaluation={"psnr": 30.5})
+    assert pretrained.verify(folder)["evaluation"] == {"psnr": 30.5}
+    with pytest.raises(ValueError):
+        pretrained.update_manifest(folder, files=[])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+# ------------------------------------------------------------------------ CLI
+
+
+def test_cli_shipped_folder_and_default_model(shipped, tmp_path, capsys, monkeypatch):
+    write_png(tmp_path / "x.png", ldr_image(9))
+    code, err = run(["--checkpoint", shipped.dir, "--output", tmp_path / "o1", "--stages", "dequantization",
+                     tmp_path / "x.png"], capsys)
+    assert code == 0, err
+    assert io.read_image(tmp_path / "o1" / "x.exr").shape == (H, W, 3)
+    assert f"shipped model {shipped.dir} (stage joint" in err and "warning:" not in err, err
+    # Without --checkpoint: the default model (here the exported folder).
+    monkeypatch.setattr(pretrained, "DEFAULT_DIR", shipped.dir)
+    code, err = run(["--output", tmp_path / "o2", "--stages", "dequantization", tmp_path / "x.png"], capsys)
+    assert code == 0, err
+    assert "default model (" in err and "trained joint 6 steps" in err and "warning:" not in err, err
+    np.testing.assert_array_equal(io.read_image(tmp_path / "o2" / "x.exr"), io.read_image(tmp_path / "o1" / "x.exr"))
+
+
+def test_cli_without_default_model_says_pass_checkpoint(tmp_path, capsys, monkeypatch):
+    empty = tmp_path / "weights" / "default"
+    empty.mkdir(parents=True)
+    monkeypatch.setattr(pretrained, "DEFAULT_DIR", empty)
+    write_png(tmp_path / "x.png", ldr_image(10))
+    code, err = run(["--output", tmp_path / "o", tmp_path / "x.png"], capsys)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code != 0 and len(errors) == 1, err
+    assert "no default model is installed" in errors[0] and "--checkpoint" in errors[0]
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
