@@ -11,6 +11,7 @@ clipped highlights, which is what makes them the floor a learned method has to b
 * `inverse_curve` / `mean_inverse_crf`: a fixed inverse CRF; with the mean curve g0 of the
   inverse-CRF basis in use (the model's `InverseCRFBasis.mean`, or invEMoR's g0) this is what
   the Linearization-Net outputs when all its PCA weights are 0 — the "average camera".
+  `mean_curve` averages a set of curves (evaluate's `mean_crf`: a CRF bank's training split).
 * `akyuz2007`: the linear-expansion inverse tone mapping of Akyüz, Fleming, Riecke, Reinhard and
   Bülthoff, "Do HDR displays support LDR content? A psychophysical evaluation", ACM Trans.
   Graph. 26(3) (SIGGRAPH 2007), Sec. 5:  L_w = k · ((L_d − L_d,min) / (L_d,max − L_d,min))^γ on
@@ -92,6 +93,18 @@ def mean_inverse_crf(ldr, basis=None):
 
         basis = default_basis()
     return inverse_curve(ldr, np.asarray(basis.mean, np.float32))
+
+
+def mean_curve(curves) -> np.ndarray:
+    """The mean f32[1024] of inverse CRFs f[N, 1024] (e.g. a CRF bank's training split).
+
+    Linearising with it is the "average camera" answer (evaluate's `mean_crf`). A mean of
+    non-decreasing curves from 0 to 1 is itself one, so no projection is needed.
+    """
+    curves = np.asarray(curves, np.float64)
+    if curves.ndim != 2 or curves.shape[0] < 1:
+        raise ValueError(f"expected curves of shape [N, samples] with N >= 1, got {curves.shape}")
+    return curves.mean(axis=0).astype(np.float32)
 
 
 def akyuz2007(ldr, *, peak: float = AKYUZ_PEAK, gamma: float = AKYUZ_GAMMA,

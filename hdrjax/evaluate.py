@@ -3,6 +3,8 @@
     python -m hdrjax.evaluate ../shared/data/real_hdr --workdir eval/ --crf dorf:dorf_201.npz
     python -m hdrjax.evaluate HDR-Real/test --workdir eval_real/ --checkpoint runs/joint
     python -m hdrjax.evaluate procedural --workdir eval/ --checkpoint runs/joint --methods all
+    python -m hdrjax.evaluate ../shared/data/real_hdr --workdir eval/ --checkpoint default \
+        --crf dorf:dorf_201.npz --methods model,stages,baselines,true_crf
 
 Sources
 -------
@@ -45,14 +47,24 @@ resize: that would change the JPEG's statistics; an image smaller than the crop 
 ground truth mean-normalised to 0.5, the same mask from the camera JPEG, normalization
 "authors" (the exposure of HDR_gt relative to the JPEG is unknown; `--normalization`).
 
-Methods (`--methods`, comma separated; groups `baselines`, `ablations`, `all`)
-------------------------------------------------------------------------------
+Methods (`--methods`, comma separated; groups `baselines`, `ablations`, `stages`, `oracles`, `all`)
+------------------------------------------------------------------------------------------------
 `model` (needs `--checkpoint`; `hdrjax.predict.reconstruct`, output after refinement for a
 jointly fine-tuned checkpoint, else after hallucination), the ablations
 `no_dequantization`, `g0_linearization`, `no_hallucination`, `no_refinement` (the same
-`reconstruct` with one stage swapped out, see `ablate_variables`), the baselines of
-`hdrjax.baselines` (identity, gamma22, srgb, g0, akyuz2007) and the synthetic-only oracle
-`true_crf` (the true inverse CRF applied to the JPEG: what perfect linearisation alone gives).
+`reconstruct` with one stage swapped out, see `ablate_variables`), the stage prefixes
+`stages_dequantization_linearization` (Deq + Lin: the linear image B), `stages_hallucination`
+(+ the blended Hallucination-Net output A, no refinement) and `stages_refinement` (+ the
+Refinement-Net: the full model of a joint checkpoint), which measure what each stage adds; the
+baselines of `hdrjax.baselines` (identity, gamma22, srgb, g0 — the mean g0 of the inverse-CRF
+basis —, akyuz2007) and `mean_crf` (the mean inverse CRF of the *training* split of `--crf`,
+e.g. DoRF's 191 training curves: "always answer the average camera", the bar the
+Linearization-Net has to beat in inverse_crf_rmse); and the synthetic-only oracle `true_crf`
+(the true inverse CRF applied to the JPEG: what perfect linearisation alone gives).
+
+`--checkpoint`: a training workdir or checkpoint folder (`hdrjax.predict.load_model`), a
+shipped-model folder (one with manifest.json, `hdrjax.pretrained.load`), or `default` (the model
+that ships with hdrjax).
 
 Outputs in `--workdir` (all written atomically): `per_image.csv` (one row per method × image
 × CRF × exposure), `summary.csv` and `summary.md` (mean ± sample standard deviation per method,
@@ -93,15 +105,26 @@ MEAN_EPS = 1e-6  # §1.1: x / (mean + 1e-6) · 0.5
 
 MODEL = "model"
 ABLATIONS = ("no_dequantization", "g0_linearization", "no_hallucination", "no_refinement")
-BASELINES = baselines.NAMES
+# Stage prefixes: the model run through its first k stages (hdrjax.predict.STAGES), so each
+# stage's contribution is the difference between consecutive rows.
+STAGE_METHODS = {
+    "stages_dequantization_linearization": ("dequantization", "linearization"),
+    "stages_hallucination": ("dequantization", "linearization", "hallucination"),
+    "stages_refinement": ("dequantization", "linearization", "hallucination", "refinement"),
+}
+MEAN_CRF = "mean_crf"  # the training split's mean inverse CRF (needs the CRF bank, see mean_crf_method)
+BASELINES = baselines.NAMES + (MEAN_CRF,)
 ORACLES = ("true_crf",)
-ALL_METHODS = (MODEL,) + ABLATIONS + BASELINES + ORACLES
+MODEL_METHODS = (MODEL,) + ABLATIONS + tuple(STAGE_METHODS)  # the methods that need --checkpoint
+ALL_METHODS = MODEL_METHODS + BASELINES + ORACLES
 GROUPS = {
     "baselines": BASELINES,
     "ablations": ABLATIONS,
+    "stages": tuple(STAGE_METHODS),
     "oracles": ORACLES,
     "all": ALL_METHODS,
 }
+DEFAULT_CHECKPOINT = "default"  # --checkpoint default: the model shipped in hdrjax/weights/default
 DATA_SOURCES = ("procedural", "hdr_synth", "hdr_folder", "hdr_real")
 NORMALIZATIONS = ("auto", "reference", "authors")
 CURVE_METRIC = "inverse_crf_rmse"
@@ -336,6 +359,7 @@ class Method:
     kind: str
     run: Callable[[np.ndarray, list[dict]], tuple[np.ndarray, np.ndarray | None]]
     synthetic_only: bool = False
+    info: dict | None = None  # extra protocol facts (e.g. the curves mean_crf averages)
 
 
 def baseline_method(name: str, basis=None) -> Method:
@@ -348,6 +372,34 @@ def baseline_method(name: str, basis=None) -> Method:
         return hdr, None if curve is None else np.broadcast_to(curve, (len(ldr), curve.size))
 
     return Method(name, "baseline", run)
+
+
+def curve_method(name: str, curve, *, info: dict | None = None) -> Method:
+    """A fixed global inverse CRF f32[1024] applied to the JPEG as a baseline (curve reported too)."""
+    curve = np.asarray(curve, np.float32)
+
+    def run(ldr, meta):
+        hdr = np.asarray(baselines.inverse_curve(np.asarray(ldr, np.float32), curve), np.float32)
+        return hdr, np.broadcast_to(curve, (len(ldr), curve.size))
+
+    return Method(name, "baseline", run, info=info)
+
+
+def mean_crf_method(crf_spec: str = "family") -> Method:
+    """Baseline `mean_crf`: the mean inverse CRF of the training split of the bank `crf_spec`.
+
+    With `dorf:PATH` that is the mean of DoRF's 191 training curves: "always answer the average
+    camera", the inverse_crf_rmse a Linearization-Net must beat to have learned anything from
+    the image. (`g0` instead uses the mean of the inverse-CRF basis the model is built on.)
+    """
+    from hdrjax.camera import crf as crf_lib
+
+    try:
+        bank = crf_lib.load_bank(crf_spec, "train")
+    except crf_lib.CRFError as e:
+        raise EvalError(f"--crf: {e}") from None
+    return curve_method(MEAN_CRF, baselines.mean_curve(bank.inverse),
+                        info={"crf_spec": f"{crf_spec}, train split", "curves": len(bank)})
 
 
 def true_crf_method() -> Method:
@@ -374,9 +426,9 @@ def ablate_variables(variables, ablation: str):
     no_hallucination: A = B. Each zeroes the stage's last layer (its residual / coefficient
     head), which makes the stage output exactly its input (or g0), so the ablation runs through
     the very same `reconstruct` (tiling, CRF resolution, batching) as the full model.
-    no_refinement and "model" need no change (they differ in the stages run).
+    no_refinement, "model" and the stage prefixes need no change (they differ in the stages run).
     """
-    if ablation in ("no_refinement", MODEL):
+    if ablation in ("no_refinement", MODEL) or ablation in STAGE_METHODS:
         return variables
     if ablation not in _ABLATION_PARAMS:
         raise EvalError(f"unknown ablation {ablation!r}; known: {', '.join(ABLATIONS)}")
@@ -402,13 +454,15 @@ def model_method(model, variables, *, name: str = MODEL, stages: Sequence[str] |
     """`hdrjax.predict.reconstruct_batch` as a Method; `name` may be an ablation (see `ablate_variables`).
 
     `stages`: the stages of the full model (default: through hallucination); "no_refinement"
-    stops after hallucination.
+    stops after hallucination; a stage prefix (`STAGE_METHODS`) runs exactly its stages.
     """
     from hdrjax import predict
 
     stages = tuple(stages) if stages is not None else predict.STAGES[:3]
     if name == "no_refinement":
         stages = tuple(s for s in stages if s != "refinement")
+    elif name in STAGE_METHODS:
+        stages = STAGE_METHODS[name]
     config = predict_config if predict_config is not None else predict.PredictConfig()
     config = dataclasses.replace(config, stages=stages)
     ablated = ablate_variables(variables, name)
@@ -425,21 +479,22 @@ def model_method(model, variables, *, name: str = MODEL, stages: Sequence[str] |
             curves = np.stack([np.asarray(r.inverse_crf, np.float32) for r in results])
         return hdr, curves
 
-    return Method(name, MODEL if name == MODEL else "ablation", run)
+    kind = MODEL if name == MODEL else ("stages" if name in STAGE_METHODS else "ablation")
+    return Method(name, kind, run)
 
 
 def parse_methods(spec: str | Sequence[str], *, have_model: bool, joint: bool = True) -> list[str]:
-    """Method names from a comma list with groups; ablations/model need a checkpoint."""
+    """Method names from a comma list with groups; model, ablations and stages need a checkpoint."""
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     names: list[str] = []
     for item in items:
         if not item:
             continue
         if item in GROUPS:
-            group = [m for m in GROUPS[item] if have_model or m not in (MODEL,) + ABLATIONS]
+            group = [m for m in GROUPS[item] if have_model or m not in MODEL_METHODS]
             if not joint:
                 # Without a trained Refinement-Net the model's output is already before refinement.
-                group = [m for m in group if m != "no_refinement"]
+                group = [m for m in group if m not in ("no_refinement", "stages_refinement")]
             names += group
         elif item in ALL_METHODS:
             names.append(item)
@@ -447,7 +502,7 @@ def parse_methods(spec: str | Sequence[str], *, have_model: bool, joint: bool = 
             known = ", ".join(list(GROUPS) + list(ALL_METHODS))
             raise EvalError(f"--methods: unknown method {item!r}; known: {known}")
     names = list(dict.fromkeys(names))
-    needs_model = [n for n in names if n == MODEL or n in ABLATIONS]
+    needs_model = [n for n in names if n in MODEL_METHODS]
     if needs_model and not have_model:
         raise EvalError(f"--methods: {', '.join(needs_model)} need(s) --checkpoint")
     if not names:
@@ -456,16 +511,19 @@ def parse_methods(spec: str | Sequence[str], *, have_model: bool, joint: bool = 
 
 
 def build_methods(names: Sequence[str], *, model=None, variables=None, stages=None, predict_config=None,
-                  basis=None) -> list[Method]:
-    """Methods by name; `basis` (g0) defaults to the model's basis, else the built-in one."""
+                  basis=None, crf: str = "family") -> list[Method]:
+    """Methods by name; `basis` (g0) defaults to the model's basis, else the built-in one;
+    `crf`: the CRF bank spec whose training split `mean_crf` averages."""
     if basis is None and model is not None:
         basis = getattr(model, "basis", None)
     out = []
     for name in names:
-        if name == MODEL or name in ABLATIONS:
+        if name in MODEL_METHODS:
             if model is None:
                 raise EvalError(f"method {name} needs a model (--checkpoint)")
             out.append(model_method(model, variables, name=name, stages=stages, predict_config=predict_config))
+        elif name == MEAN_CRF:
+            out.append(mean_crf_method(crf))
         elif name in BASELINES:
             out.append(baseline_method(name, basis))
         elif name == "true_crf":
@@ -556,8 +614,13 @@ def _metric_batches(pred, gt, config: EvalConfig, normalization: str):
     return {name: np.concatenate(v) for name, v in out.items()}
 
 
-def _synthetic_samples(example: Example, bank, config: EvalConfig):
-    """Every (exposure, CRF) sample of one patch: ldr, gt, mask and meta, exposure-major."""
+def synthetic_samples(example: Example, bank, config: EvalConfig):
+    """Every (exposure, CRF) sample of one patch: one (ldr, gt, mask, meta) group per exposure.
+
+    The protocol's camera (step 2–3 of the module doc) for every CRF of `bank` at every exposure
+    of `config`: ldr f32[N_crf, H, W, 3] (the JPEG), gt the ground truth, mask u8[N_crf] and one
+    meta dict per sample. Figures reuse it so that their inputs are exactly the evaluated ones.
+    """
     n_crf = len(bank)
     quality = jnp.int32(config.jpeg_quality)
     camera = config.camera_config()
@@ -631,7 +694,7 @@ def evaluate(
         if not real and bank is None:
             raise EvalError("synthetic evaluation needs a CRF bank (bank=hdrjax.camera.load_bank(spec, 'test'))")
         normalization = config.normalization_for(real)
-        groups = _real_samples(example, config) if real else _synthetic_samples(example, bank, config)
+        groups = _real_samples(example, config) if real else synthetic_samples(example, bank, config)
         n_samples = n_masked = 0
         for ldr, gt, mask, meta in groups:
             n_samples += len(meta)
@@ -693,7 +756,7 @@ def evaluate(
         "examples": n_examples,
         "samples": sum(1 for r in rows if r["method"] == methods[0].name) if methods else 0,
         "skipped": [str(s) for s in skipped],
-        "methods": [{"name": m.name, "kind": m.kind} for m in methods],
+        "methods": [{"name": m.name, "kind": m.kind, **({"info": m.info} if m.info else {})} for m in methods],
         "seconds": {k: round(v, 3) for k, v in timing.items()},
     })
     if bank is not None and "synthetic" in kinds:
@@ -864,10 +927,31 @@ def write_outputs(result: EvalResult, workdir) -> dict[str, pathlib.Path]:
 # ----------------------------------------------------------------------------- CLI
 
 
-def load_checkpoint(path):
-    """(model, variables, training config, step) of a checkpoint, errors as EvalError."""
-    from hdrjax import predict
+def is_shipped_model(path) -> bool:
+    """True for `default` and for a folder holding a shipped model's manifest.json."""
+    from hdrjax import pretrained
 
+    if str(path) == DEFAULT_CHECKPOINT:
+        return True
+    return (pathlib.Path(path).expanduser() / pretrained.MANIFEST).is_file()
+
+
+def load_checkpoint(path):
+    """(model, variables, training config, step) of a checkpoint, errors as EvalError.
+
+    `path`: a training workdir or checkpoint folder (`hdrjax.predict.load_model`), a shipped-model
+    folder with manifest.json (`hdrjax.pretrained.load`; step = the manifest's "step"), or
+    `default`, the model shipped with the package.
+    """
+    from hdrjax import predict, pretrained
+
+    if is_shipped_model(path):
+        try:
+            model, variables, config, manifest = pretrained.load(None if str(path) == DEFAULT_CHECKPOINT else path)
+        except pretrained.PretrainedError as e:
+            raise EvalError(str(e)) from None
+        step = manifest.get("step")
+        return model, variables, dict(config or {}), None if step is None else int(step)
     try:
         return predict.load_model(path)
     except predict.PredictError as e:
@@ -897,13 +981,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="folder of .hdr/.exr | HDR-Real folder (HDR_gt/, LDR_in/) | HDR file | "
                    "procedural | hdr_synth:DIR | hdr_folder:DIR | hdr_real:DIR")
     p.add_argument("--workdir", required=True, help="output folder (created if needed)")
-    p.add_argument("--checkpoint", help="training workdir or checkpoint folder (needed by model/ablations)")
+    p.add_argument("--checkpoint", help="training workdir or checkpoint folder, a shipped-model folder (manifest.json) "
+                   "or 'default' (the model shipped with hdrjax); needed by model, ablations and stages")
     p.add_argument("--methods", default=None,
-                   help="comma list of methods and groups (baselines, ablations, oracles, all); "
+                   help="comma list of methods and groups (baselines, ablations, stages, oracles, all); "
                    "default: model,baselines with --checkpoint, else baselines")
     p.add_argument("--crf", default="family",
                    help="test CRFs: 'family' (built-in parametric family, test split; default) or "
-                   "'dorf:PATH' (DoRF .txt/.npz; the reference's 10 test curves)")
+                   "'dorf:PATH' (DoRF .txt/.npz; the reference's 10 test curves); its training split is "
+                   "what mean_crf averages")
     p.add_argument("--max-crfs", type=int, default=None, help="use only the first K test CRFs (quick runs)")
     p.add_argument("--exposures", default=",".join(f"{s:g}" for s in EXPOSURE_STOPS),
                    help="exposure stops s, t = 2^s; write --exposures=-3,0,3 (default %(default)s)")
@@ -1008,6 +1094,9 @@ def _main(args, argv) -> int:
                                   "output_stage": stages[-1], "warning": warning}
     names = parse_methods(args.methods or ("model,baselines" if model is not None else "baselines"),
                           have_model=model is not None, joint=joint)
+    if not joint and "stages_refinement" in names:
+        logger.warning(f"stages_refinement: the checkpoint's stage is {train_config.get('stage')!r}, not joint; "
+                       "its Refinement-Net was not trained")
     basis = None
     if args.invemor:
         try:
@@ -1016,7 +1105,7 @@ def _main(args, argv) -> int:
             raise EvalError(f"--invemor: {e}") from None
     predict_config = predict.PredictConfig(batch_size=args.batch_size, reference_mode=args.reference_inference)
     methods = build_methods(names, model=model, variables=variables, stages=stages,
-                            predict_config=predict_config, basis=basis)
+                            predict_config=predict_config, basis=basis, crf=args.crf)
     if kind == "real":
         dropped = [m.name for m in methods if m.synthetic_only]
         if dropped:

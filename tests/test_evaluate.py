@@ -1,7 +1,9 @@
 """`python -m hdrjax.evaluate` on tiny synthetic folders with the baselines (no network needed).
 
 Images are 40×56 HDR scenes evaluated at --resolution 32 (two 32² crops each), with 2 test
-CRFs and 3 exposures, so every run is a few seconds after the first compile.
+CRFs and 3 exposures, so every run is a few seconds after the first compile. The last tests
+load a shipped-model folder (random smoke-config weights, `hdrjax.pretrained.export`) for
+`--checkpoint <folder>|default` and the stage-prefix methods.
 """
 import csv
 import json
@@ -258,3 +260,125 @@ def test_ground_truth_is_noise_free_unless_asked(hdr_folder):
     assert not np.allclose(scores(target="noisy"), scores(target="clean"))
     with pytest.raises(ev.EvalError, match="target must be"):
         ev.EvalConfig(target="dirty")
+
+
+# ----------------------------------------------------------------------------- mean_crf, stages
+
+
+def test_mean_crf_is_the_training_split_mean(hdr_folder, tmp_path, capsys):
+    train = crf.load_bank("family", "train")
+    mean = np.mean(np.asarray(train.inverse, np.float64), axis=0)
+    method = ev.mean_crf_method("family")
+    ldr = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
+    hdr, curves = method.run(ldr, [{}, {}])
+    np.testing.assert_allclose(curves, np.broadcast_to(mean, curves.shape), atol=1e-6)
+    # Applied to the JPEG exactly like the other global-curve baselines.
+    np.testing.assert_allclose(hdr, np.interp(ldr, np.linspace(0, 1, mean.size), mean), atol=1e-5)
+    assert method.kind == "baseline" and method.info == {"crf_spec": "family, train split", "curves": len(train)}
+    # (The built-in basis is fitted to this very split, so here g0 is the same curve; with
+    # --crf dorf:PATH the two differ: g0 stays the basis mean.)
+
+    out = tmp_path / "out"
+    code, _, err = run([hdr_folder, "--workdir", out, "--methods", "mean_crf,g0"] + BASE, capsys)
+    assert code == 0, err
+    rows = [r for r in read_csv(out / "per_image.csv") if r["mask"] == "1"]
+    test_bank = crf.load_bank("family", "test")
+    for r in rows:
+        if r["method"] == "mean_crf":
+            want = np.sqrt(np.mean((mean - test_bank.inverse[test_bank.index(r["crf"])]) ** 2))
+            assert float(r["inverse_crf_rmse"]) == pytest.approx(want, rel=1e-4)
+    proto = json.loads((out / "protocol.json").read_text())
+    assert proto["methods"][0] == {"name": "mean_crf", "kind": "baseline",
+                                   "info": {"crf_spec": "family, train split", "curves": len(train)}}
+    assert "mean_crf" in ev.parse_methods("baselines", have_model=False)
+
+
+def test_mean_crf_of_dorf_averages_its_191_training_curves():
+    from conftest import shared_path
+
+    path = shared_path("crf", "dorf_201.npz")
+    method = ev.mean_crf_method(f"dorf:{path}")
+    assert method.info["curves"] == 191
+    train = crf.load_bank(f"dorf:{path}", "train")
+    _, curves = method.run(np.zeros((1, 4, 4, 3), np.float32), [{}])
+    np.testing.assert_allclose(curves[0], np.mean(np.asarray(train.inverse, np.float64), 0), atol=1e-6)
+    with pytest.raises(ev.EvalError, match="--crf"):
+        ev.mean_crf_method("dorf:/nonexistent.npz")
+
+
+def test_stage_methods_parse():
+    stages = list(ev.STAGE_METHODS)
+    assert stages == ["stages_dequantization_linearization", "stages_hallucination", "stages_refinement"]
+    assert ev.parse_methods("model,stages", have_model=True) == ["model"] + stages
+    # Without a trained Refinement-Net (not a joint checkpoint) the group stops at hallucination.
+    assert ev.parse_methods("stages", have_model=True, joint=False) == stages[:2]
+    assert set(stages) <= set(ev.parse_methods("all", have_model=True))
+    assert not set(stages) & set(ev.parse_methods("all", have_model=False))
+    with pytest.raises(ev.EvalError, match=r"stages_hallucination need\(s\) --checkpoint"):
+        ev.parse_methods("stages_hallucination", have_model=False)
+
+
+@pytest.fixture(scope="module")
+def shipped_model(tmp_path_factory):
+    """A shipped-model folder (hdrjax.pretrained.export) of random smoke-config weights."""
+    from test_ablations import abl, random_variables
+
+    from hdrjax import pretrained, train
+
+    config = abl.smoke_config()
+    variables = random_variables(train.build_model(config))
+    return pretrained.export(variables, config, tmp_path_factory.mktemp("shipped") / "model",
+                             metadata={"step": 123456, "recipe": "test"})
+
+
+@pytest.mark.slow
+def test_shipped_model_and_stage_prefixes(shipped_model, hdr_folder, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code, _, err = run([hdr_folder, "--workdir", out, "--checkpoint", shipped_model,
+                        "--methods", "model,stages,no_refinement", "--resolution", "32", "--max-crfs", "1",
+                        "--exposures=0", "--limit", "1", "--mask", "include"], capsys)
+    assert code == 0, err
+    rows = read_csv(out / "per_image.csv")
+    by = {m: [r for r in rows if r["method"] == m] for m in dict.fromkeys(r["method"] for r in rows)}
+    assert list(by) == ["model", "stages_dequantization_linearization", "stages_hallucination",
+                        "stages_refinement", "no_refinement"]
+    assert all(len(v) == 1 for v in by.values())  # 1 patch × 1 CRF × 1 exposure
+    (model,), (lin,), (hal,), (ref,), (nr,) = by.values()
+    # Every stage prefix has the Linearization-Net's curve, hence the same inverse_crf_rmse.
+    for r in (lin, hal, ref):
+        assert float(r["inverse_crf_rmse"]) == pytest.approx(float(model["inverse_crf_rmse"]), abs=1e-6)
+    # The smoke checkpoint is joint: the full prefix is the model, hallucination = no_refinement.
+    for m in METRIC_NAMES:
+        assert float(ref[m]) == pytest.approx(float(model[m]), rel=1e-6, abs=1e-6)
+        assert float(hal[m]) == pytest.approx(float(nr[m]), rel=1e-6, abs=1e-6)
+    assert float(lin["tone_psnr"]) != pytest.approx(float(hal["tone_psnr"]), abs=1e-6)
+    proto = json.loads((out / "protocol.json").read_text())
+    assert proto["checkpoint"]["path"] == str(shipped_model) and proto["checkpoint"]["step"] == 123456
+    assert proto["checkpoint"]["output_stage"] == "refinement"
+    assert [m["kind"] for m in proto["methods"]] == ["model", "stages", "stages", "stages", "ablation"]
+
+
+@pytest.mark.slow
+def test_checkpoint_default_is_the_packaged_model(shipped_model, hdr_folder, tmp_path, capsys, monkeypatch):
+    from hdrjax import pretrained
+
+    monkeypatch.setattr(pretrained, "DEFAULT_DIR", shipped_model)
+    assert ev.is_shipped_model("default") and ev.is_shipped_model(shipped_model)
+    assert not ev.is_shipped_model(tmp_path)
+    out = tmp_path / "eval"
+    code, _, err = run([hdr_folder, "--workdir", out, "--checkpoint", "default", "--methods",
+                        "stages_dequantization_linearization,mean_crf", "--resolution", "32", "--max-crfs", "1",
+                        "--exposures=0", "--limit", "1", "--mask", "include"], capsys)
+    assert code == 0, err
+    rows = read_csv(out / "per_image.csv")
+    assert [r["method"] for r in rows] == ["stages_dequantization_linearization", "mean_crf"]
+    assert all(r["inverse_crf_rmse"] not in ("", "nan") for r in rows)
+    assert json.loads((out / "protocol.json").read_text())["checkpoint"]["path"] == "default"
+
+    # A broken shipped folder is one error line naming the file.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    code, _, err = run([hdr_folder, "--workdir", tmp_path / "o", "--checkpoint", broken, "--methods", "model"]
+                       + BASE, capsys)
+    assert code == 1 and "manifest.json: not valid JSON" in err and "Traceback" not in err
