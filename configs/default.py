@@ -7,6 +7,7 @@ Variants are chosen with `--config=configs/<file>.py:<variant>[,<variant>...]`:
   smoke   32² patches, 6 steps: about a minute on a CPU, mostly compilation (tests, CI)
   cpu     a run that learns something on a laptop CPU in about half an hour per stage
   dorf    sample CRFs from the DoRF curves in ../shared/data/crf (the reference's bank)
+  scratch no init checkpoints (configs/joint.py otherwise fine-tunes the shipped model)
 
 Any field can also be overridden on the command line, e.g. `--config.train.batch_size=16`.
 """
@@ -113,7 +114,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Initialisation.
     c.init = ml_collections.ConfigDict()
     # Workdirs (or checkpoint step dirs) of earlier stage runs whose latest checkpoint provides
-    # that stage's weights; "" = start from scratch (§3.4 restores all three for fine-tuning).
+    # that stage's weights; "" = start from scratch (§3.4 restores all three for fine-tuning);
+    # "default" = the model shipped in hdrjax/weights/default (or the path of any shipped-model
+    # folder, hdrjax.pretrained), whose model options the config must then match.
     c.init.dequantization = ""
     c.init.linearization = ""
     c.init.hallucination = ""
@@ -187,7 +190,13 @@ def _dorf(c):
     c.crf.bank = "dorf:../shared/data/crf/dorf_201.npz"
 
 
-VARIANTS = {"smoke": _smoke, "cpu": _cpu, "dorf": _dorf}
+def _scratch(c):
+    # Every network from its initialiser (VGG16 encoder, random elsewhere), no init checkpoint.
+    for net in ("dequantization", "linearization", "hallucination", "refinement"):
+        c.init[net] = ""
+
+
+VARIANTS = {"smoke": _smoke, "cpu": _cpu, "dorf": _dorf, "scratch": _scratch}
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:

@@ -115,7 +115,9 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
             fail("eval.exposure_stops", f"{stop} is outside the camera's [{lo}, {hi}] stops")
     for net in NETWORKS:
         path = config.init[net]
-        if path and checkpoints.find_checkpoint(path) is None:
+        if path and _is_shipped(path):
+            _check_shipped(config, net, path)
+        elif path and checkpoints.find_checkpoint(path) is None:
             fail(f"init.{net}", f"{path!r} holds no checkpoint (expected the workdir of a "
                  f"{net if net != 'refinement' else 'joint'} training run)")
     for field in ("vgg", "vgg_loss"):
@@ -127,6 +129,29 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
     if config.data.name == "hdr_real" and config.stage != "joint":
         fail("data.name", f"hdr_real pairs carry no intermediate targets; stage {config.stage!r} "
              "needs synthetic data (procedural, hdr_folder or hdr_synth)")
+
+
+def _is_shipped(path) -> bool:
+    from hdrjax import pretrained
+
+    return pretrained.is_model_dir(path)
+
+
+def _check_shipped(config, net: str, path) -> None:
+    """init.<net> names a shipped model: it must exist and have this config's model options."""
+    from hdrjax import pretrained
+
+    try:
+        manifest = pretrained.read_manifest(pretrained.resolve(path))
+    except pretrained.PretrainedError as e:
+        raise ConfigError(f"config.init.{net}: {e}") from None
+    stored = manifest["config"].get("model", {})
+    wanted = checkpoints.config_to_json(config.model)
+    diff = {k: (stored.get(k), v) for k, v in wanted.items() if k in stored and stored[k] != v and k != "dtype"}
+    if diff:
+        k, (old, new) = sorted(diff.items())[0]
+        raise ConfigError(f"config.init.{net}: the model in {pretrained.resolve(path)} was trained with "
+                          f"model.{k}={old!r}, this config has {new!r} (set it to match, or start from scratch)")
 
 
 # -------------------------------------------------------------------------------- builders
@@ -597,7 +622,18 @@ def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=
         wanted = {"params": {net: params[net]}}
         if net in batch_stats:
             wanted["batch_stats"] = {net: batch_stats[net]}
-        loaded = checkpoints.load_variables(path, wanted, what=f"init.{net}")
+        if _is_shipped(path):
+            from hdrjax import pretrained
+            from hdrjax.models.linearization import merge_variables
+
+            try:
+                shipped = pretrained.network_variables(path, net, model)
+                merged = merge_variables(wanted, shipped, f"init.{net}")
+            except (pretrained.PretrainedError, KeyError, ValueError) as e:
+                raise ConfigError(f"config.init.{net}: {e}") from None
+            loaded = parallel.replicate(merged, mesh)
+        else:
+            loaded = checkpoints.load_variables(path, wanted, what=f"init.{net}")
         params.update(loaded["params"])
         batch_stats.update(loaded.get("batch_stats", {}))
         logger.info("%s network initialised from %s", net, path)
