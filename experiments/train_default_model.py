@@ -45,7 +45,7 @@ def _recipe_module():
 
 
 def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: str = "", crf: str = "family",
-                 variants: str = ""):
+                 variants: str = "", devices: int = 0):
     """The config of one stage of the chain (configs/recipe.py plus data, CRFs and inits)."""
     recipe = _recipe_module()
     c = recipe.get_config(",".join(p for p in (stage, size, variants) if p))
@@ -63,6 +63,7 @@ def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: st
         c.data.name = "procedural"
         c.data.split.test_names = ()
     c.crf.bank = crf
+    c.parallel.num_devices = devices
     if stage == "joint":  # §3.4: fine-tune from the three stage runs
         for net in STAGES[:3]:
             c.init[net] = str(workdir / net)
@@ -92,7 +93,7 @@ def _write_json(path: pathlib.Path, value) -> None:
 
 
 def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", variants: str = "",
-              stages=STAGES) -> dict:
+              stages=STAGES, devices: int = 0) -> dict:
     """Train the stages in order (resuming); return the stages.json record."""
     from hdrjax import train
 
@@ -101,7 +102,8 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", 
     record_path = workdir / "stages.json"
     record = _load_json(record_path)
     for stage in stages:
-        config = stage_config(stage, size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants)
+        config = stage_config(stage, size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants,
+                              devices=devices)
         logging.info("=== stage %s: %d steps of batch %d at %d² (%s, CRFs %s)", stage, config.train.num_steps,
                      config.train.batch_size, config.data.patch_size, config.data.name, config.crf.bank)
         t0 = time.time()
@@ -114,7 +116,7 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", 
         entry.update(steps=steps, batch_size=config.train.batch_size, patch_size=config.data.patch_size,
                      images_seen=steps * config.train.batch_size, learning_rate=config.optim.learning_rate,
                      data=config.data.name, crf_bank=config.crf.bank,
-                     platform=jax.devices()[0].platform, devices=jax.device_count())
+                     platform=jax.devices()[0].platform, devices=devices or jax.device_count())
         record[stage] = entry
         _write_json(record_path, record)
     return record
@@ -167,6 +169,7 @@ def main(argv=None) -> int:
     p.add_argument("--crf", default="family", help="CRF bank: family | dorf:PATH (default %(default)s)")
     p.add_argument("--variants", default="", help="extra configs/default.py variants, comma separated")
     p.add_argument("--stages", default=",".join(STAGES), help="stages to run, in order (default: all)")
+    p.add_argument("--devices", type=int, default=0, help="use only the first N devices (default 0: all)")
     p.add_argument("--export", default="", help="write the final weights here as a shipped-model folder")
     p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="storage precision")
     args = p.parse_args(argv)
@@ -180,7 +183,7 @@ def main(argv=None) -> int:
         p.error(f"unknown stages {unknown}; choose from {STAGES}")
     try:
         record = run_chain(args.size, args.workdir, hdr_folder=args.hdr_folder, crf=args.crf,
-                           variants=args.variants, stages=stages)
+                           variants=args.variants, stages=stages, devices=args.devices)
         for stage, entry in record.items():
             logging.info("%s: %d steps, %d images, %.0f s", stage, entry["steps"], entry["images_seen"],
                          entry["wall_seconds"])

@@ -366,11 +366,11 @@ def resolve(path) -> pathlib.Path:
     return DEFAULT_DIR if str(path) == "default" else pathlib.Path(path).expanduser().absolute()
 
 
-def network_variables(path, net: str, model) -> dict:
+def network_variables(path, net: str) -> dict:
     """{"params": {net: ...}, "batch_stats": {net: ...}} of one network of a shipped model.
 
     For initialising training from it (`config.init.<net> = "default"` or a folder); a frozen
-    encoder is put back as training put it in.  `model` is the SingleHDR being trained.
+    encoder is put back as training put it in.
     """
     model_dir = resolve(path)
     flat, manifest = load_arrays(model_dir)
@@ -380,7 +380,14 @@ def network_variables(path, net: str, model) -> dict:
         raise PretrainedError(f"{model_dir / MANIFEST}: the shipped model has no {net!r} network")
     encoder = manifest.get("encoder")
     if net == "hallucination" and encoder:
-        variables = _with_encoder(variables, model, encoder["source"], str(model_dir / MANIFEST))
+        from hdrjax.models.vgg import CONV_SHAPES
+
+        prefix = ("params", "hallucination", "encoder")
+        expected = {}
+        for name, shape in CONV_SHAPES.items():  # the VGG16 encoder's own shapes: no model trace
+            expected[prefix + (name, "kernel")] = shape
+            expected[prefix + (name, "bias")] = shape[-1:]
+        variables = _with_encoder(variables, expected, encoder["source"], str(model_dir / MANIFEST))
     out = {"params": {net: variables["params"][net]}}
     if net in variables["batch_stats"]:
         out["batch_stats"] = {net: variables["batch_stats"][net]}

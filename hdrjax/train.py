@@ -627,7 +627,7 @@ def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=
             from hdrjax.models.linearization import merge_variables
 
             try:
-                shipped = pretrained.network_variables(path, net, model)
+                shipped = pretrained.network_variables(path, net)
                 merged = merge_variables(wanted, shipped, f"init.{net}")
             except (pretrained.PretrainedError, KeyError, ValueError) as e:
                 raise ConfigError(f"config.init.{net}: {e}") from None

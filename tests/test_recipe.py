@@ -1,0 +1,96 @@
+"""The default model's recipe end to end at the `tiny` size: chain, resume, export, load, predict, fine-tune."""
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from hdrjax import pretrained, train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _module(path, name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """Run the whole tiny chain once (procedural scenes, built-in CRFs) and export it."""
+    recipe = _module("experiments/train_default_model.py", "train_default_model_under_test")
+    workdir = tmp_path_factory.mktemp("recipe")
+    assert recipe.main(["--size", "tiny", "--workdir", str(workdir / "runs"), "--devices", "1",
+                        "--export", str(workdir / "model")]) == 0
+    return recipe, workdir
+
+
+def test_chain_trains_every_stage_from_the_previous_ones(chain):
+    _, workdir = chain
+    record = json.loads((workdir / "runs" / "stages.json").read_text())
+    assert list(record) == ["dequantization", "linearization", "hallucination", "joint"]
+    for stage, entry in record.items():
+        assert entry["steps"] == 3 and entry["images_seen"] == 6 and entry["wall_seconds"] > 0, stage
+        rows = [json.loads(l) for l in (workdir / "runs" / stage / "metrics.jsonl").read_text().splitlines()]
+        assert any(r["kind"] == "eval" for r in rows) and any(r["kind"] == "train" for r in rows)
+    joint = json.loads((workdir / "runs" / "joint" / "config.json").read_text())
+    assert joint["init"]["hallucination"] == str(workdir / "runs" / "hallucination")
+    assert joint["model"]["lin_monotone"] == "clip" and joint["train"]["freeze_encoder"] is True
+
+
+def test_rerun_resumes_instead_of_training_again(chain, caplog):
+    recipe, workdir = chain
+    before = json.loads((workdir / "runs" / "stages.json").read_text())
+    assert recipe.main(["--size", "tiny", "--workdir", str(workdir / "runs"), "--devices", "1"]) == 0
+    after = json.loads((workdir / "runs" / "stages.json").read_text())
+    assert {s: e["steps"] for s, e in after.items()} == {s: e["steps"] for s, e in before.items()}
+
+
+def test_export_is_a_loadable_shipped_model_without_the_frozen_encoder(chain):
+    _, workdir = chain
+    manifest = pretrained.verify(workdir / "model")
+    assert manifest["encoder"] == {"source": "lpips"}
+    assert manifest["stages"]["joint"]["images_seen"] == 6
+    assert manifest["recipe"]["command"].startswith("python experiments/train_default_model.py --size tiny")
+    assert all(f["bytes"] <= pretrained.MAX_FILE_BYTES for f in manifest["files"])
+    assert sum(f["bytes"] for f in manifest["files"]) <= 64 * 2 ** 20
+    flat, _ = pretrained.load_arrays(workdir / "model")
+    assert not any(k.startswith("params/hallucination/encoder/") for k in flat)
+    # Loaded weights equal the joint checkpoint's, the encoder included.
+    from hdrjax import checkpoints
+
+    model, variables, config, _ = pretrained.load(workdir / "model")
+    stored, _, _ = checkpoints.load_inference_variables(workdir / "runs" / "joint")
+    import jax
+
+    for a, b in zip(jax.tree.leaves(stored["params"]), jax.tree.leaves(variables["params"])):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+    assert config["stage"] == "joint"
+
+
+def test_joint_config_fine_tunes_a_shipped_model(chain, tmp_path):
+    _, workdir = chain
+    joint = _module("configs/joint.py", "joint_config_under_test")
+    config = joint.get_config("smoke")
+    assert all(config.init[n] == "default" for n in train.NETWORKS)
+    with config.unlocked():
+        for net in train.NETWORKS:
+            config.init[net] = str(workdir / "model")
+        config.train.num_steps = 1
+        config.train.batch_size = 2
+        config.train.eval_every = 0
+        config.parallel.num_devices = 1
+        config.eval.exposure_stops = (0.0,)
+        config.eval.num_patches = 1
+    state = train.train_and_evaluate(config, tmp_path / "ft")
+    assert int(state.step) == 1
+    # A config whose model options differ from the shipped model's is refused before compiling.
+    with config.unlocked():
+        config.model.lin_monotone = "shift"
+    with pytest.raises(train.ConfigError, match="lin_monotone"):
+        train.train_and_evaluate(config, tmp_path / "ft2")
+    scratch = joint.get_config("smoke,scratch")
+    assert all(scratch.init[n] == "" for n in train.NETWORKS)
