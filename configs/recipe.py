@@ -52,8 +52,8 @@ SCHEDULE = {
     "cpu": {
         "dequantization": (128, 4, 2000, 3e-4),
         "linearization": (128, 4, 2500, 1e-3),
-        "hallucination": (128, 4, 700, 3e-4),
-        "joint": (128, 4, 250, 3e-5),
+        "hallucination": (128, 4, 1500, 3e-4),
+        "joint": (128, 4, 300, 3e-5),
     },
     "gpu": {
         "dequantization": (256, 32, 3000, 3e-4),

@@ -70,6 +70,10 @@ def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: st
     return c
 
 
+class ChainStopped(Exception):
+    """A stage was stopped before its last step (preemption); the chain resumes on the next run."""
+
+
 def _git_commit() -> str:
     try:
         out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
@@ -112,8 +116,15 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", 
 
         steps = int(jax.device_get(state.step))
         entry = record.get(stage, {"wall_seconds": 0.0})
+        if steps < config.train.num_steps:  # stopped by SIGTERM / Ctrl-C: the next stage must wait
+            entry["wall_seconds"] = round(entry.get("wall_seconds", 0.0) + time.time() - t0, 1)
+            entry.update(steps=steps, finished=False)
+            record[stage] = entry
+            _write_json(record_path, record)
+            raise ChainStopped(f"stage {stage} stopped at step {steps} of {config.train.num_steps}; "
+                               "run the same command again to continue")
         entry["wall_seconds"] = round(entry.get("wall_seconds", 0.0) + time.time() - t0, 1)
-        entry.update(steps=steps, batch_size=config.train.batch_size, patch_size=config.data.patch_size,
+        entry.update(steps=steps, finished=True, batch_size=config.train.batch_size, patch_size=config.data.patch_size,
                      images_seen=steps * config.train.batch_size, learning_rate=config.optim.learning_rate,
                      data=config.data.name, crf_bank=config.crf.bank,
                      platform=jax.devices()[0].platform, devices=devices or jax.device_count())
@@ -191,6 +202,9 @@ def main(argv=None) -> int:
             out = export_model(args.workdir, args.export, size=args.size, hdr_folder=args.hdr_folder,
                                crf=args.crf, dtype=args.dtype, variants=args.variants)
             logging.info("exported the model to %s", out)
+    except ChainStopped as e:
+        logging.info("%s", e)
+        return 0
     except train.USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

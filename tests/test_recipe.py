@@ -94,3 +94,23 @@ def test_joint_config_fine_tunes_a_shipped_model(chain, tmp_path):
         train.train_and_evaluate(config, tmp_path / "ft2")
     scratch = joint.get_config("smoke,scratch")
     assert all(scratch.init[n] == "" for n in train.NETWORKS)
+
+
+def test_a_stopped_stage_stops_the_chain(tmp_path, monkeypatch):
+    # SIGTERM makes train_and_evaluate save and return early: the next stage must not start
+    # from a half-trained one; the command exits 0 and a rerun continues.
+    recipe = _module("experiments/train_default_model.py", "train_default_model_stop")
+    calls = []
+
+    class Stopped:
+        step = np.int32(1)
+
+    def fake_train(config, workdir):
+        calls.append(config.stage)
+        return Stopped()
+
+    monkeypatch.setattr(train, "train_and_evaluate", fake_train)
+    assert recipe.main(["--size", "tiny", "--workdir", str(tmp_path), "--devices", "1"]) == 0
+    assert calls == ["dequantization"]
+    record = json.loads((tmp_path / "stages.json").read_text())
+    assert record["dequantization"]["finished"] is False and record["dequantization"]["steps"] == 1

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Every result file behind the README section "The default model", from the trained model.
+#
+#   bash experiments/evaluate_default_model.sh                      # the shipped model
+#   CHECKPOINT=runs/gpu-export/model RUNS=runs/gpu-train bash experiments/evaluate_default_model.sh
+#
+# Needs ../shared/data (the held-out HDR files and the DoRF curves). Writes, under
+# experiments/results/ ($RESULTS):
+#   default-model-eval/      python -m hdrjax.evaluate on the 12 held-out HDR files
+#                            (summary.md/.csv, per_image.csv, protocol.json)
+#   training-curves.json/.png  learning curves of each stage (from $RUNS/<stage>/metrics.jsonl)
+#   held-out-examples.png    input, ours, ground truth and an exposure stack for 3 held-out images
+# Protocol (hdrjax/evaluate.py): held-out DoRF CRFs x exposures -3..+3 stops, JPEG 90, the
+# first and last RES² crops of each image at short side RES. CRFS and RES trade time for
+# coverage (the defaults take about 25 minutes on a 2-core CPU).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python}"
+CHECKPOINT="${CHECKPOINT:-default}"
+RUNS="${RUNS:-runs/default}"
+RESULTS="${RESULTS:-experiments/results}"
+SHARED="${SHARED:-../shared/data}"
+CRFS="${CRFS:-3}"
+RES="${RES:-256}"
+DORF="$SHARED/crf/dorf_201.npz"
+
+# The held-out set: configs/recipe.TEST_NAMES from the panorama folder + the four real photos.
+HELDOUT="$(mktemp -d)"
+trap 'rm -rf "$HELDOUT"' EXIT
+"$PY" - "$HELDOUT" "$SHARED" <<'PYEOF'
+import importlib.util, os, pathlib, sys
+out, shared = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]).absolute()
+spec = importlib.util.spec_from_file_location("recipe", "configs/recipe.py")
+recipe = importlib.util.module_from_spec(spec); spec.loader.exec_module(recipe)
+files = [shared / "train_hdr" / n for n in recipe.TEST_NAMES] + sorted((shared / "real_hdr").glob("*.exr"))
+for f in files:
+    if not f.exists():
+        sys.exit(f"held-out file {f} is missing")
+    os.symlink(f, out / f.name)
+print(f"held-out set: {len(files)} files")
+PYEOF
+
+echo "== evaluate ($CHECKPOINT, $CRFS test CRFs, ${RES}²)"
+"$PY" -m hdrjax.evaluate "$HELDOUT" --workdir "$RESULTS/default-model-eval" --checkpoint "$CHECKPOINT" \
+    --crf "dorf:$DORF" --max-crfs "$CRFS" --resolution "$RES" --methods stages,baselines,true_crf
+
+echo "== learning curves"
+MEAN_RMSE="$("$PY" - "$DORF" <<'PYEOF'
+import sys, numpy as np
+from hdrjax.camera import crf
+train = np.asarray(crf.load_bank(f"dorf:{sys.argv[1]}", "train").inverse)
+test = np.asarray(crf.load_bank(f"dorf:{sys.argv[1]}", "test").inverse)
+print(f"{np.sqrt(np.mean((train.mean(0) - test) ** 2, axis=1)).mean():.4f}")
+PYEOF
+)"
+RUN_ARGS=()
+for stage in dequantization linearization hallucination joint; do
+    [ -f "$RUNS/$stage/metrics.jsonl" ] && RUN_ARGS+=(--run "$stage=$RUNS/$stage")
+done
+if [ "${#RUN_ARGS[@]}" -gt 0 ]; then
+    "$PY" experiments/plot_curves.py "${RUN_ARGS[@]}" --mean-curve-rmse "$MEAN_RMSE" --out "$RESULTS/training-curves"
+    [ -f "$RUNS/stages.json" ] && cp "$RUNS/stages.json" "$RESULTS/training-stages.json"
+else
+    echo "no $RUNS/<stage>/metrics.jsonl: learning curves skipped"
+fi
+
+echo "== held-out examples"
+"$PY" experiments/figure.py --checkpoint "$CHECKPOINT" --crf "dorf:$DORF" --crf-index 1 \
+    --images "$SHARED/train_hdr/noon_grass_1k.hdr" "$SHARED/train_hdr/brown_photostudio_02_1k.hdr" \
+             "$SHARED/real_hdr/Desk.exr" \
+    --out "$RESULTS/held-out-examples.png"
