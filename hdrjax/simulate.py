@@ -137,8 +137,8 @@ def simulate(args) -> dict:
     if not np.isfinite(args.exposure) or abs(args.exposure) > 64:
         raise SimulateError(f"--exposure {args.exposure}: expected stops in [-64, 64]")
     out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise SimulateError(f"{args.output}: folder {out_dir} does not exist")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise SimulateError(f"{args.output}: {out_dir} is a file, not a folder")
 
     hdr = _read_hdr(args.input)
     rng = np.random.default_rng(args.seed)
@@ -156,6 +156,7 @@ def simulate(args) -> dict:
                    quality=np.array([quality], np.int32))
     image = np.asarray(sample.quantized[0] if real_jpeg else sample.jpeg[0])
     try:
+        os.makedirs(out_dir, exist_ok=True)  # as predict and evaluate: the folder is created
         hio.write_image(args.output, image, quality=quality)
     except (OSError, ValueError) as e:
         raise SimulateError(f"{args.output}: cannot write ({e})") from None

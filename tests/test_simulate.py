@@ -101,6 +101,14 @@ def test_dorf_file_and_index(scene_dir, tmp_path, capsys):
     assert meta["crf"]["file"] == str(tmp_path / "curves.npz")
 
 
+def test_output_folder_is_created(scene_dir, tmp_path, capsys):
+    # The README's walk-through writes into shots/ of a fresh clone.
+    out = tmp_path / "shots" / "deep" / "desk.png"
+    rc, err = _run([scene_dir / "scene.exr", "-o", out, "--seed", 1], capsys)
+    assert rc == 0, err
+    assert out.is_file()
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing", "no such file"),
     ("damaged", "damaged.exr"),
@@ -109,7 +117,7 @@ def test_dorf_file_and_index(scene_dir, tmp_path, capsys):
     ("dorf_without_file", "needs --crf-file"),
     ("bad_crf_file", "bad_curves.txt"),
     ("bad_extension", "output must be one of"),
-    ("missing_folder", "does not exist"),
+    ("folder_is_a_file", "is a file, not a folder"),
     ("bad_quality", "must be in 1..100"),
 ])
 def test_errors_are_one_line_and_nonzero(scene_dir, tmp_path, capsys, case, message):
@@ -126,7 +134,7 @@ def test_errors_are_one_line_and_nonzero(scene_dir, tmp_path, capsys, case, mess
         "dorf_without_file": [exr, "-o", out, "--crf", "dorf:3"],
         "bad_crf_file": [exr, "-o", out, "--crf-file", tmp_path / "bad_curves.txt"],
         "bad_extension": [exr, "-o", tmp_path / "out.gif"],
-        "missing_folder": [exr, "-o", tmp_path / "no" / "out.png"],
+        "folder_is_a_file": [exr, "-o", tmp_path / "damaged.exr" / "out.png"],
         "bad_quality": [exr, "-o", out, "--quality", 0],
     }[case]
     rc, err = _run(argv, capsys)
