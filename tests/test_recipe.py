@@ -28,6 +28,7 @@ def chain(tmp_path_factory):
     return recipe, workdir
 
 
+@pytest.mark.slow
 def test_chain_trains_every_stage_from_the_previous_ones(chain):
     _, workdir = chain
     record = json.loads((workdir / "runs" / "stages.json").read_text())
@@ -41,6 +42,7 @@ def test_chain_trains_every_stage_from_the_previous_ones(chain):
     assert joint["model"]["lin_monotone"] == "clip" and joint["train"]["freeze_encoder"] is True
 
 
+@pytest.mark.slow
 def test_rerun_resumes_instead_of_training_again(chain, caplog):
     recipe, workdir = chain
     before = json.loads((workdir / "runs" / "stages.json").read_text())
@@ -49,6 +51,7 @@ def test_rerun_resumes_instead_of_training_again(chain, caplog):
     assert {s: e["steps"] for s, e in after.items()} == {s: e["steps"] for s, e in before.items()}
 
 
+@pytest.mark.slow
 def test_export_is_a_loadable_shipped_model_without_the_frozen_encoder(chain):
     _, workdir = chain
     manifest = pretrained.verify(workdir / "model")
@@ -71,6 +74,7 @@ def test_export_is_a_loadable_shipped_model_without_the_frozen_encoder(chain):
     assert config["stage"] == "joint"
 
 
+@pytest.mark.slow
 def test_joint_config_fine_tunes_a_shipped_model(chain, tmp_path):
     _, workdir = chain
     joint = _module("configs/joint.py", "joint_config_under_test")
