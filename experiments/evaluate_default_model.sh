@@ -8,6 +8,8 @@
 # experiments/results/ ($RESULTS):
 #   default-model-eval/      python -m hdrjax.evaluate on the 12 held-out HDR files
 #                            (summary.md/.csv, per_image.csv, protocol.json)
+#   default-model-eval-lin/  the same for Deq + Lin and the global-curve baselines on all 10
+#                            test CRFs (the inverse-CRF RMSE against the mean-curve answer)
 #   training-curves.json/.png  learning curves of each stage (from $RUNS/<stage>/metrics.jsonl)
 #   held-out-examples.png    input, ours, ground truth and an exposure stack for 3 held-out images
 # Protocol (hdrjax/evaluate.py): held-out DoRF CRFs x exposures -3..+3 stops, JPEG 90, the
@@ -44,6 +46,10 @@ PYEOF
 echo "== evaluate ($CHECKPOINT, $CRFS test CRFs, ${RES}²)"
 "$PY" -m hdrjax.evaluate "$HELDOUT" --workdir "$RESULTS/default-model-eval" --checkpoint "$CHECKPOINT" \
     --crf "dorf:$DORF" --max-crfs "$CRFS" --resolution "$RES" --methods stages,baselines,true_crf
+
+echo "== the Linearization-Net on all of DoRF's test CRFs (cheap: no Hallucination-Net)"
+"$PY" -m hdrjax.evaluate "$HELDOUT" --workdir "$RESULTS/default-model-eval-lin" --checkpoint "$CHECKPOINT" \
+    --crf "dorf:$DORF" --resolution "$RES" --methods stages_dequantization_linearization,mean_crf,g0,srgb,gamma22
 
 echo "== learning curves"
 MEAN_RMSE="$("$PY" - "$DORF" <<'PYEOF'

@@ -516,7 +516,8 @@ def checkpoint_warning(train_config, step: int | None) -> str | None:
     if trained is not None and trained < FEW_STEPS:
         return (
             f"the checkpoint was trained for only {trained} steps (stage {cfg.get('stage', '?')!r}; "
-            f"the reference trains 500,000 per stage): expect poor results"
+            f"the reference trains {'100,000 for joint fine-tuning' if cfg.get('stage') == 'joint' else '500,000 per stage'})"
+            ": expect poor results"
         )
     return None
 
