@@ -51,6 +51,24 @@ def _overall(summary_csv: pathlib.Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def trend_per_doubling(points, column: int) -> float | None:
+    """Least-squares slope of metric vs log2(images seen) over the last 3/4 of the points.
+
+    What a further doubling of the training images would add if the trend held (a
+    straight line in log-images; the early, fast part of the curve is left out)."""
+    import numpy as np
+
+    pts = [(p[0], p[column]) for p in points if p[0] > 0 and p[column] is not None]
+    if len(pts) < 4:
+        return None
+    pts = pts[len(pts) // 4:]
+    x = np.log2([p[0] for p in pts])
+    y = np.asarray([p[1] for p in pts], float)
+    if np.ptp(x) == 0:
+        return None
+    return float(np.polyfit(x, y, 1)[0])
+
+
 def _fmt(v, digits=2):
     return "–" if v is None else f"{v:.{digits}f}"
 
@@ -72,8 +90,8 @@ def build(results=RESULTS, manifest_path=ROOT / "hdrjax" / "weights" / "default"
         f"the VGG16 encoder is {'frozen at ImageNet weights and not stored' if manifest.get('encoder') else 'stored'}). "
         f"Source: `experiments/results/training-stages.json`.")
     lines.append("")
-    lines.append("| stage | steps × batch | patch | images seen | wall time | last held-out metric |")
-    lines.append("| --- | ---: | ---: | ---: | ---: | --- |")
+    lines.append("| stage | steps × batch | patch | images seen | wall time | last held-out metric | trend per doubling of images |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | --- | ---: |")
     metric_names = {"dequantization": "psnr", "linearization": "curve_rmse", "hallucination": "pu21_psnr",
                     "joint": "pu21_psnr"}
     for stage, e in stages.items():
@@ -81,11 +99,17 @@ def build(results=RESULTS, manifest_path=ROOT / "hdrjax" / "weights" / "default"
         metric = metric_names[stage]
         evals = c.get("eval", [])
         names = c.get("eval_metrics", [])
-        last = ""
+        last, trend = "", ""
         if evals and metric in names:
             last = f"{metric} {evals[-1][1 + names.index(metric)]:.4g}"
+            slope = trend_per_doubling(evals, 1 + names.index(metric))
+            trend = "" if slope is None else f"{slope:+.3g}"
         lines.append(f"| {stage} | {e['steps']} × {e['batch_size']} | {e['patch_size']}² | {e['images_seen']:,} | "
-                     f"{e['wall_seconds'] / 60:.0f} min | {last} |")
+                     f"{e['wall_seconds'] / 60:.0f} min | {last} | {trend} |")
+    lines.append("")
+    lines.append("The trend is the least-squares slope of the held-out metric against log2(images seen) over the "
+                 "last three quarters of each stage's evaluations: what one more doubling of the training images "
+                 "would change if the curve kept its recent course (psnr and pu21_psnr in dB, curve_rmse in RMSE).")
     lines.append("")
     mean_rmse = curves.get("mean_curve_rmse")
     lines.append("![learning curves](experiments/results/training-curves.png)")

@@ -141,3 +141,40 @@ def test_figure_with_a_shipped_model(shipped_model, tmp_path):
     assert figure.main(["--checkpoint", str(shipped_model), "--images", str(bad), str(paths[0]),
                         "--out", str(tmp_path / "f2.png")]) == 1
     assert (tmp_path / "f2.png").is_file()
+
+
+def _load_report():
+    import importlib.util
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "default_model_report.py"
+    spec = importlib.util.spec_from_file_location("default_model_report_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_default_model_report_is_computed_from_the_result_files(tmp_path):
+    report = _load_report()
+    # The trend: metric = 2 dB per doubling exactly.
+    points = [[2 ** k, 10 + 2 * k] for k in range(1, 9)]
+    assert abs(report.trend_per_doubling(points, 1) - 2.0) < 1e-9
+    (tmp_path / "default-model-eval").mkdir()
+    cols = "method,exposure,n,masked,pu21_psnr_mean,pu21_ssim_mean,log_psnr_mean,inverse_crf_rmse_mean"
+    rows = ["stages_refinement,all,10,2,25.0,0.9,30.0,0.05", "stages_dequantization_linearization,all,10,2,20.0,0.8,28.0,0.05",
+            "srgb,all,10,2,23.5,0.85,27.0,0.09", "mean_crf,all,10,2,22.0,0.8,26.0,0.07",
+            "true_crf,all,10,2,24.0,0.9,31.0,0.0", "srgb,+0,5,1,30.0,0.9,30.0,0.09"]
+    (tmp_path / "default-model-eval" / "summary.csv").write_text("\n".join([cols] + rows) + "\n")
+    (tmp_path / "default-model-eval" / "protocol.json").write_text(json.dumps(
+        {"crf_spec": "dorf:x, test split", "config": {"exposure_stops": [-3, 0, 3], "jpeg_quality": 90, "resolution": 256}}))
+    (tmp_path / "training-stages.json").write_text(json.dumps({"linearization": {
+        "steps": 100, "batch_size": 4, "patch_size": 128, "images_seen": 400, "wall_seconds": 600}}))
+    (tmp_path / "training-curves.json").write_text(json.dumps({"mean_curve_rmse": 0.08, "stages": {"linearization": {
+        "eval_metrics": ["psnr", "curve_rmse"], "eval": [[100, 20, 0.1], [200, 21, 0.09], [300, 22, 0.08], [400, 23, 0.07]]}}}))
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"files": [{"bytes": 2 ** 20}], "encoder": {"source": "lpips"}}))
+    text, evaluation = report.build(results=tmp_path, manifest_path=manifest)
+    assert "| **hdrjax default model** (all four stages) | 25.00 | 0.9000 | 30.00 | 0.0500 | 10 |" in text
+    assert "best non-oracle baseline: srgb, 23.50 dB" in text and "+1.50 dB from it (target: ≥ +1 dB) — met" in text
+    assert "+1.00 dB from it (target: above it) — met" in text
+    assert "0.0500, against 0.0700" in text and "| linearization | 100 × 4 | 128² | 400 | 10 min | curve_rmse 0.07 |" in text
+    assert evaluation["targets"]["best_baseline"] == "srgb"
