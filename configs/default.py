@@ -98,6 +98,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.log_every_secs = 60.0  # ... and at least this often (slow CPU runs show progress)
     c.train.eval_every = 10_000  # held-out CRFs/exposures; 0 = never (the end always evaluates)
     c.train.checkpoint_every = 10_000  # §3.1: the reference saves every 10,000 iterations
+    # Ours: also save when this many seconds passed since the last save (0 = steps only), so a
+    # killed run loses at most this much; 10,000 steps are days on a CPU. Single-process runs.
+    c.train.checkpoint_every_secs = 1800.0
     c.train.keep_checkpoints = 3  # checkpoints kept in <workdir>/checkpoints
     c.train.image_summary_every = 5_000  # previews in TensorBoard; 0 = never
     # Ours: keep the Hallucination-Net's VGG16 encoder at its initial (ImageNet) weights.

@@ -95,6 +95,8 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
              f"({jax.process_count()})")
     if t.num_steps < 0:
         fail("train.num_steps", f"must be >= 0, got {t.num_steps}")
+    if t.get("checkpoint_every_secs", 0) < 0:
+        fail("train.checkpoint_every_secs", f"must be >= 0 (0 = by steps only), got {t.checkpoint_every_secs}")
     for field in ("log_every", "checkpoint_every", "keep_checkpoints"):
         if t[field] < 1:
             fail(f"train.{field}", f"must be >= 1, got {t[field]}")
@@ -773,7 +775,7 @@ def train_and_evaluate(config, workdir) -> TrainState:
         logger.info("compiling the train step (the first step takes a while)")
     pending: list[dict] = []
     window_start, window_steps = time.time(), 0
-    last_log = time.time()
+    last_log = last_save = time.time()
     step = start_step
     try:
         while step < total:
@@ -809,7 +811,13 @@ def train_and_evaluate(config, workdir) -> TrainState:
                 if not math.isfinite(values["loss"]):
                     raise FloatingPointError(f"the loss is {values['loss']} at step {step}; "
                                              "lower optim.learning_rate or check the data")
-            ckpt.save(step, state, data_iter, config, force=preempted)
+            # By wall clock too, so a kill loses at most checkpoint_every_secs of work even when
+            # checkpoint_every steps take days (the main command on a CPU). Single process only:
+            # the processes of a pod would not agree on the moment.
+            due = (tc.get("checkpoint_every_secs", 0) and jax.process_count() == 1
+                   and time.time() - last_save >= tc.checkpoint_every_secs)
+            if ckpt.save(step, state, data_iter, config, force=bool(preempted or due)):
+                last_save = time.time()
             if preempted:
                 ckpt.wait()
                 logger.info("stop requested (%s): saved checkpoint step %d; rerun the same command "

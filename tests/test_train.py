@@ -205,3 +205,23 @@ def test_freeze_encoder_keeps_the_vgg_encoder_of_the_hallucination_net():
     opt = train.make_optimizer(config)
     updates, _ = opt.update(grads, opt.init(params), params)
     assert np.all(np.asarray(updates["hallucination"]["encoder"]["conv1_1"]["kernel"]) != 0)
+
+
+def test_checkpoints_by_wall_clock_when_steps_are_far_apart(tmp_path):
+    # checkpoint_every is never reached; checkpoint_every_secs saves at every step here.
+    config = load_config("dequantization")
+    with config.unlocked():
+        config.train.num_steps = 3
+        config.train.checkpoint_every = 1000
+        config.train.checkpoint_every_secs = 1e-6
+        config.train.keep_checkpoints = 5
+        config.train.eval_every = 0
+        config.train.image_summary_every = 0
+        config.parallel.num_devices = 1
+    train.train_and_evaluate(config, tmp_path)
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps == [1, 2, 3]
+    with config.unlocked():
+        config.train.checkpoint_every_secs = -1.0
+    with pytest.raises(train.ConfigError, match="checkpoint_every_secs"):
+        train.train_and_evaluate(config, tmp_path / "bad")
