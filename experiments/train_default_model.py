@@ -136,6 +136,7 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", 
 def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str = "family",
                  dtype: str = "float32", variants: str = "") -> pathlib.Path:
     """Write the joint run's weights as a shipped-model folder (hdrjax.pretrained)."""
+    workdir_arg = str(workdir)
     import numpy as np
 
     from hdrjax import checkpoints, pretrained
@@ -159,7 +160,7 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
     stages = _load_json(workdir / "stages.json")
     recipe = {
         "command": "python experiments/train_default_model.py " + " ".join(
-            [f"--size {size}", f"--workdir {workdir.name}"]
+            [f"--size {size}", f"--workdir {workdir_arg or workdir}"]
             + ([f"--hdr-folder {hdr_folder}"] if hdr_folder else []) + [f"--crf {crf}"]
             + ([f"--variants {variants}"] if variants else [])),
         "config": f"configs/recipe.py:<stage>,{size}" + (f",{variants}" if variants else ""),
