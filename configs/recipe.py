@@ -7,8 +7,8 @@ Hallucination stage-wise, then joint fine-tuning with the Refinement-Net, each s
 from the previous ones) and exports the weights; read its docstring first.
 
 Argument: "<stage>,<size>[,<variant>...]" with stage one of configs/default.STAGES and size
-  cpu   about 2 hours for the whole chain on a 2-core CPU (the shipped model)
-  gpu   about 10 minutes on one H200-class GPU (experiments/gpu_train_default_model.sh)
+  cpu   the shipped model: 79 min for the whole chain on a 2-core CPU (training-stages.json)
+  gpu   sized for about 10 minutes on one H200-class GPU (not run on one yet)
   tiny  seconds per stage, for tests
 Further variants from configs/default.py (e.g. "dorf") may follow.
 

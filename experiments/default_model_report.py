@@ -25,10 +25,15 @@ BEGIN, END = "<!-- default-model:begin -->", "<!-- default-model:end -->"
 
 # (method in summary.csv, label); the shipped model is a joint checkpoint, so its output is
 # the stages_refinement row.
+STAGE_ROWS = {
+    "refinement": ("stages_refinement", "Deq + Lin + Hal + Ref (all four stages)"),
+    "hallucination": ("stages_hallucination", "Deq + Lin + Hal"),
+    "linearization": ("stages_dequantization_linearization", "Deq + Lin"),
+}
 ROWS = (
-    ("stages_refinement", "**hdrjax default model** (all four stages)"),
-    ("stages_hallucination", "stage prefix: Deq + Lin + Hal"),
-    ("stages_dequantization_linearization", "stage prefix: Deq + Lin"),
+    STAGE_ROWS["refinement"],
+    STAGE_ROWS["hallucination"],
+    STAGE_ROWS["linearization"],
     ("identity", "identity (LDR as linear)"),
     ("srgb", "inverse sRGB"),
     ("gamma22", "gamma 2.2"),
@@ -130,14 +135,20 @@ def build(results=RESULTS, manifest_path=ROOT / "hdrjax" / "weights" / "default"
     lines.append("")
     lines.append("| method | PU21-PSNR | PU21-SSIM | log-PSNR | inverse-CRF RMSE | samples |")
     lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+    output_stage = manifest.get("output_stage") or "refinement"
+    shipped_method = STAGE_ROWS[output_stage][0]
     for method, label in ROWS:
         r = overall.get(method)
         if r is None:
             continue
+        if method == shipped_method:
+            label = f"**hdrjax default model**: {label}"
+        elif method in MODEL_ROWS:
+            label = f"stage prefix: {label}"
         lines.append(f"| {label} | {_fmt(r.get('pu21_psnr_mean'))} | {_fmt(r.get('pu21_ssim_mean'), 4)} | "
                      f"{_fmt(r.get('log_psnr_mean'))} | {_fmt(r.get('inverse_crf_rmse_mean'), 4)} | {int(r['n'])} |")
     lines.append("")
-    ours = overall.get("stages_refinement") or {}
+    ours = overall.get(shipped_method) or {}
     best_base = max(((m, r) for m, r in overall.items() if m not in MODEL_ROWS | ORACLES and r.get("pu21_psnr_mean") is not None),
                     key=lambda mr: mr[1]["pu21_psnr_mean"], default=(None, None))
     evaluation = {"source": "experiments/results/default-model-eval", "protocol": protocol.get("command", ""),
@@ -167,6 +178,8 @@ def build(results=RESULTS, manifest_path=ROOT / "hdrjax" / "weights" / "default"
         evaluation["targets"] = {"margin_over_best_baseline_db": margin, "best_baseline": best_base[0],
                                  "vs_true_crf_oracle_db": (ours["pu21_psnr_mean"] - oracle) if oracle is not None else None,
                                  "lin_curve_rmse": lin, "mean_curve_rmse": mean_crf}
+    if manifest.get("output_stage_reason"):
+        lines.append(f"- output stage: {manifest['output_stage_reason']}")
     lines.append("")
     lines.append("![held-out examples](experiments/results/held-out-examples.png)")
     lines.append("")

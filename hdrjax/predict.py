@@ -501,9 +501,15 @@ class PredictError(Exception):
 
 
 def stages_for_checkpoint(train_config) -> tuple[str, ...]:
-    """Default stages for a checkpoint: refinement only when joint fine-tuning trained it."""
-    stage = (train_config or {}).get("stage")
-    return STAGES if stage == "joint" else STAGES[:3]
+    """Default stages for a checkpoint: refinement only when joint fine-tuning trained it.
+
+    A shipped model may name its output stage (manifest "output_stage", put in the config by
+    hdrjax.pretrained.load): the stage its evaluation found best.
+    """
+    cfg = train_config or {}
+    if cfg.get("output_stage") in STAGES:
+        return STAGES[: STAGES.index(cfg["output_stage"]) + 1]
+    return STAGES if cfg.get("stage") == "joint" else STAGES[:3]
 
 
 def checkpoint_warning(train_config, step: int | None) -> str | None:

@@ -413,7 +413,13 @@ def load(model_dir=None):
         raise PretrainedError(f"{model_dir}: {e}") from None
     variables.setdefault("params", {})
     variables.setdefault("batch_stats", {})
-    config = manifest["config"]
+    config = dict(manifest["config"])
+    # The stage whose output the shipped model is evaluated and used at (manifest
+    # "output_stage", chosen by evaluation); predict/evaluate read it from the config.
+    if manifest.get("output_stage"):
+        if manifest["output_stage"] not in ("dequantization", "linearization", "hallucination", "refinement"):
+            raise PretrainedError(f"{model_dir / MANIFEST}: output_stage {manifest['output_stage']!r} is not a stage")
+        config["output_stage"] = manifest["output_stage"]
     try:
         model, expected = model_from_config(config, where=str(model_dir))
     except PredictError as e:

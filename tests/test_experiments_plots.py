@@ -173,7 +173,7 @@ def test_default_model_report_is_computed_from_the_result_files(tmp_path):
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"files": [{"bytes": 2 ** 20}], "encoder": {"source": "lpips"}}))
     text, evaluation = report.build(results=tmp_path, manifest_path=manifest)
-    assert "| **hdrjax default model** (all four stages) | 25.00 | 0.9000 | 30.00 | 0.0500 | 10 |" in text
+    assert "| **hdrjax default model**: Deq + Lin + Hal + Ref (all four stages) | 25.00 | 0.9000 | 30.00 | 0.0500 | 10 |" in text
     assert "best non-oracle baseline: srgb, 23.50 dB" in text and "+1.50 dB from it (target: ≥ +1 dB) — met" in text
     assert "+1.00 dB from it (target: above it) — met" in text
     assert "0.0500, against 0.0700" in text and "| linearization | 100 × 4 | 128² | 400 | 10 min | curve_rmse 0.07 |" in text

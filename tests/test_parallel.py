@@ -94,7 +94,11 @@ def test_training_on_8_devices_matches_1_device():
             losses.append(float(metrics["loss"]))
         results[name] = (losses, parallel.fetch(state.params["linearization"]),
                          parallel.fetch(state.batch_stats["linearization"]))
-    np.testing.assert_allclose(results["8"][0], results["1"][0], rtol=1e-5)
+    # The first loss is computed before any update: equal to float rounding. Later losses carry
+    # the weights' reduction-order noise (see below), which the "clip" curve projection's kink
+    # (a step that crosses 0 switches its gradient off) passes on: 1.8e-5 relative measured.
+    np.testing.assert_allclose(results["8"][0][0], results["1"][0][0], rtol=1e-5)
+    np.testing.assert_allclose(results["8"][0], results["1"][0], rtol=1e-4)
     for a, b in zip(jax.tree.leaves(results["8"][2]), jax.tree.leaves(results["1"][2])):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     # Adam's step is lr * m / sqrt(v), which magnifies float noise from the different reduction
