@@ -240,3 +240,11 @@ def test_cli_without_default_model_says_pass_checkpoint(tmp_path, capsys, monkey
     assert code != 0 and len(errors) == 1, err
     assert "no default model is installed" in errors[0] and "--checkpoint" in errors[0]
     assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+def test_output_stage_of_a_shipped_model_sets_the_default_stages():
+    from hdrjax.predict import STAGES, stages_for_checkpoint
+
+    assert stages_for_checkpoint({"stage": "joint"}) == STAGES
+    assert stages_for_checkpoint({"stage": "joint", "output_stage": "hallucination"}) == STAGES[:3]
+    assert stages_for_checkpoint({"stage": "hallucination"}) == STAGES[:3]
