@@ -178,3 +178,9 @@ def test_default_model_report_is_computed_from_the_result_files(tmp_path):
     assert "+1.00 dB from it (target: above it) — met" in text
     assert "0.0500, against 0.0700" in text and "| linearization | 100 × 4 | 128² | 400 | 10 min | curve_rmse 0.07 |" in text
     assert evaluation["targets"]["best_baseline"] == "srgb"
+
+
+def test_readme_default_model_block_matches_the_committed_results():
+    # The README's numbers on the default model are generated, never typed: regenerate them
+    # with experiments/default_model_report.py after a new evaluation.
+    assert _load_report().main(["--check"]) == 0
