@@ -743,7 +743,9 @@ def train_and_evaluate(config, workdir) -> TrainState:
     else:
         t0 = time.time()
         state = create_state(config, model, optimizer, mesh, vgg_init=vgg_init, crf_net_init=crf_net_init)
-        logger.info("initialised %s training from scratch in %s (%.1fs)", config.stage, workdir, time.time() - t0)
+        logger.info("initialised %s training in %s (no checkpoint to resume; init: %s) (%.1fs)", config.stage, workdir,
+                    ", ".join(f"{n}={config.init[n]}" for n in NETWORKS if config.init[n]) or "none",
+                    time.time() - t0)
     del vgg_init, crf_net_init
     start_step = int(jax.device_get(state.step))
 
