@@ -114,7 +114,10 @@ def build(results=RESULTS, manifest_path=ROOT / "hdrjax" / "weights" / "default"
     lines.append("")
     lines.append("The trend is the least-squares slope of the held-out metric against log2(images seen) over the "
                  "last three quarters of each stage's evaluations: what one more doubling of the training images "
-                 "would change if the curve kept its recent course (psnr and pu21_psnr in dB, curve_rmse in RMSE).")
+                 "would change if the curve kept its recent course (psnr and pu21_psnr in dB, curve_rmse in RMSE). "
+                 "The stages are measured on what they are trained for: the hallucination row on its own "
+                 "(teacher-forced: the clipped ground truth in), the joint row on the whole chain from the JPEG, "
+                 "so their PU21 values are not comparable with each other.")
     lines.append("")
     mean_rmse = curves.get("mean_curve_rmse")
     lines.append("![learning curves](experiments/results/training-curves.png)")
