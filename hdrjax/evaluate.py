@@ -124,7 +124,6 @@ GROUPS = {
     "oracles": ORACLES,
     "all": ALL_METHODS,
 }
-DEFAULT_CHECKPOINT = "default"  # --checkpoint default: the model shipped in hdrjax/weights/default
 DATA_SOURCES = ("procedural", "hdr_synth", "hdr_folder", "hdr_real")
 NORMALIZATIONS = ("auto", "reference", "authors")
 CURVE_METRIC = "inverse_crf_rmse"
@@ -927,15 +926,6 @@ def write_outputs(result: EvalResult, workdir) -> dict[str, pathlib.Path]:
 # ----------------------------------------------------------------------------- CLI
 
 
-def is_shipped_model(path) -> bool:
-    """True for `default` and for a folder holding a shipped model's manifest.json."""
-    from hdrjax import pretrained
-
-    if str(path) == DEFAULT_CHECKPOINT:
-        return True
-    return (pathlib.Path(path).expanduser() / pretrained.MANIFEST).is_file()
-
-
 def load_checkpoint(path):
     """(model, variables, training config, step) of a checkpoint, errors as EvalError.
 
@@ -945,9 +935,9 @@ def load_checkpoint(path):
     """
     from hdrjax import predict, pretrained
 
-    if is_shipped_model(path):
+    if pretrained.is_model_dir(path):
         try:
-            model, variables, config, manifest = pretrained.load(None if str(path) == DEFAULT_CHECKPOINT else path)
+            model, variables, config, manifest = pretrained.load(path)
         except pretrained.PretrainedError as e:
             raise EvalError(str(e)) from None
         step = manifest.get("step")

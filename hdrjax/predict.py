@@ -616,14 +616,6 @@ def load_model(path):
     return model, variables, train_config or {}, step
 
 
-def is_shipped_model(path) -> bool:
-    """Whether `path` is a shipped-model folder (hdrjax.pretrained): manifest.json or weights-*.npz."""
-    from hdrjax import pretrained
-
-    path = pathlib.Path(path).expanduser()
-    return path.is_dir() and ((path / pretrained.MANIFEST).exists() or any(path.glob("weights-*-of-*.npz")))
-
-
 def _shipped_summary(manifest: dict) -> str:
     """'stage joint; trained dequantization 3000 steps, ...' from a shipped model's manifest."""
     parts = [f"stage {(manifest.get('config') or {}).get('stage', '?')}"]
@@ -648,9 +640,9 @@ def load_for_cli(checkpoint: str | None = None):
     """
     from hdrjax import pretrained
 
-    if checkpoint is None or is_shipped_model(checkpoint):
+    if checkpoint is None or pretrained.is_model_dir(checkpoint):
         model, variables, train_config, manifest = pretrained.load(checkpoint)
-        if checkpoint is None:
+        if checkpoint in (None, "default"):
             folder = pathlib.Path(pretrained.DEFAULT_DIR)
             package = pathlib.Path(__file__).resolve().parent
             try:

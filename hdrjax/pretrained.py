@@ -208,7 +208,7 @@ def update_manifest(model_dir, **fields) -> None:
     reserved = sorted(set(fields) & set(_RESERVED))
     if reserved:
         raise ValueError(f"update_manifest may not change {reserved} (export the model again)")
-    model_dir = pathlib.Path(model_dir or DEFAULT_DIR).expanduser()
+    model_dir = resolve(model_dir)
     manifest = read_manifest(model_dir)
     manifest.update(fields)
     with atomic_write(model_dir / MANIFEST, "w", encoding="utf-8") as f:
@@ -249,7 +249,7 @@ def _check_entries(path: pathlib.Path, manifest: dict) -> None:
 
 def read_manifest(model_dir=None) -> dict:
     """The manifest of a shipped-model folder (default: the package's), validated for shape."""
-    model_dir = pathlib.Path(model_dir or DEFAULT_DIR).expanduser()
+    model_dir = resolve(model_dir)
     path = model_dir / MANIFEST
     if not path.is_file():
         if _is_default(model_dir):
@@ -280,7 +280,7 @@ def read_manifest(model_dir=None) -> dict:
 
 def verify(model_dir=None) -> dict:
     """Check every shard against the manifest (presence, size, sha256); return the manifest."""
-    model_dir = pathlib.Path(model_dir or DEFAULT_DIR).expanduser()
+    model_dir = resolve(model_dir)
     manifest = read_manifest(model_dir)
     for entry in manifest["files"]:
         path = model_dir / entry["name"]
@@ -302,7 +302,7 @@ def verify(model_dir=None) -> dict:
 
 def load_arrays(model_dir=None) -> tuple[dict, dict]:
     """(flat {name: float32 array}, manifest) after `verify`."""
-    model_dir = pathlib.Path(model_dir or DEFAULT_DIR).expanduser()
+    model_dir = resolve(model_dir)
     manifest = verify(model_dir)
     flat: dict[str, np.ndarray] = {}
     for entry in manifest["files"]:
@@ -357,29 +357,35 @@ def _with_encoder(variables: dict, expected: Mapping[tuple, tuple], source: str,
 
 
 def is_model_dir(path) -> bool:
-    """True for "default" and for a folder holding a shipped-model manifest."""
-    return str(path) == "default" or (pathlib.Path(path).expanduser() / MANIFEST).is_file()
+    """True for "default" and for a shipped-model folder: manifest.json, or weights-*.npz shards
+    (so that a folder that lost its manifest is told so, not treated as a training checkpoint)."""
+    if str(path) == "default":
+        return True
+    path = pathlib.Path(path).expanduser()
+    return path.is_dir() and ((path / MANIFEST).is_file() or any(path.glob("weights-*-of-*.npz")))
 
 
-def resolve(path) -> pathlib.Path:
-    """The folder of "default" (the package's model) or of a shipped-model path."""
-    return DEFAULT_DIR if str(path) == "default" else pathlib.Path(path).expanduser().absolute()
+def resolve(path=None) -> pathlib.Path:
+    """The folder of None / "default" (the package's model) or of a shipped-model path."""
+    return DEFAULT_DIR if path is None or str(path) == "default" else pathlib.Path(path).expanduser().absolute()
 
 
-def network_variables(path, net: str) -> dict:
-    """{"params": {net: ...}, "batch_stats": {net: ...}} of one network of a shipped model.
+def network_variables(path, nets) -> dict:
+    """{"params": {net: ...}, "batch_stats": {net: ...}} of some networks of a shipped model.
 
-    For initialising training from it (`config.init.<net> = "default"` or a folder); a frozen
-    encoder is put back as training put it in.
+    For initialising training from it (`config.init.<net> = "default"` or a folder); the files
+    are checked and read once for all of `nets`; a frozen encoder is put back as training put it in.
     """
     model_dir = resolve(path)
     flat, manifest = load_arrays(model_dir)
     variables = unflatten(flat)
     variables.setdefault("batch_stats", {})
-    if net not in variables["params"]:
-        raise PretrainedError(f"{model_dir / MANIFEST}: the shipped model has no {net!r} network")
+    out: dict = {"params": {}, "batch_stats": {}}
+    for net in nets:
+        if net not in variables["params"]:
+            raise PretrainedError(f"{model_dir / MANIFEST}: the shipped model has no {net!r} network")
     encoder = manifest.get("encoder")
-    if net == "hallucination" and encoder:
+    if "hallucination" in nets and encoder:
         from hdrjax.models.vgg import CONV_SHAPES
 
         prefix = ("params", "hallucination", "encoder")
@@ -388,9 +394,10 @@ def network_variables(path, net: str) -> dict:
             expected[prefix + (name, "kernel")] = shape
             expected[prefix + (name, "bias")] = shape[-1:]
         variables = _with_encoder(variables, expected, encoder["source"], str(model_dir / MANIFEST))
-    out = {"params": {net: variables["params"][net]}}
-    if net in variables["batch_stats"]:
-        out["batch_stats"] = {net: variables["batch_stats"][net]}
+    for net in nets:
+        out["params"][net] = variables["params"][net]
+        if net in variables["batch_stats"]:
+            out["batch_stats"][net] = variables["batch_stats"][net]
     return out
 
 
@@ -405,7 +412,7 @@ def load(model_dir=None):
 
     from hdrjax.predict import PredictError, _check_shapes, model_from_config
 
-    model_dir = pathlib.Path(model_dir or DEFAULT_DIR).expanduser().absolute()
+    model_dir = resolve(model_dir)
     flat, manifest = load_arrays(model_dir)
     try:
         variables = unflatten(flat)

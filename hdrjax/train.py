@@ -134,9 +134,9 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
 
 
 def _is_shipped(path) -> bool:
-    from hdrjax import pretrained
+    from hdrjax.pretrained import is_model_dir  # lazy: keeps `import hdrjax.train` light
 
-    return pretrained.is_model_dir(path)
+    return is_model_dir(path)
 
 
 def _check_shipped(config, net: str, path) -> None:
@@ -617,6 +617,19 @@ def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=
         batch_stats["linearization"] = parallel.replicate(
             merge_variables(batch_stats["linearization"], crf_net_init["batch_stats"], "linearization"), mesh)
         logger.info("Linearization-Net trunk initialised from %s", config.init.crf_net)
+    # Networks that start from a shipped model: its files are checked and read once per folder.
+    shipped: dict = {}
+    for net in NETWORKS:
+        if config.init[net] and _is_shipped(config.init[net]):
+            shipped.setdefault(config.init[net], []).append(net)
+    shipped_variables = {}
+    for path, nets in shipped.items():
+        from hdrjax import pretrained
+
+        try:
+            shipped_variables[path] = pretrained.network_variables(path, tuple(nets))
+        except pretrained.PretrainedError as e:
+            raise ConfigError(f"config.init.{', '.join(nets)}: {e}") from None
     for net in NETWORKS:
         path = config.init[net]
         if not path:
@@ -624,14 +637,14 @@ def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=
         wanted = {"params": {net: params[net]}}
         if net in batch_stats:
             wanted["batch_stats"] = {net: batch_stats[net]}
-        if _is_shipped(path):
-            from hdrjax import pretrained
+        if path in shipped_variables:
             from hdrjax.models.linearization import merge_variables
 
+            source = shipped_variables[path]
+            mine = {k: {net: source[k][net]} for k in wanted if net in source[k]}
             try:
-                shipped = pretrained.network_variables(path, net)
-                merged = merge_variables(wanted, shipped, f"init.{net}")
-            except (pretrained.PretrainedError, KeyError, ValueError) as e:
+                merged = merge_variables(wanted, mine, f"init.{net}")
+            except (KeyError, ValueError) as e:
                 raise ConfigError(f"config.init.{net}: {e}") from None
             loaded = parallel.replicate(merged, mesh)
         else:

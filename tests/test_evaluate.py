@@ -363,8 +363,10 @@ def test_checkpoint_default_is_the_packaged_model(shipped_model, hdr_folder, tmp
     from hdrjax import pretrained
 
     monkeypatch.setattr(pretrained, "DEFAULT_DIR", shipped_model)
-    assert ev.is_shipped_model("default") and ev.is_shipped_model(shipped_model)
-    assert not ev.is_shipped_model(tmp_path)
+    from hdrjax import pretrained
+
+    assert pretrained.is_model_dir("default") and pretrained.is_model_dir(shipped_model)
+    assert not pretrained.is_model_dir(tmp_path)
     out = tmp_path / "eval"
     code, _, err = run([hdr_folder, "--workdir", out, "--checkpoint", "default", "--methods",
                         "stages_dequantization_linearization,mean_crf", "--resolution", "32", "--max-crfs", "1",
