@@ -4,6 +4,15 @@ import pathlib
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# hdrjax's cache (receptive-field measurements, compiled programs) goes to a folder of this
+# test session, removed at the end: tests neither read a user's cache nor leave one behind.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+_CACHE = tempfile.mkdtemp(prefix="hdrjax-test-cache-")
+os.environ["HDRJAX_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 import pytest  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Tiled inference engine of hdrjax.predict, checked with a tiny stand-in model.
+"""The tiles engine of hdrjax.predict (`engine="tiles"`), checked with a tiny stand-in model.
 
 The stand-in has the four stage methods of SingleHDR but a limited receptive field (a few
 3×3 convs and one 2× pooling), so a tiled run whose discarded overlap margin exceeds that
@@ -80,7 +80,7 @@ ALL = predict.STAGES
 
 
 def one_pass(model, variables, ldr, **kw):
-    cfg = predict.PredictConfig(tile=predict._round_up(max(ldr.shape[:2]), 32), stages=ALL, **kw)
+    cfg = predict.PredictConfig(engine="tiles", tile=predict._round_up(max(ldr.shape[:2]), 32), stages=ALL, **kw)
     return predict.reconstruct(model, variables, ldr, cfg)
 
 
@@ -113,7 +113,7 @@ def test_blend_weights_partition_of_unity():
 def test_small_image_single_tile_any_size(standin):
     model, variables = standin
     ldr = photo_like(37, 53)
-    r = predict.reconstruct(model, variables, ldr, predict.PredictConfig(stages=ALL))
+    r = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", stages=ALL))
     for x in (r.dequantized, r.linear, r.hallucinated, r.refined):
         assert x.shape == (37, 53, 3) and x.dtype == np.float32 and np.isfinite(x).all()
     assert r.inverse_crf.shape == (1024,)
@@ -124,7 +124,7 @@ def test_tiled_equals_one_pass_and_no_seams(standin):
     model, variables = standin
     ldr = photo_like(200, 333, seed=1)
     full = one_pass(model, variables, ldr)
-    cfg = predict.PredictConfig(tile=128, overlap=64, stages=ALL, batch_size=3)
+    cfg = predict.PredictConfig(engine="tiles", tile=128, overlap=64, stages=ALL, batch_size=3)
     tiled = predict.reconstruct(model, variables, ldr, cfg)
     assert tiled.stats["tiles"] > 6
     np.testing.assert_allclose(tiled.inverse_crf, full.inverse_crf, atol=1e-6)
@@ -143,8 +143,8 @@ def test_skipping_unlit_tiles_matches_full_where_alpha_positive(standin):
     model, variables = standin
     ldr = photo_like(256, 384, seed=2)
     base = dict(tile=128, overlap=64, stages=ALL[:3])
-    skip = predict.reconstruct(model, variables, ldr, predict.PredictConfig(**base))
-    full = predict.reconstruct(model, variables, ldr, predict.PredictConfig(**base, skip_unlit_tiles=False))
+    skip = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", **base))
+    full = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", **base, skip_unlit_tiles=False))
     assert 0.0 < skip.stats["skipped_fraction"] < 1.0  # the test image has lit and unlit tiles
     assert full.stats["skipped_fraction"] == 0.0
     alpha = np.asarray(blend_weight(jnp.asarray(full.linear)))[..., 0]
@@ -160,7 +160,7 @@ def test_skipping_unlit_tiles_matches_full_where_alpha_positive(standin):
 def test_batch_across_images_equals_one_by_one(standin):
     model, variables = standin
     images = [photo_like(64, 64, 3), photo_like(90, 130, 4), photo_like(64, 64, 5)]
-    cfg = predict.PredictConfig(tile=64, overlap=32, stages=ALL, batch_size=4)
+    cfg = predict.PredictConfig(engine="tiles", tile=64, overlap=32, stages=ALL, batch_size=4)
     together = predict.reconstruct_batch(model, variables, images, cfg)
     for img, r in zip(images, together):
         alone = predict.reconstruct(model, variables, img, cfg)
@@ -170,17 +170,17 @@ def test_batch_across_images_equals_one_by_one(standin):
 def test_stages_stop_early(standin):
     model, variables = standin
     ldr = photo_like(40, 40)
-    r = predict.reconstruct(model, variables, ldr, predict.PredictConfig(stages=ALL[:2]))
+    r = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", stages=ALL[:2]))
     assert r.linear is not None and r.hallucinated is None and r.refined is None
     np.testing.assert_array_equal(r.output, r.linear)
-    r = predict.reconstruct(model, variables, ldr, predict.PredictConfig(stages=ALL[:1]))
+    r = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", stages=ALL[:1]))
     assert r.inverse_crf is None and r.output is r.dequantized
 
 
 def test_reference_mode_stretches_pads_and_restores_size(standin):
     model, variables = standin
     ldr = photo_like(50, 70)
-    r = predict.reconstruct(model, variables, ldr, predict.PredictConfig(stages=ALL, reference_mode=True))
+    r = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", stages=ALL, reference_mode=True))
     assert r.refined.shape == (50, 70, 3) and r.stats["reference_mode"]
     # Stretched to 64×128, padded by 32 on every side: one 128×192 tile.
     assert r.stats["tile_shape"] == (128, 192) and r.stats["tiles"] == 1
@@ -192,7 +192,7 @@ def test_reference_mode_stretches_pads_and_restores_size(standin):
 )
 def test_config_validation(kw):
     with pytest.raises(ValueError):
-        predict.PredictConfig(**kw)
+        predict.PredictConfig(engine="tiles", **kw)
 
 
 @pytest.mark.slow
@@ -201,7 +201,7 @@ def test_large_image_tiled_equals_one_pass(standin):
     model, variables = standin
     ldr = photo_like(2000, 3000, seed=7)
     full = one_pass(model, variables, ldr)
-    tiled = predict.reconstruct(model, variables, ldr, predict.PredictConfig(stages=ALL, batch_size=2))
+    tiled = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", stages=ALL, batch_size=2))
     assert tiled.stats["tiles"] >= 20
     assert 0.0 < tiled.stats["skipped_fraction"] < 1.0
     diff = np.abs(tiled.refined - full.refined)
