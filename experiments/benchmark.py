@@ -1265,10 +1265,16 @@ def task_knobs(spec: dict) -> dict:
     return out
 
 
+import bench_regions  # noqa: E402  (experiments/ is this script's folder)
+
 TASKS = {
     "peak": task_peak, "stages": task_stages, "inference": task_inference, "photos": task_photos,
     "train": task_train, "scaling": task_scaling, "knobs": task_knobs,
+    "regions": lambda spec: bench_regions.task_regions(spec, sys.modules[__name__]),
+    "latency": lambda spec: bench_regions.task_latency(spec, sys.modules[__name__]),
+    "folder": lambda spec: bench_regions.task_folder(spec, sys.modules[__name__]),
 }
+SECTIONS = ("peak", "stages", "inference", "photos", "train", "scaling", "knobs", "regions")
 
 
 def run_tasks(tasks: list[dict], result_path: pathlib.Path) -> int:
@@ -1332,9 +1338,11 @@ SIZES_QUICK = ((64, 96),)
 KNOBS = ("layout", "valid_conv", "conv_grad", "bf16", "donation", "remat", "tiles")
 
 
-def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False) -> list[Group]:
+def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False, workdir: str = "") -> list[Group]:
     """The worker processes of one benchmark run: sizes, repeats and budgets per task."""
     groups: list[Group] = []
+    regions = (bench_regions.plan_groups(Group, _task, quick=quick, gpu=gpu, workdir=workdir or tempfile.gettempdir())
+               if "regions" in sections else [])
     if quick:
         # One process (two fake devices for the scaling task), tiny shapes: a smoke test.
         q = {"quick": True}
@@ -1373,6 +1381,7 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
                                tiles={"tile": 64, "repeats": 1, "size_image": 96, "tile_repeats": 1,
                                       "batching_stages": 1, "size_stages": 1,
                                       "tile_variants": [[64, 32], [96, 32]]}, **q))
+        tasks += [t for g in regions for t in g.tasks]
         if tasks:
             groups.append(Group("quick", tasks, devices=2, timeout_s=900))
         return groups
@@ -1447,6 +1456,8 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
             remat={"batch": 8 if gpu else 2, "patch": 256 if gpu else 64, "repeats": 3, "budget_s": 3.0,
                    "network": "hallucination"},
             tiles=tiles, **f)], timeout_s=1200))
+    # Last: the regions section (photos through the three engines, fresh processes).
+    groups += regions
     return groups
 
 
@@ -1623,6 +1634,8 @@ def summarize(results: dict) -> dict:
                 row["memory_fraction"] = row["ours_rss_gb"] / row["port_rss_gb"]
             comp[key] = row
     s["vs_port"] = comp
+    if any(e.get("task") == "regions" for e in tasks.values()):
+        s["regions"] = bench_regions.summary(tasks)
     photos = tasks.get("photos", {}).get("result", {}).get("photos", [])
     if photos:
         for p in photos:
@@ -1914,6 +1927,17 @@ def render_markdown(results: dict) -> str:
         for e in errors:
             add(f"- `{e['key']}`: {e['error'][:300]}")
         add("")
+    regions = bench_regions.markdown(tasks)
+    if regions:
+        add("")
+        add("## Regions engine vs tiles vs one pass (real photos, shipped model, all four stages)")
+        add("")
+        add("(a) `--engine regions` (default), (b) `--engine tiles` (512² tiles, 128 px overlap, unlit tiles "
+            "skipped), (c) `--engine one-pass`; each photo × engine in a fresh process (peak RSS is that "
+            "run's); median of the timed runs after a warm-up. Ratios are (c)'s time over (a)'s or (b)'s. "
+            "Max Δ: largest |R(a) − R(c)| at pixels with α > 0, relative to R(c)'s range.")
+        add("")
+        L.extend(regions)
     return "\n".join(L) + "\n"
 
 
@@ -1931,6 +1955,25 @@ def _finite(o):
     return o
 
 
+def _section_of(entry: dict) -> str:
+    task = entry.get("task", "")
+    return "regions" if task in ("regions", "latency", "folder") else task
+
+
+def _earlier_tasks(json_path: pathlib.Path, tasks: dict, sections: set[str]) -> dict:
+    """Tasks of the sections not run now, from an earlier result file (each keeps its own date)."""
+    try:
+        old = json.loads(json_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    kept = {}
+    for key, entry in (old.get("tasks") or {}).items():
+        if key not in tasks and _section_of(entry) not in sections:
+            entry.setdefault("from_run", old.get("created"))
+            kept[key] = entry
+    return kept
+
+
 def _atomic_write(path: pathlib.Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -1944,8 +1987,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes in one process (smoke test, not a measurement)")
     parser.add_argument("--out-dir", default=str(RESULTS), help="where benchmark-<machine>.json/.md go")
     parser.add_argument("--machine", default=None, help="name in the output files (default: from the device)")
-    parser.add_argument("--only", default="peak,stages,inference,photos,train,scaling,knobs",
-                        help="comma-separated sections")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help="comma-separated sections; the result file keeps the other sections of an earlier run")
     parser.add_argument("--extended", action="store_true",
                         help="CPU: add the 12 MP image, the panoramas, the tile-size knob and more repeats "
                              "(~25 min on 2 cores; always on for a GPU)")
@@ -1959,10 +2002,10 @@ def main(argv=None) -> int:
         return run_tasks(tasks, pathlib.Path(args.worker[1]))
 
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
-    unknown = sections - set(TASKS)
+    unknown = sections - set(SECTIONS)
     if unknown:
         raise SystemExit(f"benchmark: --only: unknown section(s) {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(TASKS)}")
+                         f"known: {', '.join(SECTIONS)}")
 
     def log(msg):
         print(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -1972,9 +2015,9 @@ def main(argv=None) -> int:
     gpu = _detect_gpu()
     env = environment()
     log(f"{'GPU' if gpu else 'CPU'} run, {'quick' if args.quick else 'full'}; load average {load_start[0]:.2f}")
-    groups = make_plan(args.quick, gpu, sections, extended=args.extended)
     entries: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="hdrjax-bench-") as tmp:
+        groups = make_plan(args.quick, gpu, sections, extended=args.extended, workdir=tmp)
         for g in groups:
             if args.time_limit:
                 left = args.time_limit - (time.perf_counter() - started) - 10.0
@@ -1984,10 +2027,18 @@ def main(argv=None) -> int:
                     continue
                 g.timeout_s = min(g.timeout_s, left)
             entries += run_group(g, gpu, pathlib.Path(tmp), log, quick=args.quick)
+        tasks = _by_key(entries)
+        bench_regions.compare_outputs(tmp, tasks)
     load_end = os.getloadavg()
-    tasks = _by_key(entries)
     peak = tasks.get("peak", {}).get("result")
     machine = args.machine or ("quick" if args.quick else _machine_name(env, gpu, peak))
+    out = pathlib.Path(args.out_dir)
+    json_path, md_path = out / f"benchmark-{machine}.json", out / f"benchmark-{machine}.md"
+    kept = _earlier_tasks(json_path, tasks, sections) if set(SECTIONS) - sections else {}
+    if kept:
+        log(f"kept {len(kept)} task(s) of other sections from {json_path}")
+        tasks = {**kept, **tasks}
+        peak = tasks.get("peak", {}).get("result")
     cores = env.get("cpu_affinity") or env.get("cpu_count") or 1
     results = {
         "machine": machine,
@@ -2007,8 +2058,6 @@ def main(argv=None) -> int:
     }
     results["summary"] = summarize(results)
     results["wall_s"] = time.perf_counter() - started
-    out = pathlib.Path(args.out_dir)
-    json_path, md_path = out / f"benchmark-{machine}.json", out / f"benchmark-{machine}.md"
     _atomic_write(json_path, json.dumps(_finite(json.loads(json.dumps(results, default=_json_default))), indent=1, allow_nan=False) + "\n")
     _atomic_write(md_path, render_markdown(results))
     failed = [e["key"] for e in entries if "error" in e]

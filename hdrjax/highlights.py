@@ -158,6 +158,38 @@ def needed_cells(lit_pixels: np.ndarray, context: int) -> np.ndarray:
     return lit_cells(grown > 0)
 
 
+GROUP_SIDES = (None, 16, 10, 6)  # cells: lit cells of a region grouped in blocks of this side
+
+
+def _cheapest_cover(ys: np.ndarray, xs: np.ndarray, k: int, region_box: tuple, r: int, hc: int, wc: int,
+                    max_side: int) -> list[tuple[tuple, list]]:
+    """Crops for one region's lit cells (ys, xs): one box, or one per block of lit cells.
+
+    A single bounding box wastes work on an L-shaped or diagonal region; a box per block of
+    G×G cells pays the context again around every block. Each candidate's box is the block's
+    lit cells grown by r cells, cut to the region's needed box (the block's needs lie in both);
+    the candidate with the fewest bucketed pixels wins.
+    """
+    best = None
+    for g in GROUP_SIDES:
+        if g is None:
+            core = (int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1)
+            jobs = [(_bucketed(region_box, hc, wc, max_side), [(core, k)])]
+        else:
+            jobs = []
+            keys = (ys // g) * (wc // g + 1) + xs // g
+            for key in np.unique(keys):
+                gy, gx = ys[keys == key], xs[keys == key]
+                core = (int(gy.min()), int(gx.min()), int(gy.max()) + 1, int(gx.max()) + 1)
+                box = (max(core[0] - r, region_box[0]), max(core[1] - r, region_box[1]),
+                       min(core[2] + r, region_box[2]), min(core[3] + r, region_box[3]))
+                jobs.append((_bucketed(box, hc, wc, max_side), [(core, k)]))
+        cost = sum(_area(b) for b, _ in jobs)
+        if best is None or cost < best[0]:
+            best = (cost, jobs)
+    return best[1]
+
+
 def plan(lit: np.ndarray, context: int, *, need: np.ndarray | None = None, max_side: int | None = None,
          whole_image_above: float = 0.9) -> RegionPlan:
     """Crops covering every lit cell of `lit` (bool[Hc, Wc]) with `context` pixels around it.
@@ -196,7 +228,7 @@ def plan(lit: np.ndarray, context: int, *, need: np.ndarray | None = None, max_s
         ny, nx = np.nonzero(labels == k)
         region_box = (int(ny.min()), int(nx.min()), int(ny.max()) + 1, int(nx.max()) + 1)
         if max(region_box[2] - region_box[0], region_box[3] - region_box[1]) <= max_side:
-            jobs.append((_bucketed(region_box, hc, wc, max_side), [(core, k)]))
+            jobs.extend(_cheapest_cover(ys, xs, k, region_box, r, hc, wc, max_side))
             continue
         for piece in _split(core, r, max_side):
             py, px = np.nonzero(lit[piece[0] : piece[2], piece[1] : piece[3]] & (labels[piece[0] : piece[2], piece[1] : piece[3]] == k))
