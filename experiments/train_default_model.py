@@ -168,8 +168,12 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
     }
     metadata = {"recipe": recipe, "commit": _git_commit(), "step": step, "stages": stages,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    return pretrained.export(variables, stored_config, out_dir, frozen_encoder=frozen, dtype=dtype,
-                             metadata=metadata)
+    exported = pretrained.export(variables, stored_config, out_dir, frozen_encoder=frozen, dtype=dtype,
+                                 metadata=metadata)
+    # Inference crops around highlights by each net's measured receptive field: measure it once
+    # here so users of the exported model never wait for it.
+    pretrained.record_receptive_fields(out_dir)
+    return exported
 
 
 def main(argv=None) -> int:

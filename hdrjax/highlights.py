@@ -1,7 +1,7 @@
 """Where the Hallucination-Net is needed, and the few crops that cover it.
 
-The Hallucination-Net's output is used only through the blend A = B + α·relu(r) (§2.3 of
-docs/reference.md): α = 0 wherever the brightest channel of the linear image B is at most
+The Hallucination-Net's output is used only through the blend A = B + α·relu(r)
+(`hdrjax.models.hallucination.highlight_blend`): α = 0 wherever the brightest channel of the linear image B is at most
 1 − threshold (0.88), so there A = B whatever the network says. On a typical photograph a few
 percent of the pixels have α > 0, but one pass of the network over the whole image is 70–78 %
 of the model's arithmetic. This module plans crops that contain every lit pixel (α > 0) with

@@ -209,6 +209,7 @@ class Runner:
         self.hallucinate = jax.jit(hallucinate)
         self.refine = jax.jit(refine)
         self.per_pixel: dict[str, float] = {}
+        self._contexts: list[tuple] = []  # (the weights object, net, context) most recent first
 
     def stage_fn(self, net: str) -> tuple[Callable, int]:
         """(jitted function of (variables, *images), number of image inputs) of a dense net."""
@@ -230,8 +231,14 @@ class Runner:
             return override
         from hdrjax import receptive_field
 
+        tree = (variables.get("params") or {}).get(net)
+        for held, n, value in self._contexts:  # hashing the weights again per image costs ~0.1 s
+            if held is tree and n == net:
+                return value
         fn, _ = self.stage_fn(net)
-        return receptive_field.cached_context(net, variables, lambda *x: fn(variables, *x)).context
+        value = receptive_field.cached_context(net, variables, lambda *x: fn(variables, *x)).context
+        self._contexts = [(tree, net, value)] + self._contexts[:7]
+        return value
 
 
 _RUNNERS: list[Runner] = []

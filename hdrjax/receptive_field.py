@@ -91,7 +91,9 @@ def probe_images(size: int, *, seed: int = 0) -> dict[str, np.ndarray]:
     level = float(np.percentile(hdr.max(axis=-1), 80.0))
     linear = np.clip(hdr / max(level / 0.95, 1e-8), 0.0, 1.0).astype(np.float32)
     ldr = (np.round(255.0 * linear ** (1 / 2.2)) / 255.0).astype(np.float32)
-    hallucinated = (linear + np.clip(hdr / max(level, 1e-8) - 1.0, 0.0, None)).astype(np.float32)
+    # Recovered highlights up to ~5× white, as in a photograph (a sun at 300× would make the
+    # range, and with it the relative tolerance, meaningless for the rest of the image).
+    hallucinated = (linear + np.clip(hdr / max(level, 1e-8) - 1.0, 0.0, 4.0)).astype(np.float32)
     return {"ldr": ldr, "linear": linear, "hallucinated": hallucinated}
 
 
@@ -135,11 +137,24 @@ def measure(net: str, fn: Callable, *, limit: int | None = None, tolerance: floa
 _MEMO: dict[str, Measurement] = {}
 
 
+def _key(net: str, fingerprint: str, tolerance: float) -> str:
+    return f"{net}:{fingerprint}:{tolerance}:v{PROBE_VERSION}"
+
+
+def remember(net: str, entry: dict) -> None:
+    """Accept a stored measurement (a shipped model's manifest) for the weights it names."""
+    if entry.get("probe_version") != PROBE_VERSION:
+        return
+    fields = {k: entry[k] for k in ("net", "context", "tolerance", "profile", "bounded")}
+    fields["profile"] = tuple(fields["profile"])
+    _MEMO[_key(net, entry["fingerprint"], entry["tolerance_relative"])] = Measurement(**fields)
+
+
 def cached_context(net: str, variables: dict, fn: Callable, *, tolerance: float = TOLERANCE, cache: bool = True) -> Measurement:
     """`measure`, remembered per weights (in this process and in the on-disk cache)."""
     from hdrjax.cache import cache_dir, read_json, write_json
 
-    key = f"{net}:{weights_fingerprint(variables, net)}:{tolerance}:v{PROBE_VERSION}"
+    key = _key(net, weights_fingerprint(variables, net), tolerance)
     if key in _MEMO:
         return _MEMO[key]
     path = cache_dir() / "receptive-field.json" if cache else None

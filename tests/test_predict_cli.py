@@ -239,3 +239,39 @@ def test_moved_checkpoint_finds_its_basis_file(tmp_path, capsys):
     code, err = run(["--checkpoint", ckpt, "--output", tmp_path / "o2", "--stages", "dequantization", tmp_path / "x.png"], capsys)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1 and "invemor" in errors[0]
+
+
+def test_memory_budget_too_small_is_one_error_per_image(run_dir, tmp_path, capsys):
+    write_png(tmp_path / "a.png", ldr_image(3))
+    code, err = run(["--checkpoint", run_dir, "--output", tmp_path / "o", "--memory-budget", "1M", "--stages",
+                     "dequantization", tmp_path / "a.png"], capsys)
+    assert code == 1
+    lines = [l for l in err.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "a.png" in lines[0] and "--memory-budget" in lines[0], err
+    assert not (tmp_path / "o" / "a.exr").exists()
+
+
+@pytest.mark.parametrize("text,value", [("4G", 4e9), ("1500M", 1.5e9), ("2.5GB", 2.5e9), ("3GiB", 3 * 2**30),
+                                        ("none", None), ("1000", 1000.0)])
+def test_memory_budget_sizes(text, value):
+    assert predict._parse_bytes(text) == value
+
+
+def test_memory_budget_nonsense_is_a_usage_error(run_dir, tmp_path, capsys):
+    write_png(tmp_path / "a.png", ldr_image(3))
+    with pytest.raises(SystemExit) as e:
+        predict.main(["--checkpoint", str(run_dir), "--output", str(tmp_path / "o"), "--memory-budget", "lots",
+                      str(tmp_path / "a.png")])
+    assert e.value.code == 2 and "not a size" in capsys.readouterr().err
+
+
+def test_compilation_cache_is_kept_between_runs(run_dir, tmp_path):
+    """A fresh process fills --compilation-cache; the folder is what the README says to delete."""
+    write_png(tmp_path / "a.png", ldr_image(4))
+    cache = tmp_path / "compiled"
+    cmd = [sys.executable, "-m", "hdrjax.predict", "--checkpoint", str(run_dir), "--output", str(tmp_path / "o"),
+           "--stages", "dequantization", "--compilation-cache", str(cache), str(tmp_path / "a.png")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    entries = [p for p in cache.rglob("*") if p.is_file()]
+    assert entries, "nothing was cached"

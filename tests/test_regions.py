@@ -221,3 +221,22 @@ def test_measured_context_is_cached_per_weights(standin, tmp_path, monkeypatch):
     assert runner.context("hallucination", variables) == first and not calls  # read from disk
     other = jax.tree.map(lambda x: x * 1.01, variables)
     assert receptive_field.weights_fingerprint(other, "hal1") != receptive_field.weights_fingerprint(variables, "hal1")
+
+
+def test_shipped_model_brings_its_receptive_fields(monkeypatch):
+    """The default model's manifest holds its measured contexts: inference measures nothing."""
+    from hdrjax import pretrained
+
+    model, variables, _, manifest = pretrained.load()
+    stored = manifest["receptive_field"]
+    assert set(stored) == {"dequantization", "hallucination", "refinement"}
+
+    def fail(*a, **k):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(receptive_field, "measure", fail)
+    runner = inference.runner_for(model)
+    for net, entry in stored.items():
+        assert runner.context(net, variables) == entry["context"]
+    # The Hallucination-Net reaches far (VGG-16, five poolings); the U-Nets do not.
+    assert stored["hallucination"]["context"] > 4 * stored["dequantization"]["context"]
