@@ -4,11 +4,12 @@ For each photo (LDRs made from HDR files of ../shared/data at their native sizes
 1920×1080 view and a 24 MP upscale) and each engine — (a) `regions` (the default), (b)
 `tiles` (the previous default: 512² tiles, 128 px overlap, unlit tiles skipped), (c)
 `one-pass` (every network on the whole image, our stand-in for the PyTorch port's work) — a
-fresh process loads the shipped model, warms up, times `reconstruct` (all four stages) and
-reports its peak RSS; the fraction of pixels with α > 0 and of the Hallucination-Net's
-one-pass FLOPs spent. Each worker saves its output so the parent compares (a) with (c) at the
-lit pixels. Also: the first image's latency of `python -m hdrjax.predict` with a cold and a warm
-compilation cache, and the throughput of a folder of 1 MP photos.
+process loads the shipped model, warms each engine up, and times `reconstruct` (all four
+stages) with the engines interleaved (a, b, c, b, c, a, ...), so the ratios survive a machine
+whose load changes; it reports the fraction of pixels with α > 0 and of the
+Hallucination-Net's one-pass FLOPs spent, and compares (a) with (c) at the lit pixels. At 2
+and 24 MP a fresh process per engine measures that engine's peak RSS. Also: the first
+image's latency of `python -m hdrjax.predict` with a cold and a warm compilation cache, and the throughput of a folder of 1 MP photos.
 
 Imported by experiments/benchmark.py (section `regions`); the functions starting with task_
 run inside its worker processes.
@@ -59,9 +60,22 @@ def _ldr(bench, source: str, size):
     return bench.make_ldr(hdr), source
 
 
-def task_regions(spec: dict, bench) -> dict:
-    """One photo through one engine in this (fresh) process: time, stage split, peak RSS, work.
+def _hal_work(predict, r, engine: str, h: int, w: int) -> float:
+    s = r.stats
+    if engine == "regions":
+        return s["hallucination_work"]
+    if engine == "tiles":
+        th, tw = s["tile_shape"]
+        return s["hallucinated_tiles"] * th * tw / (predict._round_up(h, 32) * predict._round_up(w, 32))
+    return 1.0
 
+
+def task_regions(spec: dict, bench) -> dict:
+    """One photo, the engines interleaved in this process: time per engine, stage split, work.
+
+    Interleaving (a, b, c, a, b, c, ...) after one warm-up run each keeps the ratios fair on a
+    machine whose load changes; (a) is compared with (c) at the lit pixels here. With
+    `rss_only` (fresh process per engine), one run and its peak RSS.
     bench: the benchmark module running this worker (its compile-time listener and helpers).
     """
     import numpy as np
@@ -70,45 +84,51 @@ def task_regions(spec: dict, bench) -> dict:
 
     model, variables, _, _ = pretrained.load(spec.get("model"))
     ldr, source = _ldr(bench, spec["source"], spec.get("size"))
-    config = predict.PredictConfig(engine=spec["engine"], stages=predict.STAGES, batch_size=1)
-    c0 = bench.compile_seconds()
-    t0 = time.perf_counter()
-    r = predict.reconstruct(model, variables, ldr, config)
-    first = time.perf_counter() - t0
-    compile_s = bench.compile_seconds() - c0
-    times, stage_runs = [], []
-    if spec["repeats"] == 0:  # large photo: the first run, less its compile time, is the time
-        times.append(first - compile_s)
-        stage_runs.append(r.stats["seconds"])
-    while len(times) < spec["repeats"]:
-        c1 = bench.compile_seconds()
-        t0 = time.perf_counter()
-        r = predict.reconstruct(model, variables, ldr, config)
-        times.append(time.perf_counter() - t0 - (bench.compile_seconds() - c1))
-        stage_runs.append(r.stats["seconds"])
-    s = r.stats
     h, w = ldr.shape[:2]
-    if spec["engine"] == "regions":
-        hal_work = s["hallucination_work"]
-    elif spec["engine"] == "tiles":
-        th, tw = s["tile_shape"]
-        hal_work = s["hallucinated_tiles"] * th * tw / (predict._round_up(h, 32) * predict._round_up(w, 32))
-    else:
-        hal_work = 1.0
-    if spec.get("save"):
-        np.savez(spec["save"], hallucinated=r.hallucinated, refined=r.refined, linear=r.linear)
-    return {
-        "photo": spec["name"], "source": source, "engine": spec["engine"], "height": h, "width": w,
-        "megapixels": h * w / 1e6, "seconds": bench._median(times), "times": times,
-        "first_run_s": first, "compile_s": compile_s,
-        "stage_seconds": {k: bench._median([x.get(k, 0.0) for x in stage_runs]) for k in predict.STAGES},
-        "peak_rss_bytes": bench.peak_rss_bytes(), "device_memory": bench.device_memory(),
-        "lit_fraction": float(s.get("lit_fraction", np.nan)) if "lit_fraction" in s else None,
-        "hallucination_work": hal_work,
-        "hallucination_crops": s.get("hallucination_crops"), "hallucination_context": s.get("hallucination_context"),
-        "dequantization_calls": s.get("dequantization_calls"), "tiles": s.get("tiles"),
-        "output_finite": bool(np.isfinite(r.output).all()),
-    }
+    engines = spec["engines"]
+    configs = {e: predict.PredictConfig(engine=e, stages=predict.STAGES) for e in engines}
+    out = {"photo": spec["name"], "source": source, "height": h, "width": w, "megapixels": h * w / 1e6,
+           "engines": {}}
+    last = {}
+    for e in engines:  # warm-up: compile every shape
+        c0 = bench.compile_seconds()
+        t0 = time.perf_counter()
+        last[e] = predict.reconstruct(model, variables, ldr, configs[e])
+        first = time.perf_counter() - t0
+        compile_s = bench.compile_seconds() - c0
+        out["engines"][e] = {"first_run_s": first, "compile_s": compile_s, "times": [], "stages": []}
+        if spec["repeats"] == 0:  # a large photo: the first run less its compile time
+            out["engines"][e]["times"].append(first - compile_s)
+            out["engines"][e]["stages"].append(last[e].stats["seconds"])
+    for k in range(spec["repeats"]):
+        order = engines[k % len(engines):] + engines[: k % len(engines)]
+        for e in order:
+            c1 = bench.compile_seconds()
+            t0 = time.perf_counter()
+            last[e] = predict.reconstruct(model, variables, ldr, configs[e])
+            out["engines"][e]["times"].append(time.perf_counter() - t0 - (bench.compile_seconds() - c1))
+            out["engines"][e]["stages"].append(last[e].stats["seconds"])
+    for e, entry in out["engines"].items():
+        r = last[e]
+        entry["seconds"] = bench._median(entry["times"])
+        stage_runs = entry.pop("stages")
+        entry["stage_seconds"] = {k: bench._median([x.get(k, 0.0) for x in stage_runs]) for k in predict.STAGES}
+        entry["hallucination_work"] = _hal_work(predict, r, e, h, w)
+        entry["output_finite"] = bool(np.isfinite(r.output).all())
+        for key in ("lit_fraction", "hallucination_crops", "hallucination_context", "dequantization_calls", "tiles"):
+            if key in r.stats:
+                entry[key] = r.stats[key]
+    out["peak_rss_bytes"] = bench.peak_rss_bytes()  # of all engines together; rss_only rows are per engine
+    if "regions" in last and "one-pass" in last:
+        a, c = last["regions"], last["one-pass"]
+        lit = (c.linear.max(axis=-1) - np.float32(1.0)) + np.float32(0.12) > 0
+        for name in ("hallucinated", "refined"):
+            ref = getattr(c, name)
+            scale = float(ref.max() - ref.min()) or 1.0
+            diff = np.abs(getattr(a, name) - ref)
+            out[f"max_diff_lit_{name}"] = float(diff[lit].max() / scale) if lit.any() else 0.0
+            out[f"max_diff_all_{name}"] = float(diff.max() / scale)
+    return out
 
 
 def task_latency(spec: dict, bench) -> dict:
@@ -157,21 +177,27 @@ def task_folder(spec: dict, bench) -> dict:
             "engine": config.engine}
 
 
-def plan_groups(Group, _task, *, quick: bool, gpu: bool, workdir: str) -> list:
-    """One fresh process per (photo, engine) — peak RSS is that run's — plus latency and folder."""
+def plan_groups(Group, _task, *, quick: bool, gpu: bool, workdir: str = "") -> list:
+    """Per photo: one process timing the engines interleaved; at 2 and 24 MP also one fresh
+    process per engine for its peak RSS; then first-image latency and folder throughput."""
     groups = []
     photos = QUICK_PHOTOS if quick else PHOTOS
+    if gpu and not quick:  # the accelerator's budget: the 2 MP view (stage split) and 24 MP
+        photos = tuple(p for p in PHOTOS if p[2] is not None)
     for name, source, size in photos:
         pixels = (size[0] * size[1]) if size else 0
         big = pixels > ONE_PASS_MAX_PIXELS_CPU
-        for engine in ENGINES:
-            if big and engine == "one-pass" and not gpu:
-                continue
-            key = f"regions-{name}-{engine}".replace(" ", "_").replace("×", "x")
-            groups.append(Group(key, [_task(
-                "regions", key, name=name, source=source, size=size, engine=engine,
-                repeats=0 if big else (1 if quick else 2), save=str(pathlib.Path(workdir) / f"{key}.npz"),
-            )], timeout_s=3600 if big else 1200))
+        engines = [e for e in ENGINES if not (big and e == "one-pass" and not gpu)]
+        slug = name.replace(" ", "_").replace("×", "x")
+        if not big:
+            groups.append(Group(f"regions-{slug}", [_task(
+                "regions", f"regions-{slug}", name=name, source=source, size=size, engines=engines,
+                repeats=1 if quick else 2)], timeout_s=1800))
+        if big or (size is not None and not quick):
+            for e in engines:
+                groups.append(Group(f"regions-{slug}-{e}-rss", [_task(
+                    "regions", f"regions-{slug}-{e}-rss", name=name, source=source, size=size, engines=[e],
+                    repeats=0, rss_only=True)], timeout_s=3600))
     if not quick:
         groups.append(Group("regions-latency", [_task("latency", "regions-latency", source="real_hdr/Desk.exr", size=None)],
                             timeout_s=1800))
@@ -182,53 +208,41 @@ def plan_groups(Group, _task, *, quick: bool, gpu: bool, workdir: str) -> list:
     return groups
 
 
-def compare_outputs(workdir: str, tasks: dict) -> None:
-    """Add max |regions − one pass| at lit pixels (relative to the output range) to each regions row."""
-    import numpy as np
-
-    for key, entry in tasks.items():
-        if not (key.startswith("regions-") and key.endswith("-regions") and "result" in entry):
-            continue
-        a_path = pathlib.Path(workdir) / f"{key}.npz"
-        b_path = pathlib.Path(workdir) / f"{key[: -len('regions')]}one-pass.npz"
-        if not (a_path.exists() and b_path.exists()):
-            continue
-        a, b = np.load(a_path), np.load(b_path)
-        lit = (b["linear"].max(axis=-1) - np.float32(1.0)) + np.float32(0.12) > 0
-        row = entry["result"]
-        for name in ("hallucinated", "refined"):
-            ref = b[name]
-            scale = float(ref.max() - ref.min()) or 1.0
-            diff = np.abs(a[name] - ref)
-            row[f"max_diff_lit_{name}"] = float(diff[lit].max() / scale) if lit.any() else 0.0
-            row[f"max_diff_all_{name}"] = float(diff.max() / scale)
-
-
 def rows(tasks: dict) -> list[dict]:
-    """One row per photo: the three engines side by side, ratios against one pass (c)."""
-    by_photo: dict[str, dict] = {}
+    """One row per photo: the engines side by side, ratios against one pass (c), RSS per engine."""
+    timing, rss = {}, {}
     for key, entry in tasks.items():
-        if entry.get("task") != "regions":
-            continue
         r = entry.get("result")
-        if r is None:
+        if entry.get("task") != "regions" or r is None:
             continue
-        by_photo.setdefault(r["photo"], {})[r["engine"]] = r
+        if entry.get("key", key).endswith("-rss"):
+            for e, x in r["engines"].items():
+                rss.setdefault(r["photo"], {})[e] = {"peak_rss_bytes": r["peak_rss_bytes"], **x}
+        else:
+            timing[r["photo"]] = r
     out = []
     for name, _, _ in PHOTOS + QUICK_PHOTOS:
-        e = by_photo.get(name)
-        if not e or "regions" not in e:
+        t, m = timing.get(name), rss.get(name, {})
+        if not t and not m:
             continue
-        a, b, c = e.get("regions"), e.get("tiles"), e.get("one-pass")
-        row = {"photo": name, "height": a["height"], "width": a["width"], "megapixels": a["megapixels"],
-               "lit_fraction": a["lit_fraction"], "hallucination_work": a["hallucination_work"],
-               "hallucination_context": a["hallucination_context"],
-               "regions_s": a["seconds"], "regions_rss_gb": a["peak_rss_bytes"] / 1e9,
-               "tiles_s": b and b["seconds"], "tiles_rss_gb": b and b["peak_rss_bytes"] / 1e9,
+        eng = dict(m)
+        if t:
+            eng.update(t["engines"])
+        a, b, c = eng.get("regions"), eng.get("tiles"), eng.get("one-pass")
+        if a is None:
+            continue
+        base = t or next(iter(r for r in [tasks.get(k, {}).get("result") for k in tasks] if r and r.get("photo") == name))
+        row = {"photo": name, "height": base["height"], "width": base["width"], "megapixels": base["megapixels"],
+               "lit_fraction": a.get("lit_fraction"), "hallucination_work": a["hallucination_work"],
+               "hallucination_context": a.get("hallucination_context"), "hallucination_crops": a.get("hallucination_crops"),
+               "regions_s": a["seconds"], "tiles_s": b and b["seconds"], "one_pass_s": c and c["seconds"],
                "tiles_hallucination_work": b and b["hallucination_work"],
-               "one_pass_s": c and c["seconds"], "one_pass_rss_gb": c and c["peak_rss_bytes"] / 1e9,
-               "max_diff_lit": a.get("max_diff_lit_refined"),
-               "stage_seconds": a["stage_seconds"]}
+               "stage_seconds": a["stage_seconds"],
+               "same_process_timing": t is not None,
+               "max_diff_lit": (t or {}).get("max_diff_lit_refined"),
+               "max_diff_lit_hallucinated": (t or {}).get("max_diff_lit_hallucinated")}
+        for e, k in (("regions", "regions_rss_gb"), ("tiles", "tiles_rss_gb"), ("one-pass", "one_pass_rss_gb")):
+            row[k] = m[e]["peak_rss_bytes"] / 1e9 if e in m else None
         if c:
             row["speedup_vs_one_pass"] = c["seconds"] / a["seconds"]
             row["tiles_speedup_vs_one_pass"] = c["seconds"] / b["seconds"] if b else None
@@ -251,12 +265,12 @@ def markdown(tasks: dict) -> list[str]:
          "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
     for r in rs:
         L.append(
-            f"| {r['photo']} | {r['width']}×{r['height']} | {_f(r['lit_fraction'] and 100 * r['lit_fraction'], '.1f')} % | "
-            f"{100 * r['hallucination_work']:.0f} % / {_f(r['tiles_hallucination_work'] and 100 * r['tiles_hallucination_work'], '.0f')} % | "
+            f"| {r['photo']} | {r['width']}×{r['height']} | {_f(None if r['lit_fraction'] is None else 100 * r['lit_fraction'], '.1f')} % | "
+            f"{100 * r['hallucination_work']:.0f} % / {_f(None if r['tiles_hallucination_work'] is None else 100 * r['tiles_hallucination_work'], '.0f')} % | "
             f"{r['regions_s']:.1f} s | {_f(r['tiles_s'], '.1f')} s | "
             f"{_f(r['one_pass_s'], '.1f') + ' s' if r['one_pass_s'] else 'not run (~31 GB)'} | "
             f"{_f(r.get('speedup_vs_one_pass'), '.2f')}× | {_f(r.get('tiles_speedup_vs_one_pass'), '.2f')}× | "
-            f"{r['regions_rss_gb']:.2f} / {_f(r['tiles_rss_gb'], '.2f')} / {_f(r['one_pass_rss_gb'], '.2f')} GB | "
+            f"{_f(r['regions_rss_gb'], '.2f')} / {_f(r['tiles_rss_gb'], '.2f')} / {_f(r['one_pass_rss_gb'], '.2f')} GB | "
             f"{_f(r['max_diff_lit'], '.1e')} |"
         )
     lat = tasks.get("regions-latency", {}).get("result")
@@ -289,3 +303,71 @@ def write_json(path: pathlib.Path, data) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, path)
+
+
+README_BEGIN = "<!-- regions-benchmark:begin -->"
+README_END = "<!-- regions-benchmark:end -->"
+
+
+def readme_block(results: dict, source: str) -> str:
+    """The README's regions table, generated from a benchmark result file (named in the text)."""
+    tasks = results["tasks"]
+    dates = sorted({e.get("from_run") or results["created"] for e in tasks.values() if e.get("task") in ("regions", "latency", "folder")})
+    s = summary(tasks)
+    lines = [README_BEGIN,
+             f"Generated by `python experiments/bench_regions.py --readme` from `{source}` "
+             f"({results['machine']}, run {', '.join(dates)}{'; contended' if results.get('contended') else ''}). "
+             "(a) `--engine regions` (default), (b) `--engine tiles` (the previous default), (c) `--engine one-pass`, "
+             "our stand-in for the PyTorch port's work; shipped model, all four stages; each photo × engine in a fresh "
+             "process; ratios are (c)'s time over (a)'s or (b)'s, taken in the same run. Max Δ: largest |R(a) − R(c)| "
+             "at pixels with α > 0, relative to R(c)'s range.",
+             ""]
+    lines += markdown(tasks)
+    lines += ["",
+              f"Against the targets: ≥ {GOAL_SPEEDUP:g}× one pass on photos with under 10 % highlights: slowest such "
+              f"photo {_f(s['min_speedup_sparse_highlights'], '.2f')}×; never slower than one pass: slowest photo "
+              f"{_f(s['min_speedup_vs_one_pass'], '.2f')}×; equal to one pass at α > 0 within 1e-3 of the range: "
+              f"largest Δ {_f(s['max_diff_lit'], '.1e')}.",
+              README_END]
+    return "\n".join(lines)
+
+
+def update_readme(readme: pathlib.Path, results_path: pathlib.Path, *, check: bool = False) -> bool:
+    """Rewrite (or with check: compare) the README block; True when it is current."""
+    results = json.loads(results_path.read_text())
+    root = readme.resolve().parent
+    try:
+        source = str(results_path.resolve().relative_to(root))
+    except ValueError:
+        source = str(results_path)
+    text = readme.read_text()
+    start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
+    new = text[:start] + readme_block(results, source) + text[end:]
+    if check:
+        return new == text
+    if new != text:
+        tmp = readme.with_suffix(".tmp")
+        tmp.write_text(new)
+        os.replace(tmp, readme)
+    return True
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    p = argparse.ArgumentParser(description="The README's regions-engine table from a benchmark result file.")
+    p.add_argument("--readme", action="store_true", help="rewrite the block in README.md")
+    p.add_argument("--check", action="store_true", help="exit 1 if the README block is not what the file gives")
+    p.add_argument("--results", default=str(root / "experiments" / "results" / "benchmark-cpu-2core.json"))
+    args = p.parse_args(argv)
+    ok = update_readme(root / "README.md", pathlib.Path(args.results), check=args.check)
+    if args.check and not ok:
+        print("README.md: the regions-benchmark block is stale: run python experiments/bench_regions.py --readme",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

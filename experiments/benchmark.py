@@ -2028,7 +2028,6 @@ def main(argv=None) -> int:
                 g.timeout_s = min(g.timeout_s, left)
             entries += run_group(g, gpu, pathlib.Path(tmp), log, quick=args.quick)
         tasks = _by_key(entries)
-        bench_regions.compare_outputs(tmp, tasks)
     load_end = os.getloadavg()
     peak = tasks.get("peak", {}).get("result")
     machine = args.machine or ("quick" if args.quick else _machine_name(env, gpu, peak))
