@@ -278,7 +278,7 @@ def markdown(tasks: dict) -> list[str]:
         L += ["", f"First image (`python -m hdrjax.predict`, {lat['width']}×{lat['height']}, whole process incl. imports and "
                   f"model load): cold compilation cache {lat['runs']['cold']['seconds']:.1f} s, warm "
                   f"{lat['runs']['warm']['seconds']:.1f} s (×{lat['warm_over_cold']:.2f}); the cache holds "
-                  f"{lat['cache_bytes'] / 1e6:.0f} MB."]
+                  f"{lat['cache_bytes'] / 1e6:.1f} MB."]
     fold = tasks.get("regions-folder", {}).get("result")
     if fold:
         L += ["", f"Folder of {fold['images']} photos at {fold['width']}×{fold['height']} (1 MP), warm: "

@@ -1265,7 +1265,8 @@ def task_knobs(spec: dict) -> dict:
     return out
 
 
-import bench_regions  # noqa: E402  (experiments/ is this script's folder)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # bench_regions beside this file, also when
+import bench_regions  # noqa: E402                                   # this file is loaded by path (tests)
 
 TASKS = {
     "peak": task_peak, "stages": task_stages, "inference": task_inference, "photos": task_photos,
@@ -1960,15 +1961,17 @@ def _section_of(entry: dict) -> str:
     return "regions" if task in ("regions", "latency", "folder") else task
 
 
-def _earlier_tasks(json_path: pathlib.Path, tasks: dict, sections: set[str]) -> dict:
-    """Tasks of the sections not run now, from an earlier result file (each keeps its own date)."""
+def _earlier_tasks(json_path: pathlib.Path, tasks: dict, sections: set[str], keep_same_sections: bool = False) -> dict:
+    """Tasks not run now, from an earlier result file (each keeps its own date).
+
+    Those of other sections; with keep_same_sections (a --groups rerun) every task not rerun."""
     try:
         old = json.loads(json_path.read_text())
     except (OSError, ValueError):
         return {}
     kept = {}
     for key, entry in (old.get("tasks") or {}).items():
-        if key not in tasks and _section_of(entry) not in sections:
+        if key not in tasks and (keep_same_sections or _section_of(entry) not in sections):
             entry.setdefault("from_run", old.get("created"))
             kept[key] = entry
     return kept
@@ -1989,6 +1992,9 @@ def main(argv=None) -> int:
     parser.add_argument("--machine", default=None, help="name in the output files (default: from the device)")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help="comma-separated sections; the result file keeps the other sections of an earlier run")
+    parser.add_argument("--groups", default="",
+                        help="comma-separated prefixes: run only the worker processes whose names start with one "
+                             "(e.g. regions-MtTamNorth_24_MP); the result file keeps every other task")
     parser.add_argument("--extended", action="store_true",
                         help="CPU: add the 12 MP image, the panoramas, the tile-size knob and more repeats "
                              "(~25 min on 2 cores; always on for a GPU)")
@@ -2018,6 +2024,11 @@ def main(argv=None) -> int:
     entries: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="hdrjax-bench-") as tmp:
         groups = make_plan(args.quick, gpu, sections, extended=args.extended, workdir=tmp)
+        prefixes = [p.strip() for p in args.groups.split(",") if p.strip()]
+        if prefixes:
+            groups = [g for g in groups if any(g.name.startswith(p) for p in prefixes)]
+            if not groups:
+                raise SystemExit(f"benchmark: --groups {args.groups}: no worker process matches")
         for g in groups:
             if args.time_limit:
                 left = args.time_limit - (time.perf_counter() - started) - 10.0
@@ -2033,7 +2044,8 @@ def main(argv=None) -> int:
     machine = args.machine or ("quick" if args.quick else _machine_name(env, gpu, peak))
     out = pathlib.Path(args.out_dir)
     json_path, md_path = out / f"benchmark-{machine}.json", out / f"benchmark-{machine}.md"
-    kept = _earlier_tasks(json_path, tasks, sections) if set(SECTIONS) - sections else {}
+    partial = bool(set(SECTIONS) - sections) or bool(args.groups.strip())
+    kept = _earlier_tasks(json_path, tasks, sections, keep_same_sections=bool(args.groups.strip())) if partial else {}
     if kept:
         log(f"kept {len(kept)} task(s) of other sections from {json_path}")
         tasks = {**kept, **tasks}

@@ -46,6 +46,13 @@ from hdrjax.highlights import CELL, Crop, RegionPlan
 logger = logging.getLogger("hdrjax.inference")
 
 HOST_BYTES_PER_PIXEL = 5 * 3 * 4  # LDR, C, B, A, R as float32 RGB, padded size
+# What a call really adds to the process's RSS on a CPU, over XLA's buffer assignment (temp +
+# output): the runtime's convolution workspaces. Measured 1.26× (Hallucination-Net, 768²) and
+# 1.29× (Dequantization-Net, 1536²) with the shipped model; rounded up.
+CPU_RUNTIME_OVERHEAD = 1.35
+# Part of the budget left to a network call; the rest is for numpy staging (stacked crops,
+# ownership masks) and allocator slack.
+CALL_SHARE = 0.9
 CURVE_CHUNK = 1 << 18  # pixels per `apply_curve` call: one compiled program for every image
 MEMORY_PROBE_SIDE = 256  # networks' bytes per pixel are read from XLA at this size
 
@@ -71,9 +78,10 @@ def bytes_per_pixel(fn: Callable, variables, num_inputs: int) -> float:
     compiled = fn.lower(variables, *([x] * num_inputs)).compile()
     analysis = compiled.memory_analysis()
     temp = getattr(analysis, "temp_size_in_bytes", None) if analysis is not None else None
-    if temp is None:  # a backend without the analysis: a measured CPU figure, generous
-        return 1400.0 if num_inputs == 1 else 300.0
-    return (temp + analysis.output_size_in_bytes) / side**2 + 12.0 * num_inputs
+    if temp is None:  # a backend without the analysis: measured CPU figures, generous
+        return 1800.0 if num_inputs == 1 else 400.0
+    per_pixel = (temp + analysis.output_size_in_bytes) / side**2 + 12.0 * num_inputs
+    return per_pixel * (CPU_RUNTIME_OVERHEAD if jax.default_backend() == "cpu" else 1.0)
 
 
 def _max_side_cells(per_pixel: float, budget: float | None) -> int | None:
@@ -278,7 +286,7 @@ def _call_budget(options: EngineOptions, pixels: int) -> float | None:
         return None
     on_cpu = jax.default_backend() == "cpu"
     held = HOST_BYTES_PER_PIXEL * pixels + (current_rss_bytes() if on_cpu else 0)
-    return options.memory_budget - held if on_cpu else options.memory_budget
+    return CALL_SHARE * (options.memory_budget - held) if on_cpu else options.memory_budget
 
 
 def _max_side(runner: Runner, net: str, variables, budget: float | None, context: int | Callable[[], int],

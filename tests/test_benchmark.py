@@ -9,7 +9,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "benchmark.py"
-SECTIONS = ("peak", "stages", "inference", "photos", "train", "scaling", "knobs")
+SECTIONS = ("peak", "stages", "inference", "photos", "train", "scaling", "knobs", "regions")
+TASKS = set(SECTIONS) | {"latency", "folder"}  # the regions section also times the CLI and a folder
 
 
 def _load_module():
@@ -43,7 +44,7 @@ def test_quick_run_writes_json_and_markdown(tmp_path):
     assert data["quick"] is True and data["machine"] == "test"
     assert _all_finite_numbers(data)
     for key in ("peak", "stages", "photos", "train-dequantization", "scaling-1", "scaling-2", "knobs",
-                "inference-64x96"):
+                "inference-64x96", "regions-Desk_96px"):
         assert "result" in data["tasks"][key], data["tasks"][key].get("error")
     assert not [k for k, v in data["tasks"]["knobs"]["result"].items() if "error" in v]
     stages = data["tasks"]["stages"]["result"]["stages"]
@@ -51,7 +52,7 @@ def test_quick_run_writes_json_and_markdown(tmp_path):
     assert data["tasks"]["scaling-2"]["result"]["collective_ops"] > 0  # the 2-device step is sharded
     md = (tmp_path / "benchmark-test.md").read_text()
     for heading in ("## Ceilings", "## Inference", "## Per-stage forward", "## Training step", "## Knobs",
-                    "## Highlight-aware tiling", "## Data-parallel scaling"):
+                    "## Highlight-aware tiling", "## Data-parallel scaling", "## Regions engine"):
         assert heading in md
     assert "## Failures" not in md
 
@@ -60,7 +61,7 @@ def test_plan_covers_every_section_and_fresh_process_per_size():
     bench = _load_module()
     full = bench.make_plan(quick=False, gpu=False, sections=set(SECTIONS))
     names = [g.name for g in full]
-    assert {t["task"] for g in full for t in g.tasks} == set(SECTIONS)
+    assert {t["task"] for g in full for t in g.tasks} == TASKS
     # Peak RSS per size needs one process per inference size; 12 MP only in extended CPU runs.
     assert sum(n.startswith("inference-") for n in names) == len(bench.SIZES_FULL) - 1
     extended = bench.make_plan(quick=False, gpu=False, sections={"inference"}, extended=True)
@@ -107,3 +108,28 @@ def test_helpers():
         "load_average": {"start": [0.0], "end": [0.0]}, "contended": False,
     })
     assert md.startswith("# hdrjax benchmark — m")
+
+
+def test_regions_plan_times_engines_together_and_rss_apart():
+    bench = _load_module()
+    groups = bench.make_plan(quick=False, gpu=False, sections={"regions"})
+    timing = [g for g in groups if g.tasks[0]["task"] == "regions" and not g.name.endswith("-rss")]
+    assert all(g.tasks[0]["spec"]["engines"] == ["regions", "tiles", "one-pass"] for g in timing)
+    rss = [g.name for g in groups if g.name.endswith("-rss")]
+    # 24 MP: no one-pass run on a CPU (it needs ~31 GB); its regions and tiles runs are apart.
+    assert "regions-MtTamNorth_24_MP-regions-rss" in rss and "regions-MtTamNorth_24_MP-one-pass-rss" not in rss
+    assert {"regions-latency", "regions-folder"} <= {g.name for g in groups}
+    gpu = bench.make_plan(quick=False, gpu=True, sections={"regions"})
+    assert any(g.name == "regions-MtTamNorth_1920x1080" for g in gpu)
+
+
+def test_readme_regions_block_is_generated_from_the_result_file():
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import bench_regions
+
+    results = ROOT / "experiments" / "results" / "benchmark-cpu-2core.json"
+    data = json.loads(results.read_text())
+    if not any(e.get("task") == "regions" for e in data["tasks"].values()):
+        pytest.skip("the committed benchmark has no regions section yet")
+    assert bench_regions.update_readme(ROOT / "README.md", results, check=True), (
+        "README.md's regions block is stale: python experiments/bench_regions.py --readme")
