@@ -398,7 +398,7 @@ def run_ablations(source: str, workdir, *, checkpoint: str | None = None, crf: s
     names = ev.parse_methods(methods or (DEFAULT_METHODS if model is not None else "baselines,oracles"),
                              have_model=model is not None, joint=joint)
     built = ev.build_methods(names, model=model, variables=variables, stages=stages,
-                             predict_config=predict.PredictConfig(batch_size=config.batch_size), crf=crf)
+                             predict_config=predict.PredictConfig(engine="tiles", batch_size=config.batch_size), crf=crf)
     if kind == "real":
         built = [m for m in built if not m.synthetic_only]
     result = ev.evaluate(examples, built, config, bank=bank, limit=limit, protocol=protocol,

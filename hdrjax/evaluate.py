@@ -462,7 +462,10 @@ def model_method(model, variables, *, name: str = MODEL, stages: Sequence[str] |
         stages = tuple(s for s in stages if s != "refinement")
     elif name in STAGE_METHODS:
         stages = STAGE_METHODS[name]
-    config = predict_config if predict_config is not None else predict.PredictConfig()
+    # Evaluation crops are small (256² in the paper's protocol): with the tiles engine each crop
+    # is one tile, i.e. one exact pass, and same-shape crops of several images share a call
+    # (batch_size); the regions engine would measure the receptive field of every ablation.
+    config = predict_config if predict_config is not None else predict.PredictConfig(engine="tiles")
     config = dataclasses.replace(config, stages=stages)
     ablated = ablate_variables(variables, name)
 
@@ -1093,7 +1096,8 @@ def _main(args, argv) -> int:
             basis = crf_lib.load_invemor(args.invemor)
         except crf_lib.CRFError as e:
             raise EvalError(f"--invemor: {e}") from None
-    predict_config = predict.PredictConfig(batch_size=args.batch_size, reference_mode=args.reference_inference)
+    predict_config = predict.PredictConfig(engine="tiles", batch_size=args.batch_size,
+                                           reference_mode=args.reference_inference)
     methods = build_methods(names, model=model, variables=variables, stages=stages,
                             predict_config=predict_config, basis=basis, crf=args.crf)
     if kind == "real":

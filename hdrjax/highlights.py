@@ -23,9 +23,11 @@ import math
 import numpy as np
 
 CELL = 32  # the Hallucination-Net's five 2× poolings: crops start and end on this grid
-# Crop sides (in cells) a plan rounds up to, so photographs of different sizes share a few
-# compiled shapes: about ×1.25 apart, so at most ~25 % more work per side than the exact box.
-BUCKETS = (2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256)
+# Crop sides (in cells) a plan rounds up to, so photographs of different sizes share compiled
+# programs: steps of one cell up to 12, then about ×1.1–1.2 apart. Coarser steps (×1.25) cost
+# 10–20 % more Hallucination-Net work on the benchmark's photos for fewer programs to compile.
+BUCKETS = (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 18, 20, 22, 24, 28, 32, 36, 40, 44, 48, 56, 64,
+           72, 80, 96, 112, 128, 144, 160, 192, 224, 256)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +160,7 @@ def needed_cells(lit_pixels: np.ndarray, context: int) -> np.ndarray:
     return lit_cells(grown > 0)
 
 
-GROUP_SIDES = (None, 16, 10, 6)  # cells: lit cells of a region grouped in blocks of this side
+GROUP_SIDES = (None, 32, 24, 16, 12, 10, 8, 6)  # cells: lit cells of a region grouped in blocks of this side
 
 
 def _cheapest_cover(ys: np.ndarray, xs: np.ndarray, k: int, region_box: tuple, r: int, hc: int, wc: int,

@@ -354,6 +354,7 @@ def reconstruct_one(model, variables, ldr: np.ndarray, options: EngineOptions) -
     t0 = time.perf_counter()
     threshold = getattr(model, "blend_threshold", highlights_threshold())
     lit = lit_mask(b, threshold)
+    lit[h:], lit[:, w:] = False, False  # the padding is cropped away: its pixels need no crop
     stats["lit_fraction"] = float(lit[:h, :w].mean())
     a = b.copy()
     if options.one_pass:

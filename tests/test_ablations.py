@@ -95,7 +95,7 @@ def test_ablated_stages_are_exact(loaded):
     model, variables, _, _ = loaded
     before = jax.tree.map(np.array, variables)
     ldr = ldr_image()
-    cfg = predict.PredictConfig(stages=predict.STAGES)
+    cfg = predict.PredictConfig(engine="tiles", stages=predict.STAGES)
     full = predict.reconstruct(model, variables, ldr, cfg)
 
     deq = predict.reconstruct(model, ev.ablate_variables(variables, "no_dequantization"), ldr, cfg)
@@ -127,9 +127,9 @@ def test_model_method_stages(loaded):
     assert stages[-1] == "refinement"  # the smoke checkpoint is a joint one
     ldr = np.stack([ldr_image(seed=1), ldr_image(seed=2)])
     meta = [{}, {}]
-    cfg = predict.PredictConfig(batch_size=2)
+    cfg = predict.PredictConfig(engine="tiles", batch_size=2)
     out, curves = ev.model_method(model, variables, stages=stages, predict_config=cfg).run(ldr, meta)
-    ref = predict.reconstruct(model, variables, ldr[0], predict.PredictConfig(stages=stages))
+    ref = predict.reconstruct(model, variables, ldr[0], predict.PredictConfig(engine="tiles", stages=stages))
     np.testing.assert_allclose(out[0], ref.refined, rtol=1e-5, atol=1e-5)
     assert curves.shape == (2, 1024)
     out_nr, _ = ev.model_method(model, variables, name="no_refinement", stages=stages, predict_config=cfg).run(ldr, meta)
