@@ -1934,8 +1934,9 @@ def render_markdown(results: dict) -> str:
         add("## Regions engine vs tiles vs one pass (real photos, shipped model, all four stages)")
         add("")
         add("(a) `--engine regions` (default), (b) `--engine tiles` (512² tiles, 128 px overlap, unlit tiles "
-            "skipped), (c) `--engine one-pass`; each photo × engine in a fresh process (peak RSS is that "
-            "run's); median of the timed runs after a warm-up. Ratios are (c)'s time over (a)'s or (b)'s. "
+            "skipped), (c) `--engine one-pass`; one process per photo times the engines interleaved after a "
+            "warm-up each (median of the runs; 24 MP: one run, compile time subtracted); peak RSS from one fresh "
+            "process per engine at 2 and 24 MP. Ratios are (c)'s time over (a)'s or (b)'s. "
             "Max Δ: largest |R(a) − R(c)| at pixels with α > 0, relative to R(c)'s range.")
         add("")
         L.extend(regions)
