@@ -57,10 +57,6 @@ CURVE_CHUNK = 1 << 18  # pixels per `apply_curve` call: one compiled program for
 MEMORY_PROBE_SIDE = 256  # networks' bytes per pixel are read from XLA at this size
 
 
-class MemoryBudgetError(ValueError):
-    """The memory budget cannot hold even the smallest crop a network needs."""
-
-
 def current_rss_bytes() -> int:
     """This process's resident memory now (Linux), else its peak so far (an upper bound)."""
     try:
@@ -301,12 +297,20 @@ def _max_side(runner: Runner, net: str, variables, budget: float | None, context
     side = _max_side_cells(per_pixel, budget)
     need = 2 * -(-context // CELL) + 1
     if side < need:
-        raise MemoryBudgetError(
-            f"the memory budget leaves {max(budget, 0) / 1e9:.2f} GB for the {net}-Net, which needs "
-            f"{per_pixel * (need * CELL) ** 2 / 1e9:.2f} GB for its smallest crop ({need * CELL} px with "
-            f"{context} px of context) on a {hp}×{wp} image: raise --memory-budget"
-        )
+        # The process already holds (or the image alone needs) more than the budget allows: the
+        # smallest crops that keep the context are the least memory we can use, so use them.
+        if not _WARNED:
+            _WARNED.append(True)
+            logger.warning(
+                f"the memory budget cannot be met (it leaves {budget / 1e9:.2f} GB for the {net}-Net on a "
+                f"{hp}×{wp} image after what the process holds): running on the smallest crops "
+                f"({need * CELL} px) instead"
+            )
+        return need
     return side
+
+
+_WARNED: list[bool] = []  # the budget warning is given once per process
 
 
 def reconstruct_one(model, variables, ldr: np.ndarray, options: EngineOptions) -> tuple[dict, dict]:

@@ -796,9 +796,14 @@ class _Formatter(logging.Formatter):
 def _configure_logging(quiet: bool) -> None:
     handler = _LineHandler()
     handler.setFormatter(_Formatter())
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    # Every hdrjax.* logger (inference, receptive_field, ...) prints through the same line handler.
+    package = logging.getLogger("hdrjax")
+    package.handlers[:] = [handler]
+    package.propagate = False
+    package.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.handlers[:] = []
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
 
 
 @dataclasses.dataclass
@@ -888,18 +893,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not pending:
             return
         t0 = time.perf_counter()
-        from hdrjax.inference import MemoryBudgetError
-
-        try:
-            results = reconstruct_batch(model, variables, [ldr for _, ldr in pending], config)
-        except MemoryBudgetError as e:
-            for item, _ in pending:
-                logger.error(f"{item.source}: {e}")
-                failed += 1
-                progress.update(1)
-            pending.clear()
-            pending_tiles = 0
-            return
+        results = reconstruct_batch(model, variables, [ldr for _, ldr in pending], config)
         seconds = (time.perf_counter() - t0) / len(pending)
         for (item, _), r in zip(pending, results):
             try:

@@ -241,14 +241,15 @@ def test_moved_checkpoint_finds_its_basis_file(tmp_path, capsys):
     assert code == 1 and len(errors) == 1 and "invemor" in errors[0]
 
 
-def test_memory_budget_too_small_is_one_error_per_image(run_dir, tmp_path, capsys):
-    write_png(tmp_path / "a.png", ldr_image(3))
+def test_memory_budget_that_cannot_be_met_warns_once_and_still_writes(run_dir, tmp_path, capsys):
+    for name in ("a.png", "b.png"):
+        write_png(tmp_path / name, ldr_image(3))
     code, err = run(["--checkpoint", run_dir, "--output", tmp_path / "o", "--memory-budget", "1M", "--stages",
-                     "dequantization", tmp_path / "a.png"], capsys)
-    assert code == 1
-    lines = [l for l in err.splitlines() if l.startswith("error:")]
-    assert len(lines) == 1 and "a.png" in lines[0] and "--memory-budget" in lines[0], err
-    assert not (tmp_path / "o" / "a.exr").exists()
+                     "dequantization", tmp_path], capsys)
+    assert code == 0, err
+    assert (tmp_path / "o" / "a.exr").exists() and (tmp_path / "o" / "b.exr").exists()
+    warnings = [l for l in err.splitlines() if "memory budget cannot be met" in l]
+    assert len(warnings) <= 1 and all(l.startswith("warning:") for l in warnings), err
 
 
 @pytest.mark.parametrize("text,value", [("4G", 4e9), ("1500M", 1.5e9), ("2.5GB", 2.5e9), ("3GiB", 3 * 2**30),
