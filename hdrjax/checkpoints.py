@@ -89,11 +89,9 @@ class Checkpointer:
             options=ocp.CheckpointManagerOptions(
                 max_to_keep=max_to_keep,
                 # Exactly at multiples of save_every (the default policy would also save the
-                # first step), plus whenever the multi-host preemption sync point is reached.
-                save_decision_policy=ocp.checkpoint_managers.AnySavePolicy([
-                    ocp.checkpoint_managers.FixedIntervalPolicy(max(1, save_every)),
-                    ocp.checkpoint_managers.PreemptionCheckpointingPolicy(),
-                ]),
+                # first step).  Preemption (SIGTERM on any process) and wall-clock saves are
+                # forced by the training loop at a step boundary all processes agree on.
+                save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(max(1, save_every)),
                 enable_async_checkpointing=async_save,
                 # A kill -9 during a save leaves a tmp directory; orbax ignores it for
                 # latest_step and this removes it at the next start.
@@ -105,6 +103,17 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         """The newest complete checkpoint step, or None."""
         return self.manager.latest_step()
+
+    def data_process_count(self, step: int) -> int | None:
+        """How many processes wrote the data iterator positions of `step` (None: no data item).
+
+        Grain writes one position file per process (process_<i>-of-<n>.json); a run with a
+        different number of processes cannot continue those streams.
+        """
+        files = list((self.directory / str(step) / "data").glob("process_*-of-*.json"))
+        if not files:
+            return None
+        return int(files[0].stem.rsplit("-of-", 1)[1])
 
     def stored_config(self, step: int | None = None) -> dict:
         """The config JSON stored with a checkpoint step (default: the latest)."""

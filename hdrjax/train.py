@@ -541,10 +541,18 @@ class _StopRequest:
                     pass
 
     def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        name = signal.Signals(signum).name
+        if self.requested:
+            # A second signal: exit now, without waiting for the step or a save in progress.
+            # An unfinished save is a tmp folder that orbax ignores (and removes at the next
+            # start), so the previous checkpoint stays the latest and intact.
+            os.write(2, f"{name} again: exiting without saving; the last complete checkpoint "
+                        f"is kept\n".encode())
+            os._exit(128 + signum)
         self.requested = True
-        self.signal_name = signal.Signals(signum).name
+        self.signal_name = name
+        # Said at once: the save follows when the step in flight has finished.
+        logger.info("%s: stopping after the step in flight (a second signal exits at once)", name)
 
     def restore(self):
         for sig, old in self._old.items():
@@ -701,7 +709,8 @@ def train_and_evaluate(config, workdir) -> TrainState:
     workdir = pathlib.Path(workdir)
     pc = config.parallel
     parallel.initialize(pc.multi_host, coordinator_address=pc.coordinator_address,
-                        num_processes=pc.num_processes, process_id=pc.process_id)
+                        num_processes=pc.num_processes, process_id=pc.process_id,
+                        heartbeat_timeout_secs=pc.get("heartbeat_timeout_secs", 100))
     n = config.parallel.num_devices
     if n and (config.parallel.multi_host or not 0 < n <= jax.device_count()):
         raise ConfigError(f"config.parallel.num_devices: {n} is not between 1 and the "
@@ -717,10 +726,21 @@ def train_and_evaluate(config, workdir) -> TrainState:
     ckpt = checkpoints.Checkpointer(workdir, max_to_keep=tc.keep_checkpoints, save_every=tc.checkpoint_every)
     try:
         latest = ckpt.latest_step
+        data_seed, resume_data = config.seed, True
         if latest is not None:
             ckpt.check_config(config, latest)
+            writers = ckpt.data_process_count(latest)
+            if writers is not None and writers != jax.process_count():
+                # Each process reads its own shard of the items, so the streams of N processes
+                # cannot be split over M.  The state restores (arrays are global); the data
+                # restarts with a new shuffle drawn from (seed, step), not the first batches again.
+                resume_data = False
+                data_seed = int(np.random.SeedSequence([config.seed, latest]).generate_state(1)[0])
+                logger.warning("checkpoint step %d was written by %d processes, this run has %d: "
+                               "the model and optimizer state continue, the data order restarts "
+                               "with a new shuffle", latest, writers, jax.process_count())
         data_iter = data.make_train_iterator(
-            config.data, global_batch_size=tc.batch_size, seed=config.seed,
+            config.data, global_batch_size=tc.batch_size, seed=data_seed,
             process_index=jax.process_index(), process_count=jax.process_count(),
         )
         bank_train = parallel.replicate(crf.load_bank(config.crf.bank, split="train"), mesh)
@@ -751,7 +771,8 @@ def train_and_evaluate(config, workdir) -> TrainState:
     schedule = learning_rate_schedule(config)
     if latest is not None:
         t0 = time.time()
-        state = ckpt.restore(latest, abstract_state(config, model, optimizer, mesh), data_iter)
+        state = ckpt.restore(latest, abstract_state(config, model, optimizer, mesh),
+                             data_iter if resume_data else None)
         logger.info("resumed from checkpoint step %d of %s (%.1fs)", latest, ckpt.directory, time.time() - t0)
     else:
         t0 = time.time()
@@ -765,7 +786,9 @@ def train_and_evaluate(config, workdir) -> TrainState:
     train_step = jit_train_step(make_train_step(config, model, optimizer, schedule=schedule), mesh)
     eval_fn = jax.jit(make_eval_step(config, model), out_shardings=parallel.replicated(mesh))
     writer = _Writer(workdir, batch_size=tc.batch_size)
-    stop = _StopRequest(install=not config.parallel.multi_host)
+    # Every process handles SIGTERM / SIGINT itself; the processes agree on the stop at the
+    # next step boundary (parallel.agree), so a signal to any one of them stops all.
+    stop = _StopRequest(install=True)
 
     def run_eval(step, *, images_only=False):
         t0 = time.time()
@@ -792,8 +815,20 @@ def train_and_evaluate(config, workdir) -> TrainState:
     window_start, window_steps = time.time(), 0
     last_log = last_save = time.time()
     step = start_step
+    stopped = False
+    secs = tc.get("checkpoint_every_secs", 0)
     try:
         while step < total:
+            # A step boundary: decide, the same on every process, whether to stop or to save by
+            # wall clock, *before* fetching a batch or starting a step -- a stop request waits
+            # only for the step in flight, and the data position saved is that of `step`.
+            due = bool(secs) and step > start_step and time.time() - last_save >= secs
+            stop_now, due = parallel.agree([stop.requested, due])
+            if stop_now:
+                stopped = True
+                break
+            if due and ckpt.save(step, state, data_iter, config, force=True):
+                last_save = time.time()
             batch = parallel.shard_batch(next(data_iter), mesh)
             t0 = time.time()
             state, metrics = train_step(state, batch, bank_train, vgg_loss)
@@ -809,8 +844,7 @@ def train_and_evaluate(config, workdir) -> TrainState:
                 window_start, window_steps = time.time(), 0
             else:
                 window_steps += 1
-            preempted = stop.requested or (config.parallel.multi_host and ckpt.manager.reached_preemption(step))
-            if (step % tc.log_every == 0 or step == total or step == start_step + 1 or preempted
+            if (step % tc.log_every == 0 or step == total or step == start_step + 1
                     or time.time() - last_log >= tc.log_every_secs):
                 values = {k: float(np.mean([float(m[k]) for m in pending])) for k in pending[0]}
                 pending = []
@@ -826,18 +860,10 @@ def train_and_evaluate(config, workdir) -> TrainState:
                 if not math.isfinite(values["loss"]):
                     raise FloatingPointError(f"the loss is {values['loss']} at step {step}; "
                                              "lower optim.learning_rate or check the data")
-            # By wall clock too, so a kill loses at most checkpoint_every_secs of work even when
-            # checkpoint_every steps take days (the main command on a CPU). Single process only:
-            # the processes of a pod would not agree on the moment.
-            due = (tc.get("checkpoint_every_secs", 0) and jax.process_count() == 1
-                   and time.time() - last_save >= tc.checkpoint_every_secs)
-            if ckpt.save(step, state, data_iter, config, force=bool(preempted or due)):
+            # By steps here; by wall clock at the next boundary (above), so a kill loses at most
+            # checkpoint_every_secs of work even when checkpoint_every steps take days.
+            if ckpt.save(step, state, data_iter, config):
                 last_save = time.time()
-            if preempted:
-                ckpt.wait()
-                logger.info("stop requested (%s): saved checkpoint step %d; rerun the same command "
-                            "to continue", stop.signal_name or "preemption", step)
-                return state
             evaluated = False
             if tc.eval_every and step % tc.eval_every == 0:
                 run_eval(step)
@@ -848,6 +874,13 @@ def train_and_evaluate(config, workdir) -> TrainState:
             if evaluated:  # evaluation time is not training speed
                 jax.block_until_ready(state.step)
                 window_start, window_steps = time.time(), 0
+        if stopped:
+            if step > start_step and ckpt.latest_step != step:
+                ckpt.save(step, state, data_iter, config, force=True)
+            ckpt.wait()
+            logger.info("stop requested (%s): saved checkpoint step %d; rerun the same command "
+                        "to continue", stop.signal_name or "another process", step)
+            return state
         if step > start_step:
             # The end of training always has a checkpoint and an evaluation.
             if ckpt.latest_step != step:
