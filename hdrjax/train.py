@@ -875,11 +875,13 @@ def train_and_evaluate(config, workdir) -> TrainState:
                 jax.block_until_ready(state.step)
                 window_start, window_steps = time.time(), 0
         if stopped:
+            t0 = time.time()
+            logger.info("stopping at step %d (no further step started): saving a checkpoint", step)
             if step > start_step and ckpt.latest_step != step:
                 ckpt.save(step, state, data_iter, config, force=True)
             ckpt.wait()
-            logger.info("stop requested (%s): saved checkpoint step %d; rerun the same command "
-                        "to continue", stop.signal_name or "another process", step)
+            logger.info("stop requested (%s): saved checkpoint step %d in %.1fs; rerun the same "
+                        "command to continue", stop.signal_name or "another process", step, time.time() - t0)
             return state
         if step > start_step:
             # The end of training always has a checkpoint and an evaluation.

@@ -116,6 +116,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, env):
     log = "".join(lines)
     assert proc.returncode == 0, log[-3000:]
     assert "stop requested (SIGTERM): saved checkpoint step" in log
-    saved = int(log.split("saved checkpoint step ")[1].split(";")[0])
-    assert 3 <= saved <= 5  # at most two steps were in flight when the signal came
+    saved = int(log.split("saved checkpoint step ")[1].split()[0])
+    # Sent after step 3 finished: the loop stops at that boundary, or after the one step it had
+    # already started -- never another.
+    assert 3 <= saved <= 4
     assert checkpoints.find_checkpoint(workdir).name == str(saved)
