@@ -105,6 +105,9 @@ def base_config() -> ml_collections.ConfigDict:
     # state costs seconds, 10-30 min.
     c.train.checkpoint_every_secs = 1800.0
     c.train.keep_checkpoints = 3  # checkpoints kept in <workdir>/checkpoints
+    # Ours: write checkpoints in a background thread (the step loop waits only for the copy
+    # to host memory); False = write before the next step (experiments/checkpoint_stall.py).
+    c.train.async_checkpoint = True
     c.train.image_summary_every = 5_000  # previews in TensorBoard; 0 = never
     # Ours: keep the Hallucination-Net's VGG16 encoder at its initial (ImageNet) weights.
     # Saves the encoder's weight gradients and 59 MB per shipped model; False = reference.

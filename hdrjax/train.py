@@ -723,7 +723,8 @@ def train_and_evaluate(config, workdir) -> TrainState:
 
     # Everything that reads files or can fail on user input comes before any compilation.
     workdir.mkdir(parents=True, exist_ok=True)
-    ckpt = checkpoints.Checkpointer(workdir, max_to_keep=tc.keep_checkpoints, save_every=tc.checkpoint_every)
+    ckpt = checkpoints.Checkpointer(workdir, max_to_keep=tc.keep_checkpoints, save_every=tc.checkpoint_every,
+                                   async_save=tc.get("async_checkpoint", True))
     try:
         latest = ckpt.latest_step
         data_seed, resume_data = config.seed, True
