@@ -1,8 +1,9 @@
 """Checkpoints: an orbax CheckpointManager over <workdir>/checkpoints.
 
 One checkpoint step holds three items:
-  state   the whole TrainState (all four SingleHDR networks, batch stats, optimizer state,
-          step, PRNG key), so stage runs compose into a joint run;
+  state   the whole TrainState: the networks the stage trains (joint: all four), their batch
+          stats and optimizer state, step, PRNG key; a joint run takes each network from its
+          stage run (init.<network>);
   data    the grain iterator position of every process (grain's orbax handler);
   config  the run's config as JSON, checked on resume.
 """
@@ -147,14 +148,27 @@ class Checkpointer:
     def restore(self, step: int, abstract_state, data_iterator):
         """Restore state (onto the shardings of `abstract_state`) and the iterator position."""
         abstract = _abstract(abstract_state)
+        fields = getattr(abstract, "__dataclass_fields__", None)
+        empty = {}
+        if fields is not None:
+            # As a dict of its fields, without empty ones (a Dequantization state has no batch
+            # stats): orbax cannot match an empty template against stored content.
+            empty = {f: getattr(abstract, f) for f in fields if getattr(abstract, f) in ({}, ())}
+            template = abstract
+            abstract = {f: getattr(abstract, f) for f in fields if f not in empty}
         args = dict(
             state=ocp.args.PyTreeRestore(
-                item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract)
+                item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+                # Checkpoints written before stage states held only the stage's networks carry
+                # all four; the networks this state has are taken from them, the rest ignored.
+                partial_restore=True,
             )
         )
         if data_iterator is not None:
             args["data"] = _GrainRestore(data_iterator)
         restored = self.manager.restore(step, args=ocp.args.Composite(**args))
+        if fields is not None:
+            return template.replace(**restored["state"], **empty)
         return restored["state"]
 
     def wait(self) -> None:

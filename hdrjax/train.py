@@ -64,11 +64,17 @@ USER_ERRORS = (
 
 @struct.dataclass
 class TrainState:
-    """Everything a step changes; checkpointed whole (orbax PyTree)."""
+    """Everything a step changes; checkpointed whole (orbax PyTree).
+
+    It holds the networks of its stage only (`TRAINABLE[stage]`; joint: all four): a stage
+    run neither needs nor changes the others, so they are not initialised, kept on the
+    devices or written into every checkpoint (a Dequantization checkpoint was 118 MB of
+    mostly untouched Hallucination-Net weights).
+    """
 
     step: jax.Array  # i32[]: optimiser steps done
-    params: Any  # {dequantization, linearization, hallucination, refinement}
-    batch_stats: Any  # {linearization, hallucination}
+    params: Any  # {network: ...} for the stage's networks (dequantization, ..., refinement)
+    batch_stats: Any  # the stage's networks with BatchNorm (linearization, hallucination)
     opt_state: Any
     key: jax.Array  # u32[2]: raw key data (plain arrays checkpoint everywhere)
 
@@ -220,11 +226,22 @@ def make_optimizer(config) -> optax.GradientTransformation:
     return optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
 
 
-def init_variables(model, key, *, batch: int = 1) -> dict:
-    """Fresh {"params", "batch_stats"} of all four networks."""
+def init_variables(model, key, *, batch: int = 1, networks=NETWORKS) -> dict:
+    """Fresh {"params", "batch_stats"} of all four networks, or of one (`networks=(name,)`)."""
     x = jnp.zeros((batch, _INIT_SIZE, _INIT_SIZE, 3), jnp.float32)
-    variables = model.init(key, x, train=False)
-    return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+    networks = tuple(networks)
+    if set(networks) == set(NETWORKS):
+        variables = model.init(key, x, train=False)
+    elif networks == ("dequantization",):
+        variables = model.init(key, x, method=model.dequantize)
+    elif networks == ("linearization",):
+        variables = model.init(key, x, train=False, method=model.estimate_inverse_crf)
+    elif networks == ("hallucination",):
+        variables = model.init(key, x, train=False, method=model.hallucinate)
+    else:
+        raise ValueError(f"networks must be all four or one of dequantization, linearization, "
+                         f"hallucination; got {networks}")
+    return {"params": dict(variables["params"]), "batch_stats": dict(variables.get("batch_stats", {}))}
 
 
 # Compiled parameter initialisers by (model options, mesh): compiling SingleHDR's init is the
@@ -234,10 +251,11 @@ _INIT_FNS: dict = {}
 
 
 def _compiled_init(config, model, mesh) -> Callable:
+    networks = TRAINABLE[config.stage]
     key = (json.dumps(checkpoints.config_to_json(config.model), sort_keys=True),
-           config.crf.invemor, mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
+           config.crf.invemor, networks, mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
     if key not in _INIT_FNS:
-        _INIT_FNS[key] = jax.jit(functools.partial(init_variables, model),
+        _INIT_FNS[key] = jax.jit(functools.partial(init_variables, model, networks=networks),
                                  out_shardings=parallel.replicated(mesh))
     return _INIT_FNS[key]
 
@@ -599,7 +617,8 @@ def _state_from_variables(variables, optimizer, seed: int) -> TrainState:
 def abstract_state(config, model, optimizer, mesh) -> TrainState:
     """Shapes, dtypes and (replicated) shardings of the TrainState, without computing it."""
     shapes = jax.eval_shape(lambda: _state_from_variables(
-        init_variables(model, _param_init_key(config.seed)), optimizer, config.seed))
+        init_variables(model, _param_init_key(config.seed), networks=TRAINABLE[config.stage]),
+        optimizer, config.seed))
     rep = parallel.replicated(mesh)
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
 
@@ -627,7 +646,12 @@ def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=
         logger.info("Linearization-Net trunk initialised from %s", config.init.crf_net)
     # Networks that start from a shipped model: its files are checked and read once per folder.
     shipped: dict = {}
+    used = [net for net in NETWORKS if net in params]
     for net in NETWORKS:
+        if config.init[net] and net not in params:
+            logger.warning("config.init.%s is not used: stage %s trains only %s", net, config.stage,
+                           ", ".join(used))
+    for net in used:
         if config.init[net] and _is_shipped(config.init[net]):
             shipped.setdefault(config.init[net], []).append(net)
     shipped_variables = {}
@@ -638,7 +662,7 @@ def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=
             shipped_variables[path] = pretrained.network_variables(path, tuple(nets))
         except pretrained.PretrainedError as e:
             raise ConfigError(f"config.init.{', '.join(nets)}: {e}") from None
-    for net in NETWORKS:
+    for net in used:
         path = config.init[net]
         if not path:
             continue

@@ -130,3 +130,24 @@ def test_save_variables_writes_a_loadable_checkpoint(tmp_path):
     np.testing.assert_array_equal(np.asarray(part["params"]["dequantization"]["w"]), np.arange(4))
     with pytest.raises(checkpoints.CheckpointError, match="already exists"):
         checkpoints.save_variables(path, variables, make_config())
+
+
+def test_a_checkpoint_with_all_networks_restores_into_a_stage_state(tmp_path):
+    # Before stage states held only their own networks, every stage checkpoint stored all of
+    # them (and Adam state laid out over all of them): such a checkpoint must still resume.
+    mesh = parallel.make_mesh()
+    old = make_state(mesh, value=3.0)  # params of dequantization (trained) and linearization (frozen)
+    old = old.replace(step=old.step + 7)
+    ck = checkpoints.Checkpointer(tmp_path, max_to_keep=1, save_every=1)
+    ck.save(7, old, None, make_config())
+    ck.close()
+    params = {"dequantization": {"w": jnp.zeros((3, 3))}}
+    tx = optax.multi_transform({"t": optax.adam(1e-3), "f": optax.set_to_zero()}, {"dequantization": "t"})
+    new = parallel.replicate(State(jnp.zeros((), jnp.int32), params, {}, tx.init(params)), mesh)
+    ck = checkpoints.Checkpointer(tmp_path, max_to_keep=1, save_every=1)
+    restored = ck.restore(7, new, None)
+    ck.close()
+    assert int(restored.step) == 7
+    assert set(restored.params) == {"dequantization"}
+    np.testing.assert_array_equal(np.asarray(restored.params["dequantization"]["w"]), np.full((3, 3), 3.0))
+    assert jax.tree.structure(restored.opt_state) == jax.tree.structure(new.opt_state)
