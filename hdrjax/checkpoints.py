@@ -224,11 +224,16 @@ def load_variables(path, abstract_variables, *, what: str = "init"):
     return restored
 
 
-def load_inference_variables(path):
+INFERENCE_NETWORKS = ("dequantization", "linearization", "hallucination", "refinement")
+
+
+def load_inference_variables(path, *, complete: bool = True):
     """(variables {"params", "batch_stats"} as numpy, stored config dict, step) of a run's latest checkpoint.
 
     For inference and evaluation: needs no model or config, only the checkpoint written by
-    training (`path` as in `load_variables`).  Raises CheckpointError when there is none.
+    training (`path` as in `load_variables`).  Raises CheckpointError when there is none, and
+    (with `complete`) when it lacks some of the four networks: a stage run's checkpoint holds
+    only the network that stage trains.
     """
     step_dir = find_checkpoint(path)
     if step_dir is None:
@@ -250,6 +255,13 @@ def load_inference_variables(path):
     except (ValueError, KeyError, FileNotFoundError, OSError) as e:
         raise CheckpointError(f"{step_dir}: cannot read checkpoint: {e}") from e
     variables.setdefault("batch_stats", {})
+    missing = [net for net in INFERENCE_NETWORKS if net not in variables["params"]]
+    if complete and missing:
+        stage = config.get("stage", "?")
+        raise CheckpointError(
+            f"{step_dir}: this {stage!r} stage checkpoint holds only {', '.join(sorted(variables['params']))} "
+            f"(not {', '.join(missing)}); inference needs all four networks: use the workdir of a joint "
+            f"run (which can start from this one with --config.init.{stage}=...) or a shipped model")
     return variables, config, int(step_dir.name) if step_dir.name.isdigit() else None
 
 

@@ -99,8 +99,12 @@ def test_load_variables_takes_a_subtree_of_another_run(tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded["params"]["dequantization"]["w"]), np.full((3, 3), 5.0))
     assert loaded["params"]["dequantization"]["w"].sharding.is_fully_replicated
 
-    variables, config, step = checkpoints.load_inference_variables(tmp_path / "deq")
+    variables, config, step = checkpoints.load_inference_variables(tmp_path / "deq", complete=False)
     assert step == 3 and config["stage"] == "dequantization"
+    # Inference needs all four networks: a stage run's checkpoint is refused in one clear line.
+    with pytest.raises(checkpoints.CheckpointError, match=r"'dequantization' stage checkpoint holds only "
+                       r"dequantization, linearization \(not hallucination, refinement\); inference needs all four"):
+        checkpoints.load_inference_variables(tmp_path / "deq")
     assert set(variables) == {"params", "batch_stats"}
     np.testing.assert_array_equal(variables["batch_stats"]["linearization"]["mean"], np.ones(4))
 
@@ -123,7 +127,7 @@ def test_save_variables_writes_a_loadable_checkpoint(tmp_path):
                  "batch_stats": {"linearization": {"mean": np.ones(2, np.float32)}}}
     path = checkpoints.save_variables(tmp_path / "imported", variables, make_config())
     assert checkpoints.find_checkpoint(path) == path
-    loaded, config, _ = checkpoints.load_inference_variables(path)
+    loaded, config, _ = checkpoints.load_inference_variables(path, complete=False)
     np.testing.assert_array_equal(loaded["params"]["dequantization"]["w"], np.arange(4))
     assert config["stage"] == "dequantization"
     part = checkpoints.load_variables(path, {"params": {"dequantization": {"w": jnp.zeros(4)}}})
