@@ -108,6 +108,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Ours: write checkpoints in a background thread (the step loop waits only for the copy
     # to host memory); False = write before the next step (experiments/checkpoint_stall.py).
     c.train.async_checkpoint = True
+    # Ours: dispatch the periodic evaluation and read its results after the next step has
+    # started, so the accelerator runs both back to back; False = wait for it.
+    c.train.async_eval = True
     c.train.image_summary_every = 5_000  # previews in TensorBoard; 0 = never
     # Ours: keep the Hallucination-Net's VGG16 encoder at its initial (ImageNet) weights.
     # Saves the encoder's weight gradients and 59 MB per shipped model; False = reference.

@@ -693,12 +693,19 @@ def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=
 
 def evaluate(eval_fn, variables, eval_set, bank, mesh, *, max_batches: int | None = None):
     """(mean of each eval metric over the fixed eval set, preview images of its first batch)."""
+    return _collect_eval(_dispatch_eval(eval_fn, variables, eval_set, bank, mesh, max_batches=max_batches))
+
+
+def _dispatch_eval(eval_fn, variables, eval_set, bank, mesh, *, max_batches: int | None = None):
+    """Start the eval computations of every batch (device arrays, nothing waited for)."""
+    return [eval_fn(variables, _put_eval_batch(batch, mesh), bank) for batch in eval_set[:max_batches]]
+
+
+def _collect_eval(outputs):
+    """evaluate()'s result from the outputs of _dispatch_eval (waits for them)."""
     totals: dict[str, float] = {}
-    images = None
-    for batch in eval_set[:max_batches]:
-        sums, imgs = eval_fn(variables, _put_eval_batch(batch, mesh), bank)
-        if images is None:
-            images = parallel.fetch(imgs)
+    images = parallel.fetch(outputs[0][1])
+    for sums, _ in outputs:
         for k, v in parallel.fetch(sums).items():
             totals[k] = totals.get(k, 0.0) + float(v)
     count = max(totals.pop("count", 0.0), 1.0)
@@ -815,11 +822,17 @@ def train_and_evaluate(config, workdir) -> TrainState:
     # next step boundary (parallel.agree), so a signal to any one of them stops all.
     stop = _StopRequest(install=True)
 
-    def run_eval(step, *, images_only=False):
-        t0 = time.time()
+    def start_eval(step, *, images_only=False):
+        # Only dispatched: the device runs the evaluation between this step and the next
+        # while the host goes on; finish_eval reads the results (train.async_eval).
         variables = {"params": state.params, "batch_stats": state.batch_stats}
-        results, images = evaluate(eval_fn, variables, eval_set, bank_test, mesh,
-                                   max_batches=1 if images_only else None)
+        outputs = _dispatch_eval(eval_fn, variables, eval_set, bank_test, mesh,
+                                 max_batches=1 if images_only else None)
+        return step, images_only, time.time(), outputs
+
+    def finish_eval(started):
+        step, images_only, t0, outputs = started
+        results, images = _collect_eval(outputs)
         writer.images(step, images, "images")
         if not images_only:
             writer.scalars(step, results, "eval")
@@ -841,6 +854,7 @@ def train_and_evaluate(config, workdir) -> TrainState:
     last_log = last_save = time.time()
     step = start_step
     stopped = False
+    eval_in_flight = None
     secs = tc.get("checkpoint_every_secs", 0)
     try:
         while step < total:
@@ -862,6 +876,12 @@ def train_and_evaluate(config, workdir) -> TrainState:
             # runs this one, and a stop request never waits behind a long queue of steps.
             if pending:
                 jax.block_until_ready(pending[-1])
+            if eval_in_flight is not None:
+                # The evaluation dispatched after the previous step: the device runs this step
+                # behind it, so reading its results here leaves the device no idle gap.
+                finish_eval(eval_in_flight)
+                eval_in_flight = None
+                window_start, window_steps = time.time(), -1  # evaluation time is not training speed
             pending.append(metrics)
             if step == start_step + 1:
                 jax.block_until_ready(metrics)
@@ -889,16 +909,18 @@ def train_and_evaluate(config, workdir) -> TrainState:
             # checkpoint_every_secs of work even when checkpoint_every steps take days.
             if ckpt.save(step, state, data_iter, config):
                 last_save = time.time()
-            evaluated = False
             if tc.eval_every and step % tc.eval_every == 0:
-                run_eval(step)
-                evaluated = True
+                eval_in_flight = start_eval(step)
             elif tc.image_summary_every and step % tc.image_summary_every == 0:
-                run_eval(step, images_only=True)
-                evaluated = True
-            if evaluated:  # evaluation time is not training speed
+                eval_in_flight = start_eval(step, images_only=True)
+            if eval_in_flight is not None and (not tc.get("async_eval", True) or step == total):
+                finish_eval(eval_in_flight)
+                eval_in_flight = None
                 jax.block_until_ready(state.step)
-                window_start, window_steps = time.time(), 0
+                window_start, window_steps = time.time(), 0  # evaluation time is not training speed
+        if eval_in_flight is not None:  # stopped right after dispatching an evaluation
+            finish_eval(eval_in_flight)
+            eval_in_flight = None
         if stopped:
             t0 = time.time()
             logger.info("stopping at step %d (no further step started): saving a checkpoint", step)
@@ -913,7 +935,7 @@ def train_and_evaluate(config, workdir) -> TrainState:
             if ckpt.latest_step != step:
                 ckpt.save(step, state, data_iter, config, force=True)
             if not (tc.eval_every and step % tc.eval_every == 0):
-                run_eval(step)
+                finish_eval(start_eval(step))
         ckpt.wait()
         logger.info("done: step %d, %s in this run", step, _fmt_duration(time.time() - t_start))
         return state
