@@ -247,3 +247,22 @@ def test_a_killed_process_ends_the_others_and_a_restart_resumes(two_process_run,
     assert max(_steps(workdir)) == saved[0]
     data_files = sorted(p.name for p in (workdir / "checkpoints" / str(saved[0]) / "data").glob("process_*"))
     assert data_files == ["process_0-of-2.json", "process_1-of-2.json"]
+
+
+def test_launch_builds_one_command_per_process_and_refuses_bad_arguments(capsys):
+    args, main_args = launch.parse_args(["--processes", "2", "--devices_per_process", "4", "--",
+                                         "--config=c.py", "--workdir=w"])
+    assert (args.processes, args.devices_per_process, main_args) == (2, 4, ["--config=c.py", "--workdir=w"])
+    cmd = launch.worker_command(main_args, process_id=1, num_processes=2, port=1234)
+    assert cmd[1:4] == ["-m", "hdrjax.main", "--config=c.py"]
+    assert cmd[-4:] == ["--config.parallel.multi_host=True", "--config.parallel.coordinator_address=127.0.0.1:1234",
+                        "--config.parallel.num_processes=2", "--config.parallel.process_id=1"]
+    env = launch.worker_env(4, {"XLA_FLAGS": "--xla_force_host_platform_device_count=8 --xla_foo=1"})
+    assert env["XLA_FLAGS"] == "--xla_foo=1 --xla_force_host_platform_device_count=4"
+    assert env["JAX_PLATFORMS"] == "cpu"
+    assert launch.worker_env(0, {"A": "1"}) == {"A": "1"}  # real devices: environment unchanged
+    for bad, message in ((["--processes", "0", "--", "--config=c", "--workdir=w"], "--processes must be >= 1"),
+                         (["--processes", "2"], "at least --config=... and --workdir=...")):
+        with pytest.raises(SystemExit):
+            launch.parse_args(bad)
+        assert message in capsys.readouterr().err
