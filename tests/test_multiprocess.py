@@ -130,11 +130,14 @@ def test_two_processes_reach_the_parameters_of_one_process_on_the_same_global_ba
     moved = np.abs(b - np.concatenate([x.ravel() for x in jax.tree.leaves(start)]))
     diff = np.abs(a - b)
     # Tolerance from float reduction order only: the gradient all-reduce sums 8 device
-    # partials in another order (gloo across processes vs. in-process), ~1e-7 relative;
-    # Adam's m / sqrt(v) magnifies that where a gradient is ~0, by at most lr per step.
+    # partials, across processes through gloo vs. within one process.  Measured: 99 % of the
+    # weights identical, the largest difference 7.5e-9 (weights up to 0.19; the median weight
+    # moved 2.2e-5 in these 2 steps).  Allowed: 99 % of the weights within 1e-7; any weight
+    # within lr x steps, because Adam's m / sqrt(v) can turn a rounding difference where a
+    # gradient is ~0 into up to a full step (another machine may round differently).
     assert np.median(diff) < 0.01 * np.median(moved), (np.median(diff), np.median(moved))
-    assert np.percentile(diff, 99) < 0.1 * np.median(moved)
-    assert diff.max() <= config.optim.learning_rate * 2
+    assert np.percentile(diff, 99) <= 1e-7, np.percentile(diff, 99)
+    assert diff.max() <= config.optim.learning_rate * 2, diff.max()
 
 
 def _load_config():
