@@ -1,11 +1,12 @@
 """Checkpoints: an orbax CheckpointManager over <workdir>/checkpoints.
 
-One checkpoint step holds three items:
+One checkpoint step holds these items:
   state   the whole TrainState: the networks the stage trains (joint: all four), their batch
           stats and optimizer state, step, PRNG key; a joint run takes each network from its
           stage run (init.<network>);
   data    the grain iterator position of every process (grain's orbax handler);
-  config  the run's config as JSON, checked on resume.
+  config  the run's config as JSON, checked on resume;
+  meta    (optional) run facts that are not config, as JSON: the data seed in use.
 """
 from __future__ import annotations
 
@@ -85,6 +86,7 @@ class Checkpointer:
 
     def __init__(self, workdir, *, max_to_keep: int, save_every: int, async_save: bool = True):
         self.directory = pathlib.Path(workdir).absolute() / CHECKPOINT_SUBDIR
+        self.meta: dict = {}  # saved with every step when not empty (see stored_meta)
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
@@ -116,6 +118,13 @@ class Checkpointer:
             return None
         return int(files[0].stem.rsplit("-of-", 1)[1])
 
+    def stored_meta(self, step: int) -> dict:
+        """The `meta` JSON of a checkpoint step ({} for steps written without one)."""
+        if not (self.directory / str(step) / "meta").is_dir():
+            return {}
+        restored = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored["meta"])
+
     def stored_config(self, step: int | None = None) -> dict:
         """The config JSON stored with a checkpoint step (default: the latest)."""
         step = self.latest_step if step is None else step
@@ -139,6 +148,8 @@ class Checkpointer:
             state=ocp.args.PyTreeSave(state),
             config=ocp.args.JsonSave(config_to_json(config)),
         )
+        if self.meta:
+            args["meta"] = ocp.args.JsonSave(self.meta)
         if data_iterator is not None:
             # Grain's handler writes the iterator state synchronously inside save(), so it is
             # the position after the batch of `step`, not a later one.

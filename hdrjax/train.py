@@ -761,13 +761,14 @@ def train_and_evaluate(config, workdir) -> TrainState:
         data_seed, resume_data = config.seed, True
         if latest is not None:
             ckpt.check_config(config, latest)
+            data_seed = ckpt.stored_meta(latest).get("data_seed", config.seed)
             writers = ckpt.data_process_count(latest)
             if writers is not None and writers != jax.process_count():
                 # Each process reads its own shard of the items, so the streams of N processes
                 # cannot be split over M.  The state restores (arrays are global); the data
                 # restarts with a new shuffle drawn from (seed, step), not the first batches again.
                 resume_data = False
-                data_seed = int(np.random.SeedSequence([config.seed, latest]).generate_state(1)[0])
+                data_seed = int(np.random.SeedSequence([data_seed, latest]).generate_state(1)[0])
                 logger.warning("checkpoint step %d was written by %d processes, this run has %d: "
                                "the model and optimizer state continue, the data order restarts "
                                "with a new shuffle", latest, writers, jax.process_count())
@@ -775,6 +776,9 @@ def train_and_evaluate(config, workdir) -> TrainState:
             config.data, global_batch_size=tc.batch_size, seed=data_seed,
             process_index=jax.process_index(), process_count=jax.process_count(),
         )
+        if data_seed != config.seed:
+            # Stored with every checkpoint, so later restarts continue this stream exactly.
+            ckpt.meta = {"data_seed": int(data_seed)}
         bank_train = parallel.replicate(crf.load_bank(config.crf.bank, split="train"), mesh)
         bank_test = parallel.replicate(crf.load_bank(config.crf.bank, split="test"), mesh)
         eval_set = make_eval_set(config, len(bank_test), mesh.devices.size)

@@ -155,3 +155,15 @@ def test_a_checkpoint_with_all_networks_restores_into_a_stage_state(tmp_path):
     assert set(restored.params) == {"dequantization"}
     np.testing.assert_array_equal(np.asarray(restored.params["dequantization"]["w"]), np.full((3, 3), 3.0))
     assert jax.tree.structure(restored.opt_state) == jax.tree.structure(new.opt_state)
+
+
+def test_meta_is_saved_with_each_step_and_absent_from_older_ones(tmp_path):
+    mesh = parallel.make_mesh()
+    ck = checkpoints.Checkpointer(tmp_path, max_to_keep=3, save_every=1)
+    ck.save(1, make_state(mesh), None, make_config())
+    ck.meta = {"data_seed": 12345}
+    ck.save(2, make_state(mesh), None, make_config())
+    ck.wait()
+    assert ck.stored_meta(1) == {}
+    assert ck.stored_meta(2) == {"data_seed": 12345}
+    ck.close()

@@ -185,6 +185,13 @@ def test_a_checkpoint_of_two_processes_continues_in_one(two_process_run, tmp_pat
     assert _steps(workdir)[-1] == 6
     data_files = sorted(p.name for p in (workdir / "checkpoints" / "6" / "data").glob("process_*"))
     assert data_files == ["process_0-of-1.json"]
+    # The new stream's seed is saved, so a later restart continues it rather than the old one.
+    ck = checkpoints.Checkpointer(workdir, max_to_keep=3, save_every=2)
+    try:
+        assert ck.stored_meta(4) == {}
+        assert ck.stored_meta(6)["data_seed"] != 0
+    finally:
+        ck.close()
 
 
 @pytest.mark.slow
