@@ -4,7 +4,9 @@
 banks and the model, restores the latest checkpoint of `workdir` (or initialises, optionally
 from earlier stage runs), then loops: synthesise LDRs on the device, one optimiser step,
 log, evaluate on held-out CRFs and exposures, checkpoint.  A SIGTERM (preemption) or Ctrl-C
-saves a checkpoint and stops cleanly; the next start continues from it.
+stops at the next step boundary, saves a checkpoint and returns; the next start continues
+from it (a second signal exits the process at once).  In a multi-process run every decision
+taken at a step boundary (stop, wall-clock save) is agreed by all processes.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import math
 import os
 import pathlib
 import signal
+import sys
 import time
 from typing import Any, Callable
 
@@ -561,6 +564,8 @@ class _StopRequest:
     def _handle(self, signum, frame):
         name = signal.Signals(signum).name
         if self.requested:
+            if signum == signal.SIGINT and hasattr(sys, "ps1"):
+                raise KeyboardInterrupt  # an interactive session keeps its interpreter
             # A second signal: exit now, without waiting for the step or a save in progress.
             # An unfinished save is a tmp folder that orbax ignores (and removes at the next
             # start), so the previous checkpoint stays the latest and intact.
