@@ -99,9 +99,18 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.eval_every = 10_000  # held-out CRFs/exposures; 0 = never (the end always evaluates)
     c.train.checkpoint_every = 10_000  # §3.1: the reference saves every 10,000 iterations
     # Ours: also save when this many seconds passed since the last save (0 = steps only), so a
-    # killed run loses at most this much; 10,000 steps are days on a CPU. Single-process runs.
+    # killed run loses at most this much; 10,000 steps are days on a CPU.  All processes of a
+    # multi-host run save at the same step (process 0's clock or any other's, whichever is due
+    # first).  30 min suits a CPU or a single GPU; on a pod, where a save of the replicated
+    # state costs seconds, 10-30 min.
     c.train.checkpoint_every_secs = 1800.0
     c.train.keep_checkpoints = 3  # checkpoints kept in <workdir>/checkpoints
+    # Ours: write checkpoints in a background thread (the step loop waits only for the copy
+    # to host memory); False = write before the next step (experiments/checkpoint_stall.py).
+    c.train.async_checkpoint = True
+    # Ours: dispatch the periodic evaluation and read its results after the next step has
+    # started, so the accelerator runs both back to back; False = wait for it.
+    c.train.async_eval = True
     c.train.image_summary_every = 5_000  # previews in TensorBoard; 0 = never
     # Ours: keep the Hallucination-Net's VGG16 encoder at its initial (ImageNet) weights.
     # Saves the encoder's weight gradients and 59 MB per shipped model; False = reference.
@@ -140,6 +149,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.parallel.coordinator_address = ""  # "host:port" of process 0; "" = auto
     c.parallel.num_processes = 0  # 0 = auto
     c.parallel.process_id = -1  # -1 = auto
+    # A process that stops sending heartbeats (killed, out of memory, host lost) ends all the
+    # others with "another task died" after this long, rather than leaving them blocked in a
+    # collective forever (JAX's default, 100 s).
+    c.parallel.heartbeat_timeout_secs = 100
     c.parallel.num_devices = 0  # 0 = every device; N = only the first N (single host; debugging)
     return c
 

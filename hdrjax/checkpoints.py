@@ -1,10 +1,12 @@
 """Checkpoints: an orbax CheckpointManager over <workdir>/checkpoints.
 
-One checkpoint step holds three items:
-  state   the whole TrainState (all four SingleHDR networks, batch stats, optimizer state,
-          step, PRNG key), so stage runs compose into a joint run;
+One checkpoint step holds these items:
+  state   the whole TrainState: the networks the stage trains (joint: all four), their batch
+          stats and optimizer state, step, PRNG key; a joint run takes each network from its
+          stage run (init.<network>);
   data    the grain iterator position of every process (grain's orbax handler);
-  config  the run's config as JSON, checked on resume.
+  config  the run's config as JSON, checked on resume;
+  meta    (optional) run facts that are not config, as JSON: the data seed in use.
 """
 from __future__ import annotations
 
@@ -84,16 +86,15 @@ class Checkpointer:
 
     def __init__(self, workdir, *, max_to_keep: int, save_every: int, async_save: bool = True):
         self.directory = pathlib.Path(workdir).absolute() / CHECKPOINT_SUBDIR
+        self.meta: dict = {}  # saved with every step when not empty (see stored_meta)
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
                 max_to_keep=max_to_keep,
                 # Exactly at multiples of save_every (the default policy would also save the
-                # first step), plus whenever the multi-host preemption sync point is reached.
-                save_decision_policy=ocp.checkpoint_managers.AnySavePolicy([
-                    ocp.checkpoint_managers.FixedIntervalPolicy(max(1, save_every)),
-                    ocp.checkpoint_managers.PreemptionCheckpointingPolicy(),
-                ]),
+                # first step).  Preemption (SIGTERM on any process) and wall-clock saves are
+                # forced by the training loop at a step boundary all processes agree on.
+                save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(max(1, save_every)),
                 enable_async_checkpointing=async_save,
                 # A kill -9 during a save leaves a tmp directory; orbax ignores it for
                 # latest_step and this removes it at the next start.
@@ -105,6 +106,24 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         """The newest complete checkpoint step, or None."""
         return self.manager.latest_step()
+
+    def data_process_count(self, step: int) -> int | None:
+        """How many processes wrote the data iterator positions of `step` (None: no data item).
+
+        Grain writes one position file per process (process_<i>-of-<n>.json); a run with a
+        different number of processes cannot continue those streams.
+        """
+        files = list((self.directory / str(step) / "data").glob("process_*-of-*.json"))
+        if not files:
+            return None
+        return int(files[0].stem.rsplit("-of-", 1)[1])
+
+    def stored_meta(self, step: int) -> dict:
+        """The `meta` JSON of a checkpoint step ({} for steps written without one)."""
+        if not (self.directory / str(step) / "meta").is_dir():
+            return {}
+        restored = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored["meta"])
 
     def stored_config(self, step: int | None = None) -> dict:
         """The config JSON stored with a checkpoint step (default: the latest)."""
@@ -129,6 +148,8 @@ class Checkpointer:
             state=ocp.args.PyTreeSave(state),
             config=ocp.args.JsonSave(config_to_json(config)),
         )
+        if self.meta:
+            args["meta"] = ocp.args.JsonSave(self.meta)
         if data_iterator is not None:
             # Grain's handler writes the iterator state synchronously inside save(), so it is
             # the position after the batch of `step`, not a later one.
@@ -138,14 +159,27 @@ class Checkpointer:
     def restore(self, step: int, abstract_state, data_iterator):
         """Restore state (onto the shardings of `abstract_state`) and the iterator position."""
         abstract = _abstract(abstract_state)
+        fields = getattr(abstract, "__dataclass_fields__", None)
+        empty = {}
+        if fields is not None:
+            # As a dict of its fields, without empty ones (a Dequantization state has no batch
+            # stats): orbax cannot match an empty template against stored content.
+            empty = {f: getattr(abstract, f) for f in fields if getattr(abstract, f) in ({}, ())}
+            template = abstract
+            abstract = {f: getattr(abstract, f) for f in fields if f not in empty}
         args = dict(
             state=ocp.args.PyTreeRestore(
-                item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract)
+                item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+                # Checkpoints written before stage states held only the stage's networks carry
+                # all four; the networks this state has are taken from them, the rest ignored.
+                partial_restore=True,
             )
         )
         if data_iterator is not None:
             args["data"] = _GrainRestore(data_iterator)
         restored = self.manager.restore(step, args=ocp.args.Composite(**args))
+        if fields is not None:
+            return template.replace(**restored["state"], **empty)
         return restored["state"]
 
     def wait(self) -> None:
@@ -201,11 +235,16 @@ def load_variables(path, abstract_variables, *, what: str = "init"):
     return restored
 
 
-def load_inference_variables(path):
+INFERENCE_NETWORKS = ("dequantization", "linearization", "hallucination", "refinement")
+
+
+def load_inference_variables(path, *, complete: bool = True):
     """(variables {"params", "batch_stats"} as numpy, stored config dict, step) of a run's latest checkpoint.
 
     For inference and evaluation: needs no model or config, only the checkpoint written by
-    training (`path` as in `load_variables`).  Raises CheckpointError when there is none.
+    training (`path` as in `load_variables`).  Raises CheckpointError when there is none, and
+    (with `complete`) when it lacks some of the four networks: a stage run's checkpoint holds
+    only the network that stage trains.
     """
     step_dir = find_checkpoint(path)
     if step_dir is None:
@@ -227,6 +266,13 @@ def load_inference_variables(path):
     except (ValueError, KeyError, FileNotFoundError, OSError) as e:
         raise CheckpointError(f"{step_dir}: cannot read checkpoint: {e}") from e
     variables.setdefault("batch_stats", {})
+    missing = [net for net in INFERENCE_NETWORKS if net not in variables["params"]]
+    if complete and missing:
+        stage = config.get("stage", "?")
+        raise CheckpointError(
+            f"{step_dir}: this {stage!r} stage checkpoint holds only {', '.join(sorted(variables['params']))} "
+            f"(not {', '.join(missing)}); inference needs all four networks: use the workdir of a joint "
+            f"run (which can start from this one with --config.init.{stage}=...) or a shipped model")
     return variables, config, int(step_dir.name) if step_dir.name.isdigit() else None
 
 

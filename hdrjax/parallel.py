@@ -22,21 +22,48 @@ class ParallelError(ValueError):
 
 
 def initialize(multi_host: bool, *, coordinator_address: str = "", num_processes: int = 0,
-               process_id: int = -1) -> None:
-    """Start the multi-host runtime when asked; unset arguments are auto-detected by JAX."""
+               process_id: int = -1, heartbeat_timeout_secs: int = 100) -> None:
+    """Start the multi-host runtime when asked; unset arguments are auto-detected by JAX.
+
+    `heartbeat_timeout_secs`: when a process dies (kill -9, out of memory, a lost host), the
+    coordination service stops hearing from it and, after this long, terminates every other
+    process with "another task died" -- instead of leaving them blocked in a collective that
+    can never complete.
+    """
     if multi_host and not jax.distributed.is_initialized():
+        # Cross-process collectives of CPU devices (tests, a CPU cluster) run over gloo: the
+        # default of jax 0.10, named here so the code path does not depend on the default.
+        # Accelerator collectives (NCCL, ICI) are unaffected.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         # JAX detects SLURM, Open MPI, Kubernetes and Cloud TPU by itself; elsewhere pass the
         # coordinator "host:port", the number of processes and this process's id.
         jax.distributed.initialize(
             coordinator_address=coordinator_address or None,
             num_processes=num_processes or None,
             process_id=None if process_id < 0 else process_id,
+            heartbeat_timeout_seconds=int(heartbeat_timeout_secs),
         )
     logger.info(
         "process %d of %d, %d local / %d global devices (%s)",
         jax.process_index(), jax.process_count(), jax.local_device_count(),
         jax.device_count(), jax.devices()[0].platform,
     )
+
+
+def agree(flags) -> np.ndarray:
+    """The element-wise max of a small int vector over all processes (every process gets it).
+
+    Decisions taken at a step boundary -- stop on a signal, save because time passed -- must
+    be the same on every process, or one process enters a collective the others never
+    reach.  One process's True is everyone's True.  A no-op in a single-process run; in a
+    multi-process run a tiny all-gather that waits for the step in flight.
+    """
+    flags = np.asarray(flags, np.int32)
+    if jax.process_count() == 1:
+        return flags
+    from jax.experimental import multihost_utils
+
+    return np.max(np.asarray(multihost_utils.process_allgather(flags)), axis=0)
 
 
 def make_mesh(devices=None) -> Mesh:

@@ -4,7 +4,9 @@
 banks and the model, restores the latest checkpoint of `workdir` (or initialises, optionally
 from earlier stage runs), then loops: synthesise LDRs on the device, one optimiser step,
 log, evaluate on held-out CRFs and exposures, checkpoint.  A SIGTERM (preemption) or Ctrl-C
-saves a checkpoint and stops cleanly; the next start continues from it.
+stops at the next step boundary, saves a checkpoint and returns; the next start continues
+from it (a second signal exits the process at once).  In a multi-process run every decision
+taken at a step boundary (stop, wall-clock save) is agreed by all processes.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import math
 import os
 import pathlib
 import signal
+import sys
 import time
 from typing import Any, Callable
 
@@ -64,11 +67,17 @@ USER_ERRORS = (
 
 @struct.dataclass
 class TrainState:
-    """Everything a step changes; checkpointed whole (orbax PyTree)."""
+    """Everything a step changes; checkpointed whole (orbax PyTree).
+
+    It holds the networks of its stage only (`TRAINABLE[stage]`; joint: all four): a stage
+    run neither needs nor changes the others, so they are not initialised, kept on the
+    devices or written into every checkpoint (a Dequantization checkpoint was 118 MB of
+    mostly untouched Hallucination-Net weights).
+    """
 
     step: jax.Array  # i32[]: optimiser steps done
-    params: Any  # {dequantization, linearization, hallucination, refinement}
-    batch_stats: Any  # {linearization, hallucination}
+    params: Any  # {network: ...} for the stage's networks (dequantization, ..., refinement)
+    batch_stats: Any  # the stage's networks with BatchNorm (linearization, hallucination)
     opt_state: Any
     key: jax.Array  # u32[2]: raw key data (plain arrays checkpoint everywhere)
 
@@ -220,11 +229,22 @@ def make_optimizer(config) -> optax.GradientTransformation:
     return optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
 
 
-def init_variables(model, key, *, batch: int = 1) -> dict:
-    """Fresh {"params", "batch_stats"} of all four networks."""
+def init_variables(model, key, *, batch: int = 1, networks=NETWORKS) -> dict:
+    """Fresh {"params", "batch_stats"} of all four networks, or of one (`networks=(name,)`)."""
     x = jnp.zeros((batch, _INIT_SIZE, _INIT_SIZE, 3), jnp.float32)
-    variables = model.init(key, x, train=False)
-    return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+    networks = tuple(networks)
+    if set(networks) == set(NETWORKS):
+        variables = model.init(key, x, train=False)
+    elif networks == ("dequantization",):
+        variables = model.init(key, x, method=model.dequantize)
+    elif networks == ("linearization",):
+        variables = model.init(key, x, train=False, method=model.estimate_inverse_crf)
+    elif networks == ("hallucination",):
+        variables = model.init(key, x, train=False, method=model.hallucinate)
+    else:
+        raise ValueError(f"networks must be all four or one of dequantization, linearization, "
+                         f"hallucination; got {networks}")
+    return {"params": dict(variables["params"]), "batch_stats": dict(variables.get("batch_stats", {}))}
 
 
 # Compiled parameter initialisers by (model options, mesh): compiling SingleHDR's init is the
@@ -234,10 +254,11 @@ _INIT_FNS: dict = {}
 
 
 def _compiled_init(config, model, mesh) -> Callable:
+    networks = TRAINABLE[config.stage]
     key = (json.dumps(checkpoints.config_to_json(config.model), sort_keys=True),
-           config.crf.invemor, mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
+           config.crf.invemor, networks, mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
     if key not in _INIT_FNS:
-        _INIT_FNS[key] = jax.jit(functools.partial(init_variables, model),
+        _INIT_FNS[key] = jax.jit(functools.partial(init_variables, model, networks=networks),
                                  out_shardings=parallel.replicated(mesh))
     return _INIT_FNS[key]
 
@@ -541,10 +562,20 @@ class _StopRequest:
                     pass
 
     def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        name = signal.Signals(signum).name
+        if self.requested:
+            if signum == signal.SIGINT and hasattr(sys, "ps1"):
+                raise KeyboardInterrupt  # an interactive session keeps its interpreter
+            # A second signal: exit now, without waiting for the step or a save in progress.
+            # An unfinished save is a tmp folder that orbax ignores (and removes at the next
+            # start), so the previous checkpoint stays the latest and intact.
+            os.write(2, f"{name} again: exiting without saving; the last complete checkpoint "
+                        f"is kept\n".encode())
+            os._exit(128 + signum)
         self.requested = True
-        self.signal_name = signal.Signals(signum).name
+        self.signal_name = name
+        # Said at once: the save follows when the step in flight has finished.
+        logger.info("%s: stopping after the step in flight (a second signal exits at once)", name)
 
     def restore(self):
         for sig, old in self._old.items():
@@ -591,7 +622,8 @@ def _state_from_variables(variables, optimizer, seed: int) -> TrainState:
 def abstract_state(config, model, optimizer, mesh) -> TrainState:
     """Shapes, dtypes and (replicated) shardings of the TrainState, without computing it."""
     shapes = jax.eval_shape(lambda: _state_from_variables(
-        init_variables(model, _param_init_key(config.seed)), optimizer, config.seed))
+        init_variables(model, _param_init_key(config.seed), networks=TRAINABLE[config.stage]),
+        optimizer, config.seed))
     rep = parallel.replicated(mesh)
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
 
@@ -619,7 +651,12 @@ def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=
         logger.info("Linearization-Net trunk initialised from %s", config.init.crf_net)
     # Networks that start from a shipped model: its files are checked and read once per folder.
     shipped: dict = {}
+    used = [net for net in NETWORKS if net in params]
     for net in NETWORKS:
+        if config.init[net] and net not in params:
+            logger.warning("config.init.%s is not used: stage %s trains only %s", net, config.stage,
+                           ", ".join(used))
+    for net in used:
         if config.init[net] and _is_shipped(config.init[net]):
             shipped.setdefault(config.init[net], []).append(net)
     shipped_variables = {}
@@ -630,7 +667,7 @@ def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=
             shipped_variables[path] = pretrained.network_variables(path, tuple(nets))
         except pretrained.PretrainedError as e:
             raise ConfigError(f"config.init.{', '.join(nets)}: {e}") from None
-    for net in NETWORKS:
+    for net in used:
         path = config.init[net]
         if not path:
             continue
@@ -661,12 +698,19 @@ def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=
 
 def evaluate(eval_fn, variables, eval_set, bank, mesh, *, max_batches: int | None = None):
     """(mean of each eval metric over the fixed eval set, preview images of its first batch)."""
+    return _collect_eval(_dispatch_eval(eval_fn, variables, eval_set, bank, mesh, max_batches=max_batches))
+
+
+def _dispatch_eval(eval_fn, variables, eval_set, bank, mesh, *, max_batches: int | None = None):
+    """Start the eval computations of every batch (device arrays, nothing waited for)."""
+    return [eval_fn(variables, _put_eval_batch(batch, mesh), bank) for batch in eval_set[:max_batches]]
+
+
+def _collect_eval(outputs):
+    """evaluate()'s result from the outputs of _dispatch_eval (waits for them)."""
     totals: dict[str, float] = {}
-    images = None
-    for batch in eval_set[:max_batches]:
-        sums, imgs = eval_fn(variables, _put_eval_batch(batch, mesh), bank)
-        if images is None:
-            images = parallel.fetch(imgs)
+    images = parallel.fetch(outputs[0][1])
+    for sums, _ in outputs:
         for k, v in parallel.fetch(sums).items():
             totals[k] = totals.get(k, 0.0) + float(v)
     count = max(totals.pop("count", 0.0), 1.0)
@@ -701,7 +745,8 @@ def train_and_evaluate(config, workdir) -> TrainState:
     workdir = pathlib.Path(workdir)
     pc = config.parallel
     parallel.initialize(pc.multi_host, coordinator_address=pc.coordinator_address,
-                        num_processes=pc.num_processes, process_id=pc.process_id)
+                        num_processes=pc.num_processes, process_id=pc.process_id,
+                        heartbeat_timeout_secs=pc.get("heartbeat_timeout_secs", 100))
     n = config.parallel.num_devices
     if n and (config.parallel.multi_host or not 0 < n <= jax.device_count()):
         raise ConfigError(f"config.parallel.num_devices: {n} is not between 1 and the "
@@ -714,15 +759,31 @@ def train_and_evaluate(config, workdir) -> TrainState:
 
     # Everything that reads files or can fail on user input comes before any compilation.
     workdir.mkdir(parents=True, exist_ok=True)
-    ckpt = checkpoints.Checkpointer(workdir, max_to_keep=tc.keep_checkpoints, save_every=tc.checkpoint_every)
+    ckpt = checkpoints.Checkpointer(workdir, max_to_keep=tc.keep_checkpoints, save_every=tc.checkpoint_every,
+                                   async_save=tc.get("async_checkpoint", True))
     try:
         latest = ckpt.latest_step
+        data_seed, resume_data = config.seed, True
         if latest is not None:
             ckpt.check_config(config, latest)
+            data_seed = ckpt.stored_meta(latest).get("data_seed", config.seed)
+            writers = ckpt.data_process_count(latest)
+            if writers is not None and writers != jax.process_count():
+                # Each process reads its own shard of the items, so the streams of N processes
+                # cannot be split over M.  The state restores (arrays are global); the data
+                # restarts with a new shuffle drawn from (seed, step), not the first batches again.
+                resume_data = False
+                data_seed = int(np.random.SeedSequence([data_seed, latest]).generate_state(1)[0])
+                logger.warning("checkpoint step %d was written by %d processes, this run has %d: "
+                               "the model and optimizer state continue, the data order restarts "
+                               "with a new shuffle", latest, writers, jax.process_count())
         data_iter = data.make_train_iterator(
-            config.data, global_batch_size=tc.batch_size, seed=config.seed,
+            config.data, global_batch_size=tc.batch_size, seed=data_seed,
             process_index=jax.process_index(), process_count=jax.process_count(),
         )
+        if data_seed != config.seed:
+            # Stored with every checkpoint, so later restarts continue this stream exactly.
+            ckpt.meta = {"data_seed": int(data_seed)}
         bank_train = parallel.replicate(crf.load_bank(config.crf.bank, split="train"), mesh)
         bank_test = parallel.replicate(crf.load_bank(config.crf.bank, split="test"), mesh)
         eval_set = make_eval_set(config, len(bank_test), mesh.devices.size)
@@ -751,7 +812,8 @@ def train_and_evaluate(config, workdir) -> TrainState:
     schedule = learning_rate_schedule(config)
     if latest is not None:
         t0 = time.time()
-        state = ckpt.restore(latest, abstract_state(config, model, optimizer, mesh), data_iter)
+        state = ckpt.restore(latest, abstract_state(config, model, optimizer, mesh),
+                             data_iter if resume_data else None)
         logger.info("resumed from checkpoint step %d of %s (%.1fs)", latest, ckpt.directory, time.time() - t0)
     else:
         t0 = time.time()
@@ -765,13 +827,21 @@ def train_and_evaluate(config, workdir) -> TrainState:
     train_step = jit_train_step(make_train_step(config, model, optimizer, schedule=schedule), mesh)
     eval_fn = jax.jit(make_eval_step(config, model), out_shardings=parallel.replicated(mesh))
     writer = _Writer(workdir, batch_size=tc.batch_size)
-    stop = _StopRequest(install=not config.parallel.multi_host)
+    # Every process handles SIGTERM / SIGINT itself; the processes agree on the stop at the
+    # next step boundary (parallel.agree), so a signal to any one of them stops all.
+    stop = _StopRequest(install=True)
 
-    def run_eval(step, *, images_only=False):
-        t0 = time.time()
+    def start_eval(step, *, images_only=False):
+        # Only dispatched: the device runs the evaluation between this step and the next
+        # while the host goes on; finish_eval reads the results (train.async_eval).
         variables = {"params": state.params, "batch_stats": state.batch_stats}
-        results, images = evaluate(eval_fn, variables, eval_set, bank_test, mesh,
-                                   max_batches=1 if images_only else None)
+        outputs = _dispatch_eval(eval_fn, variables, eval_set, bank_test, mesh,
+                                 max_batches=1 if images_only else None)
+        return step, images_only, time.time(), outputs
+
+    def finish_eval(started):
+        step, images_only, t0, outputs = started
+        results, images = _collect_eval(outputs)
         writer.images(step, images, "images")
         if not images_only:
             writer.scalars(step, results, "eval")
@@ -792,8 +862,21 @@ def train_and_evaluate(config, workdir) -> TrainState:
     window_start, window_steps = time.time(), 0
     last_log = last_save = time.time()
     step = start_step
+    stopped = False
+    eval_in_flight = None
+    secs = tc.get("checkpoint_every_secs", 0)
     try:
         while step < total:
+            # A step boundary: decide, the same on every process, whether to stop or to save by
+            # wall clock, *before* fetching a batch or starting a step -- a stop request waits
+            # only for the step in flight, and the data position saved is that of `step`.
+            due = bool(secs) and step > start_step and time.time() - last_save >= secs
+            stop_now, due = parallel.agree([stop.requested, due])
+            if stop_now:
+                stopped = True
+                break
+            if due and ckpt.save(step, state, data_iter, config, force=True):
+                last_save = time.time()
             batch = parallel.shard_batch(next(data_iter), mesh)
             t0 = time.time()
             state, metrics = train_step(state, batch, bank_train, vgg_loss)
@@ -802,6 +885,12 @@ def train_and_evaluate(config, workdir) -> TrainState:
             # runs this one, and a stop request never waits behind a long queue of steps.
             if pending:
                 jax.block_until_ready(pending[-1])
+            if eval_in_flight is not None:
+                # The evaluation dispatched after the previous step: the device runs this step
+                # behind it, so reading its results here leaves the device no idle gap.
+                finish_eval(eval_in_flight)
+                eval_in_flight = None
+                window_start, window_steps = time.time(), -1  # evaluation time is not training speed
             pending.append(metrics)
             if step == start_step + 1:
                 jax.block_until_ready(metrics)
@@ -809,8 +898,7 @@ def train_and_evaluate(config, workdir) -> TrainState:
                 window_start, window_steps = time.time(), 0
             else:
                 window_steps += 1
-            preempted = stop.requested or (config.parallel.multi_host and ckpt.manager.reached_preemption(step))
-            if (step % tc.log_every == 0 or step == total or step == start_step + 1 or preempted
+            if (step % tc.log_every == 0 or step == total or step == start_step + 1
                     or time.time() - last_log >= tc.log_every_secs):
                 values = {k: float(np.mean([float(m[k]) for m in pending])) for k in pending[0]}
                 pending = []
@@ -826,34 +914,37 @@ def train_and_evaluate(config, workdir) -> TrainState:
                 if not math.isfinite(values["loss"]):
                     raise FloatingPointError(f"the loss is {values['loss']} at step {step}; "
                                              "lower optim.learning_rate or check the data")
-            # By wall clock too, so a kill loses at most checkpoint_every_secs of work even when
-            # checkpoint_every steps take days (the main command on a CPU). Single process only:
-            # the processes of a pod would not agree on the moment.
-            due = (tc.get("checkpoint_every_secs", 0) and jax.process_count() == 1
-                   and time.time() - last_save >= tc.checkpoint_every_secs)
-            if ckpt.save(step, state, data_iter, config, force=bool(preempted or due)):
+            # By steps here; by wall clock at the next boundary (above), so a kill loses at most
+            # checkpoint_every_secs of work even when checkpoint_every steps take days.
+            if ckpt.save(step, state, data_iter, config):
                 last_save = time.time()
-            if preempted:
-                ckpt.wait()
-                logger.info("stop requested (%s): saved checkpoint step %d; rerun the same command "
-                            "to continue", stop.signal_name or "preemption", step)
-                return state
-            evaluated = False
             if tc.eval_every and step % tc.eval_every == 0:
-                run_eval(step)
-                evaluated = True
+                eval_in_flight = start_eval(step)
             elif tc.image_summary_every and step % tc.image_summary_every == 0:
-                run_eval(step, images_only=True)
-                evaluated = True
-            if evaluated:  # evaluation time is not training speed
+                eval_in_flight = start_eval(step, images_only=True)
+            if eval_in_flight is not None and (not tc.get("async_eval", True) or step == total):
+                finish_eval(eval_in_flight)
+                eval_in_flight = None
                 jax.block_until_ready(state.step)
-                window_start, window_steps = time.time(), 0
+                window_start, window_steps = time.time(), 0  # evaluation time is not training speed
+        if eval_in_flight is not None:  # stopped right after dispatching an evaluation
+            finish_eval(eval_in_flight)
+            eval_in_flight = None
+        if stopped:
+            t0 = time.time()
+            logger.info("stopping at step %d (no further step started): saving a checkpoint", step)
+            if step > start_step and ckpt.latest_step != step:
+                ckpt.save(step, state, data_iter, config, force=True)
+            ckpt.wait()
+            logger.info("stop requested (%s): saved checkpoint step %d in %.1fs; rerun the same "
+                        "command to continue", stop.signal_name or "another process", step, time.time() - t0)
+            return state
         if step > start_step:
             # The end of training always has a checkpoint and an evaluation.
             if ckpt.latest_step != step:
                 ckpt.save(step, state, data_iter, config, force=True)
             if not (tc.eval_every and step % tc.eval_every == 0):
-                run_eval(step)
+                finish_eval(start_eval(step))
         ckpt.wait()
         logger.info("done: step %d, %s in this run", step, _fmt_duration(time.time() - t_start))
         return state

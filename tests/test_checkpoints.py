@@ -99,8 +99,12 @@ def test_load_variables_takes_a_subtree_of_another_run(tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded["params"]["dequantization"]["w"]), np.full((3, 3), 5.0))
     assert loaded["params"]["dequantization"]["w"].sharding.is_fully_replicated
 
-    variables, config, step = checkpoints.load_inference_variables(tmp_path / "deq")
+    variables, config, step = checkpoints.load_inference_variables(tmp_path / "deq", complete=False)
     assert step == 3 and config["stage"] == "dequantization"
+    # Inference needs all four networks: a stage run's checkpoint is refused in one clear line.
+    with pytest.raises(checkpoints.CheckpointError, match=r"'dequantization' stage checkpoint holds only "
+                       r"dequantization, linearization \(not hallucination, refinement\); inference needs all four"):
+        checkpoints.load_inference_variables(tmp_path / "deq")
     assert set(variables) == {"params", "batch_stats"}
     np.testing.assert_array_equal(variables["batch_stats"]["linearization"]["mean"], np.ones(4))
 
@@ -123,10 +127,43 @@ def test_save_variables_writes_a_loadable_checkpoint(tmp_path):
                  "batch_stats": {"linearization": {"mean": np.ones(2, np.float32)}}}
     path = checkpoints.save_variables(tmp_path / "imported", variables, make_config())
     assert checkpoints.find_checkpoint(path) == path
-    loaded, config, _ = checkpoints.load_inference_variables(path)
+    loaded, config, _ = checkpoints.load_inference_variables(path, complete=False)
     np.testing.assert_array_equal(loaded["params"]["dequantization"]["w"], np.arange(4))
     assert config["stage"] == "dequantization"
     part = checkpoints.load_variables(path, {"params": {"dequantization": {"w": jnp.zeros(4)}}})
     np.testing.assert_array_equal(np.asarray(part["params"]["dequantization"]["w"]), np.arange(4))
     with pytest.raises(checkpoints.CheckpointError, match="already exists"):
         checkpoints.save_variables(path, variables, make_config())
+
+
+def test_a_checkpoint_with_all_networks_restores_into_a_stage_state(tmp_path):
+    # Before stage states held only their own networks, every stage checkpoint stored all of
+    # them (and Adam state laid out over all of them): such a checkpoint must still resume.
+    mesh = parallel.make_mesh()
+    old = make_state(mesh, value=3.0)  # params of dequantization (trained) and linearization (frozen)
+    old = old.replace(step=old.step + 7)
+    ck = checkpoints.Checkpointer(tmp_path, max_to_keep=1, save_every=1)
+    ck.save(7, old, None, make_config())
+    ck.close()
+    params = {"dequantization": {"w": jnp.zeros((3, 3))}}
+    tx = optax.multi_transform({"t": optax.adam(1e-3), "f": optax.set_to_zero()}, {"dequantization": "t"})
+    new = parallel.replicate(State(jnp.zeros((), jnp.int32), params, {}, tx.init(params)), mesh)
+    ck = checkpoints.Checkpointer(tmp_path, max_to_keep=1, save_every=1)
+    restored = ck.restore(7, new, None)
+    ck.close()
+    assert int(restored.step) == 7
+    assert set(restored.params) == {"dequantization"}
+    np.testing.assert_array_equal(np.asarray(restored.params["dequantization"]["w"]), np.full((3, 3), 3.0))
+    assert jax.tree.structure(restored.opt_state) == jax.tree.structure(new.opt_state)
+
+
+def test_meta_is_saved_with_each_step_and_absent_from_older_ones(tmp_path):
+    mesh = parallel.make_mesh()
+    ck = checkpoints.Checkpointer(tmp_path, max_to_keep=3, save_every=1)
+    ck.save(1, make_state(mesh), None, make_config())
+    ck.meta = {"data_seed": 12345}
+    ck.save(2, make_state(mesh), None, make_config())
+    ck.wait()
+    assert ck.stored_meta(1) == {}
+    assert ck.stored_meta(2) == {"data_seed": 12345}
+    ck.close()

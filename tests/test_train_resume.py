@@ -17,7 +17,7 @@ NUM_STEPS = 12
 SMOKE = [
     f"--config={ROOT / 'configs' / 'dequantization.py'}:smoke",
     f"--config.train.num_steps={NUM_STEPS}",
-    "--config.train.checkpoint_every=4",  # each save writes ~126 MB (all four networks)
+    "--config.train.checkpoint_every=4",
     "--config.train.keep_checkpoints=3",
     "--config.train.eval_every=0",
     "--config.train.image_summary_every=0",
@@ -43,7 +43,7 @@ def run(cmd, env, timeout=600):
 
 
 def final_params(workdir):
-    variables, _, step = checkpoints.load_inference_variables(workdir)
+    variables, _, step = checkpoints.load_inference_variables(workdir, complete=False)
     assert step == NUM_STEPS
     return variables
 
@@ -116,6 +116,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, env):
     log = "".join(lines)
     assert proc.returncode == 0, log[-3000:]
     assert "stop requested (SIGTERM): saved checkpoint step" in log
-    saved = int(log.split("saved checkpoint step ")[1].split(";")[0])
-    assert 3 <= saved <= 5  # at most two steps were in flight when the signal came
+    saved = int(log.split("saved checkpoint step ")[1].split()[0])
+    # Sent after step 3 finished: the loop stops at that boundary, or after the one step it had
+    # already started -- never another.
+    assert 3 <= saved <= 4
     assert checkpoints.find_checkpoint(workdir).name == str(saved)

@@ -1,0 +1,118 @@
+"""The step-time gap around a checkpoint save (or an evaluation): asynchronous (the default) vs synchronous.
+
+    python experiments/checkpoint_stall.py [--steps 31] [--every 5] [--variant cpu] \
+        [--out experiments/results/checkpoint-stall-cpu-2core.json]
+    python experiments/checkpoint_stall.py --what eval --out experiments/results/eval-stall-cpu-2core.json
+
+Trains the Dequantization-Net (`configs/dequantization.py:<variant>`, 128² x 4 for `cpu`; every
+stage checkpoint holds the whole TrainState, 118 MB) in this process, once with
+`train.async_checkpoint=True` and once with False, saving every `--every` steps and logging
+every step.  The logged s/step of the step after a save includes whatever the save kept the
+loop from doing; the result compares it with the median of the steps between saves.
+`--what eval` does the same for the periodic evaluation (train.async_eval True / False, no
+checkpoints but the last).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def load_config(variant):
+    spec = importlib.util.spec_from_file_location("stall_cfg", ROOT / "configs" / "dequantization.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant)
+
+
+def one_run(config, workdir, every, what="checkpoint"):
+    from hdrjax import train
+
+    train.train_and_evaluate(config, workdir)
+    rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+    if what == "eval":
+        # Wall time between consecutive progress lines (each is written when its step has
+        # finished): the step after an evaluation includes whatever the evaluation cost.
+        times = {r["step"]: r["time"] for r in rows if r["kind"] == "train"}
+        per_step = {s: times[s] - times[s - 1] for s in times if s - 1 in times}
+    else:
+        per_step = {r["step"]: r["sec_per_step"] for r in rows if r["kind"] == "train" and "sec_per_step" in r}
+    after_save = [per_step[s] for s in sorted(per_step) if s > 2 and (s - 1) % every == 0]
+    between = [per_step[s] for s in sorted(per_step) if s > 2 and (s - 1) % every != 0]
+    return {
+        "sec_per_step_after_save": [round(x, 3) for x in after_save],
+        "median_sec_per_step_between_saves": round(statistics.median(between), 3),
+        "median_gap_s": round(statistics.median(after_save) - statistics.median(between), 3),
+        "per_step": {int(k): round(v, 3) for k, v in per_step.items()},
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=31)
+    parser.add_argument("--every", type=int, default=5)
+    parser.add_argument("--variant", default="cpu")
+    parser.add_argument("--what", choices=("checkpoint", "eval"), default="checkpoint")
+    parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "checkpoint-stall-cpu-2core.json"))
+    args = parser.parse_args(argv)
+    import logging
+
+    import jax
+
+    logging.basicConfig(level=logging.WARNING)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="hdrjax_stall_") as tmp:
+        for mode in ("async", "sync"):
+            config = load_config(args.variant)
+            with config.unlocked():
+                config.train.num_steps = args.steps
+                config.train.checkpoint_every_secs = 0
+                config.train.keep_checkpoints = 2
+                config.train.log_every = 1
+                config.train.image_summary_every = 0
+                if args.what == "checkpoint":
+                    config.train.checkpoint_every = args.every
+                    config.train.eval_every = 0
+                    config.train.async_checkpoint = mode == "async"
+                else:
+                    config.train.checkpoint_every = 10 ** 6
+                    config.train.eval_every = args.every
+                    config.train.async_eval = mode == "async"
+            results[mode] = one_run(config, os.path.join(tmp, mode), args.every, args.what)
+            print(mode, json.dumps({k: v for k, v in results[mode].items() if k != "per_step"}), flush=True)
+            if args.what == "eval":
+                continue
+            size = sum(p.stat().st_size for p in (pathlib.Path(tmp) / mode / "checkpoints" / str(args.steps - 1)).rglob("*")
+                       if p.is_file()) if (pathlib.Path(tmp) / mode / "checkpoints" / str(args.steps - 1)).exists() else None
+            results[mode]["checkpoint_bytes"] = size
+    out = {
+        "what": ("s/step of the step after a checkpoint save vs between saves, async vs sync orbax saves"
+                 if args.what == "checkpoint" else
+                 "s/step of the step after an evaluation vs between evaluations, train.async_eval True vs False"),
+        "config": f"configs/dequantization.py:{args.variant}", "script": "experiments/checkpoint_stall.py",
+        "save_every_steps": args.every,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
+                    "devices": f"{jax.device_count()} {jax.default_backend()}"},
+        **results,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    path = pathlib.Path(args.out)
+    tmp_path = path.with_suffix(".tmp")
+    tmp_path.write_text(json.dumps(out, indent=2) + "\n")
+    os.replace(tmp_path, path)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
