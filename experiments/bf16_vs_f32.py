@@ -17,12 +17,13 @@ import importlib.util
 import json
 import os
 import pathlib
-import platform
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+import results_io  # experiments/results_io.py, beside this script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,7 +51,6 @@ def main(argv=None):
     parser.add_argument("--window", type=int, default=10, help="moving-average window of the band")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "bf16-vs-f32-cpu-2core.json"))
     args = parser.parse_args(argv)
-    import jax
 
     from hdrjax import train
 
@@ -93,16 +93,11 @@ def main(argv=None):
     out = {
         "what": "per-step training loss, model.dtype bfloat16 vs float32, same init/data/noise",
         "script": "experiments/bf16_vs_f32.py", "variant": args.variant, "steps": args.steps,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
-                    "devices": f"{jax.device_count()} {jax.default_backend()}"},
+        "machine": results_io.machine(),
         "stages": results,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": results_io.now(),
     }
-    path = pathlib.Path(args.out)
-    tmp_path = path.with_suffix(".tmp")
-    tmp_path.write_text(json.dumps(out, indent=2) + "\n")
-    os.replace(tmp_path, path)
-    print(f"wrote {path}")
+    results_io.write(args.out, out)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import os
 import pathlib
 import sys
 import tempfile
-import time
+
+import results_io  # experiments/results_io.py, beside this script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -90,12 +91,8 @@ def main(argv=None):
             print(stage, json.dumps(results[stage]), flush=True)
     out = {"what": "bytes of one checkpoint step (state + config) per stage, stage networks only vs all four",
            "script": "experiments/checkpoint_sizes.py", "jax": jax.__version__, "stages": results,
-           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    path = pathlib.Path(args.out)
-    tmp_path = path.with_suffix(".tmp")
-    tmp_path.write_text(json.dumps(out, indent=2) + "\n")
-    os.replace(tmp_path, path)
-    print(f"wrote {path}")
+           "date": results_io.now()}
+    results_io.write(args.out, out)
 
 
 if __name__ == "__main__":

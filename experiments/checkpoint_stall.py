@@ -19,11 +19,11 @@ import importlib.util
 import json
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import tempfile
-import time
+
+import results_io  # experiments/results_io.py, beside this script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -68,7 +68,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import logging
 
-    import jax
 
     logging.basicConfig(level=logging.WARNING)
     results = {}
@@ -102,16 +101,11 @@ def main(argv=None):
                  "s/step of the step after an evaluation vs between evaluations, train.async_eval True vs False"),
         "config": f"configs/dequantization.py:{args.variant}", "script": "experiments/checkpoint_stall.py",
         "save_every_steps": args.every,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
-                    "devices": f"{jax.device_count()} {jax.default_backend()}"},
+        "machine": results_io.machine(),
         **results,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": results_io.now(),
     }
-    path = pathlib.Path(args.out)
-    tmp_path = path.with_suffix(".tmp")
-    tmp_path.write_text(json.dumps(out, indent=2) + "\n")
-    os.replace(tmp_path, path)
-    print(f"wrote {path}")
+    results_io.write(args.out, out)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import random
 import re
 import signal
@@ -31,6 +30,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import results_io  # experiments/results_io.py, beside this script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -81,7 +82,6 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "preemption-cpu-2core.json"))
     args = parser.parse_args(argv)
 
-    import jax
 
     env = dict(os.environ)
     cache = tempfile.mkdtemp(prefix="hdrjax_preempt_cache_")
@@ -138,19 +138,13 @@ def main(argv=None):
     result = {
         "what": "SIGTERM to `python -m hdrjax.main` mid-step: time to stop, save and exit",
         "config": f"configs/dequantization.py:{args.variant}", "script": "experiments/preemption.py",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
-                    "devices": f"{jax.device_count()} {jax.default_backend()}"},
+        "machine": results_io.machine(),
         "trials": trials,
         "max_after_step_s": max(t["after_step_s"] for t in trials),
         "second_signal": second,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": results_io.now(),
     }
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp_out, out)
-    print(f"wrote {out}")
+    results_io.write(args.out, result)
 
 
 if __name__ == "__main__":

@@ -418,7 +418,7 @@ def _reconstruct_regions(model, variables, ldr: np.ndarray, config: PredictConfi
     return Reconstruction(stats=stats, **images)
 
 
-def _apply_curve_tiled(runner: _Runner, c: np.ndarray, curve, plan: _Plan) -> np.ndarray:
+def _apply_curve_tiled(runner, c: np.ndarray, curve, plan: _Plan) -> np.ndarray:
     """B = apply_curve(C, g) tile by tile (pointwise: overlapping writes agree exactly)."""
     b = np.empty_like(c)
     for y, x in plan.tiles:

@@ -1,0 +1,31 @@
+"""What every measurement script under experiments/ records and how it writes its result file."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import platform
+import time
+
+
+def machine() -> dict:
+    """CPU count, platform, jax version and devices of this process (jax imported here)."""
+    import jax
+
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
+            "devices": f"{jax.device_count()} {jax.default_backend()}"}
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def write(path, data: dict) -> pathlib.Path:
+    """Write data as indented JSON, atomically (temporary file + rename), and say where."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+    return path
