@@ -325,7 +325,8 @@ def readme_block(results: dict, source: str) -> str:
              "runs the engines interleaved after a warm-up each (median of 2 runs; at 24 MP one run, compile time "
              "subtracted), so each ratio ((c)'s time over (a)'s or (b)'s) is taken under the same load. Peak RSS: "
              "one fresh process per engine, at 2 and 24 MP. Max Δ: largest |R(a) − R(c)| at pixels with α > 0, "
-             "relative to R(c)'s range.",
+             "relative to R(c)'s range. The 1920×1080 and 24 MP rows are MtTamNorth resized (bilinear, then bicubic "
+             "×2 for 24 MP): no HDR file of those sizes is available here.",
              ""]
     lines += markdown(tasks)
     lines += ["",
