@@ -16,7 +16,6 @@ not report it, e.g. CPU).  Writes experiments/results/accelerator-smoke-<platfor
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
@@ -26,14 +25,12 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from hdrjax import config_files  # noqa: E402
 STAGES = ("dequantization", "linearization", "hallucination", "joint")
 
 
 def load_config(stage):
-    spec = importlib.util.spec_from_file_location(f"smoke_cfg_{stage}", ROOT / "configs" / f"{stage}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return config_files.get_config(stage)
 
 
 def peak_memory(devices):

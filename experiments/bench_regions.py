@@ -81,7 +81,7 @@ def task_regions(spec: dict, bench) -> dict:
     """
     import numpy as np
 
-    from hdrjax import pretrained, predict
+    from hdrjax import inference, pretrained, predict
 
     model, variables, _, _ = pretrained.load(spec.get("model"))
     ldr, source = _ldr(bench, spec["source"], spec.get("size"))
@@ -122,7 +122,7 @@ def task_regions(spec: dict, bench) -> dict:
     out["peak_rss_bytes"] = bench.peak_rss_bytes()  # of all engines together; rss_only rows are per engine
     if "regions" in last and "one-pass" in last:
         a, c = last["regions"], last["one-pass"]
-        lit = (c.linear.max(axis=-1) - np.float32(1.0)) + np.float32(0.12) > 0
+        lit = inference.lit_mask(c.linear, getattr(model, "blend_threshold", 0.12))
         for name in ("hallucinated", "refined"):
             ref = getattr(c, name)
             scale = float(ref.max() - ref.min()) or 1.0

@@ -13,7 +13,6 @@ reference setting (configs/default.py).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
@@ -27,13 +26,11 @@ import results_io  # experiments/results_io.py, beside this script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from hdrjax import config_files  # noqa: E402
 
 
 def load_config(stage, variant):
-    spec = importlib.util.spec_from_file_location(f"bf16_cfg_{stage}", ROOT / "configs" / f"{stage}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
+    return config_files.get_config(stage, variant)
 
 
 def losses_of(workdir):

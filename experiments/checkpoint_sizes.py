@@ -12,7 +12,6 @@ trained ones; sizes do not depend on patch or batch size.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
@@ -23,15 +22,12 @@ import results_io  # experiments/results_io.py, beside this script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from hdrjax import config_files  # noqa: E402
 STAGES = ("dequantization", "linearization", "hallucination", "joint")
 
 
 def load_config(stage):
-    spec = importlib.util.spec_from_file_location(f"size_cfg_{stage}", ROOT / "configs" / f"{stage}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config("smoke,scratch" if stage == "joint" else "smoke")
-    return config
+    return config_files.get_config(stage, "smoke,scratch" if stage == "joint" else "smoke")
 
 
 def dir_bytes(path):

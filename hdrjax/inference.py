@@ -163,6 +163,18 @@ def apply_curve_chunked(linearize: Callable, c: np.ndarray, curve) -> np.ndarray
     return out.reshape(c.shape)
 
 
+def resize_long_side(x: np.ndarray, long_side: int | None) -> np.ndarray:
+    """Area-average x (f32[H, W, 3]) so its longer side is long_side (never enlarges): the CRF's input."""
+    import cv2
+
+    h, w = x.shape[:2]
+    if long_side is None or max(h, w) <= long_side:
+        return x
+    scale = long_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(np.ascontiguousarray(x), size, interpolation=cv2.INTER_AREA)
+
+
 def lit_mask(b: np.ndarray, threshold: float) -> np.ndarray:
     """bool[H, W]: pixels with α > 0 under the model's blend rule (`blend_weight`, §2.3).
 
@@ -343,9 +355,7 @@ def reconstruct_one(model, variables, ldr: np.ndarray, options: EngineOptions) -
         return out, stats
 
     t0 = time.perf_counter()
-    from hdrjax.predict import _resize_long_side  # the CRF's input: C area-averaged
-
-    small = _resize_long_side(np.ascontiguousarray(c[:h, :w]), options.crf_resolution)
+    small = resize_long_side(np.ascontiguousarray(c[:h, :w]), options.crf_resolution)
     stats["crf_shape"] = small.shape[:2]
     curve = runner.inverse_crf(variables, jnp.asarray(small)[None])[0]
     out["inverse_crf"] = np.asarray(curve)
@@ -356,7 +366,9 @@ def reconstruct_one(model, variables, ldr: np.ndarray, options: EngineOptions) -
         return out, stats
 
     t0 = time.perf_counter()
-    threshold = getattr(model, "blend_threshold", highlights_threshold())
+    from hdrjax.models.hallucination import BLEND_THRESHOLD
+
+    threshold = getattr(model, "blend_threshold", BLEND_THRESHOLD)
     lit = lit_mask(b, threshold)
     lit[h:], lit[:, w:] = False, False  # the padding is cropped away: its pixels need no crop
     stats["lit_fraction"] = float(lit[:h, :w].mean())
@@ -385,9 +397,3 @@ def reconstruct_one(model, variables, ldr: np.ndarray, options: EngineOptions) -
     out["refined"] = r[:h, :w]
     stats["seconds"]["refinement"] = time.perf_counter() - t0
     return out, stats
-
-
-def highlights_threshold() -> float:
-    from hdrjax.models.hallucination import BLEND_THRESHOLD
-
-    return BLEND_THRESHOLD

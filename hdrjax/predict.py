@@ -70,6 +70,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hdrjax.inference import lit_mask, resize_long_side
+
 logger = logging.getLogger("hdrjax.predict")
 
 # The stage names of SingleHDR, in order (hdrjax.models.ALL_STAGES).
@@ -79,7 +81,7 @@ STAGES = ("dequantization", "linearization", "hallucination", "refinement")
 ALIGN = 32
 # The reference's blend knee (§2.3): α = clamp((max_c B − (1 − 0.12)) / 0.12, 0, 1); a model
 # with a `blend_threshold` attribute (SingleHDR) uses its own.
-HALLUCINATION_THRESHOLD = 0.12
+from hdrjax.models.hallucination import BLEND_THRESHOLD as HALLUCINATION_THRESHOLD  # noqa: E402
 # Reference mode (§4): stretch to a multiple of 64, then 32 px symmetric padding.
 REFERENCE_MULTIPLE = 64
 REFERENCE_BORDER = 32
@@ -257,12 +259,9 @@ def _runner(model):
 
 
 def _any_lit(model, b: np.ndarray) -> bool:
-    """Whether any pixel of b gets α > 0 in the Hallucination-Net blend (§2.3, the model's rule)."""
-    from hdrjax.models.hallucination import blend_weight
-
+    """Whether any pixel of b gets α > 0 in the Hallucination-Net blend (the model's rule)."""
     threshold = getattr(model, "blend_threshold", HALLUCINATION_THRESHOLD)
-    # α > 0 needs only the brightest pixel: test the channel maximum, not the whole image.
-    return bool(np.asarray(blend_weight(jnp.asarray(b.max(axis=(0, 1))), threshold)).max() > 0)
+    return bool(lit_mask(b, threshold).any())
 
 
 # ----------------------------------------------------------------------------- tiled engine
@@ -316,18 +315,6 @@ def _run_tiled(
     return out
 
 
-def _resize_long_side(x: np.ndarray, long_side: int | None) -> np.ndarray:
-    """Area-average x (f32[H, W, 3]) so its longer side is long_side (never enlarges)."""
-    import cv2
-
-    h, w = x.shape[:2]
-    if long_side is None or max(h, w) <= long_side:
-        return x
-    scale = long_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(np.ascontiguousarray(x), size, interpolation=cv2.INTER_AREA)
-
-
 def _validate_ldr(ldr) -> np.ndarray:
     ldr = np.asarray(ldr, np.float32)
     if ldr.ndim != 3 or ldr.shape[-1] != 3 or ldr.shape[0] < 1 or ldr.shape[1] < 1:
@@ -369,7 +356,7 @@ def reconstruct_batch(model, variables, ldrs: Sequence[np.ndarray], config: Pred
     t0 = time.perf_counter()
     lin = []
     for i, (r, plan) in enumerate(zip(results, plans)):
-        small = _resize_long_side(r.dequantized, config.crf_resolution)
+        small = resize_long_side(r.dequantized, config.crf_resolution)
         stats[i]["crf_shape"] = small.shape[:2]
         curve = runner.inverse_crf(variables, jnp.asarray(small)[None])
         r.inverse_crf = np.asarray(curve[0])

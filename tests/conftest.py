@@ -31,3 +31,13 @@ def shared_path(*parts):
 @pytest.fixture
 def shared_data():
     return shared_path
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """This environment for subprocess runs, plus a compilation cache shared by a module's runs."""
+    e = dict(os.environ)
+    e["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("jax_cache"))
+    e["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    e["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    return e

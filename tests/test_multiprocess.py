@@ -5,7 +5,6 @@ collectives.  One 2-process run (module fixture) is shared: its checkpoints are 
 one process x 8 devices, restored with another process count, and continued while a process
 is killed and another one stopped with SIGTERM.
 """
-import os
 import pathlib
 import re
 import shutil
@@ -31,16 +30,6 @@ ARGS = [
     "--config.train.image_summary_every=0",
     f"--config.parallel.heartbeat_timeout_secs={HEARTBEAT_S}",
 ]
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """This environment plus a compilation cache shared by the module's runs."""
-    e = dict(os.environ)
-    e["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("jax_cache"))
-    e["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-    e["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
-    return e
 
 
 @pytest.fixture(scope="module")

@@ -24,16 +24,6 @@ SMOKE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """The test's environment (8 fake devices) plus a compilation cache shared by the runs."""
-    e = dict(os.environ)
-    e["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("jax_cache"))
-    e["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-    e["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
-    return e
-
-
 def main_cmd(workdir, *extra):
     return [sys.executable, "-m", "hdrjax.main", *SMOKE, f"--workdir={workdir}", *extra]
 
