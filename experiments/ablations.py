@@ -22,7 +22,6 @@ minutes (numbers from such a checkpoint are meaningless, only the pipeline is ex
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import pathlib
 import sys
 from typing import Sequence
@@ -35,6 +34,7 @@ if str(ROOT) not in sys.path:  # run as a script from a source checkout
     sys.path.insert(0, str(ROOT))
 
 from hdrjax import evaluate as ev  # noqa: E402
+from hdrjax.models import build  # noqa: E402
 from hdrjax import tonemap  # noqa: E402
 
 PLOT_METRICS = ("pu21_psnr", "tone_psnr")
@@ -48,22 +48,21 @@ PALETTE = ((0, 0, 0), (230, 159, 0), (86, 180, 233), (0, 158, 115), (213, 94, 0)
 
 
 def smoke_config(variant: str = "smoke", stage: str = "joint"):
-    """`configs/<stage>.py:<variant>` loaded by path (config files are not a package)."""
-    spec = importlib.util.spec_from_file_location(f"hdrjax_configs_{stage}", ROOT / "configs" / f"{stage}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
+    """hdrjax/configs/<stage>.py's config with `variant`."""
+    from hdrjax import configs
+
+    return configs.get_config(stage, variant)
 
 
 def make_smoke_checkpoint(path, *, seed: int = 0, stage: str = "joint") -> pathlib.Path:
     """Save freshly initialised SingleHDR variables (smoke config) as a checkpoint at `path`."""
     import jax
 
-    from hdrjax import checkpoints, train
+    from hdrjax import checkpoints
 
     config = smoke_config(stage=stage)
-    model = train.build_model(config)
-    variables = train.init_variables(model, jax.random.key(seed))
+    model = build.build_model(config)
+    variables = build.init_variables(model, jax.random.key(seed))
     path = pathlib.Path(path)
     checkpoints.save_variables(path, variables, config)
     return path

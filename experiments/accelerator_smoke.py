@@ -6,7 +6,7 @@
 
 For an accelerator machine without network: `bash experiments/gpu_smoke.sh` (installs the
 carried wheels, as gpu_benchmark.sh does, and runs this).  Production settings are each
-stage's config file as shipped (configs/<stage>.py, 256² patches, global batch 8; the joint
+stage's config file as shipped (hdrjax/configs/<stage>.py, 256² patches, global batch 8; the joint
 stage fine-tunes the shipped model) on the built-in procedural scenes, so no data files are
 needed.  For every stage and for [first device] and [all devices] it builds the state,
 compiles the train step (compile_s: the first step, compilation included), runs `--steps`
@@ -25,12 +25,13 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from hdrjax import config_files  # noqa: E402
-STAGES = ("dequantization", "linearization", "hallucination", "joint")
+from hdrjax import configs  # noqa: E402
+from hdrjax.models import build  # noqa: E402
+STAGES = build.TRAINING_STAGES
 
 
 def load_config(stage):
-    return config_files.get_config(stage)
+    return configs.get_config(stage)
 
 
 def peak_memory(devices):
@@ -58,7 +59,7 @@ def run_stage(stage, devices, *, patch, batch, steps, dtype):
             config.model.dtype = dtype
     mesh = parallel.make_mesh(devices)
     train.validate_config(config, num_devices=len(devices))
-    model, optimizer = train.build_model(config), train.make_optimizer(config)
+    model, optimizer = build.build_model(config), train.make_optimizer(config)
     t0 = time.time()
     vgg_init = None
     if stage in ("hallucination", "joint") and not config.init.hallucination and config.init.vgg:

@@ -51,13 +51,15 @@ import tempfile
 import time
 import traceback
 from typing import Any, Callable
+from hdrjax.errors import HdrjaxError
+from hdrjax.models import build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "experiments" / "results"
 
-STAGES = ("dequantization", "linearization", "hallucination", "refinement")
-TRAIN_STAGES = ("dequantization", "linearization", "hallucination", "joint")
+STAGES = build.NETWORKS
+TRAIN_STAGES = build.TRAINING_STAGES
 
 # The PyTorch port of the same networks (alxBO/singlehdr-service), as quoted in the issue:
 # torch 2.13 CPU, 2 threads, refinement mode, random weights, on a machine like ours. Not
@@ -97,7 +99,7 @@ ALIGN = 32  # predict's tile alignment (the Hallucination-Net's 5 poolings)
 QUICK_FLAG = "--xla_backend_optimization_level=0"
 
 
-class BenchmarkError(Exception):
+class BenchmarkError(HdrjaxError):
     """A benchmark option that cannot work (the message names it)."""
 
 
@@ -275,49 +277,15 @@ def bandwidth_gbs(n_floats: int, repeats: int = 5) -> float:
 
 
 def load_config(stage: str, variant: str | None = None):
-    """configs/<stage>.py loaded by path (config files are not a package)."""
-    import importlib.util
+    """hdrjax/configs/<stage>.py's config (the Refinement-Net is trained by the joint config)."""
+    from hdrjax import configs
 
-    name = "joint" if stage == "refinement" else stage
-    path = ROOT / "configs" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"hdrjax_bench_config_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
+    return configs.get_config("joint" if stage == "refinement" else stage, variant)
 
 
 def random_variables(model, *, seed: int = 0, neutral: bool = True) -> dict:
-    """SingleHDR variables drawn with numpy (Glorot kernels, BN identity); see the module doc.
-
-    neutral=True zeroes the last layer of the Dequantization-/Refinement-Net (residual 0) and
-    the Linearization-Net's PCA weights (curve = basis mean), so the highlight mask is a trained
-    model's. `model.init` would compile every initialiser (minutes on a 2-core CPU).
-    """
-    import jax
-    import numpy as np
-
-    from hdrjax import train
-
-    shapes = jax.eval_shape(lambda k: train.init_variables(model, k), jax.random.key(0))
-    rng = np.random.default_rng(seed)
-
-    def leaf(path, s):
-        names = [str(getattr(p, "key", p)) for p in path]
-        name, where = names[-1], "/".join(names)
-        shape = tuple(s.shape)
-        if name == "kernel":
-            if neutral and ("dequantization/conv2d_18/" in where or "refinement/conv2d_18/" in where
-                            or "ae_invcrf_decode_net/" in where):
-                return np.zeros(shape, s.dtype)
-            receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
-            fan_in, fan_out = receptive * shape[-2], receptive * shape[-1]
-            limit = math.sqrt(6.0 / (fan_in + fan_out))
-            return rng.uniform(-limit, limit, shape).astype(s.dtype)
-        if name in ("scale", "var"):
-            return np.ones(shape, s.dtype)
-        return np.zeros(shape, s.dtype)
-
-    return jax.tree.map(jax.numpy.asarray, jax.tree_util.tree_map_with_path(leaf, shapes))
+    """SingleHDR variables drawn with numpy, neutral by default (hdrjax.models.build)."""
+    return build.random_variables(model, seed=seed, neutral=neutral)
 
 
 _MODELS: dict = {}
@@ -329,13 +297,12 @@ def build_model(dtype: str | None = None):
     Memoised per dtype, so tasks in one process share the model object and with it predict's
     compiled stage functions (its jit cache is per model object).
     """
-    from hdrjax import train
 
     if dtype not in _MODELS:
         cfg = load_config("joint")
         if dtype:
             cfg.model.dtype = dtype
-        model = train.build_model(cfg)
+        model = build.build_model(cfg)
         _MODELS[dtype] = (cfg, model, random_variables(model))
     return _MODELS[dtype]
 
@@ -726,7 +693,7 @@ def _train_setup(stage: str, batch: int, patch: int, devices: int, *, dtype: str
     cfg.data.patch_size = patch
     if dtype:
         cfg.model.dtype = dtype
-    model = train.build_model(cfg)
+    model = build.build_model(cfg)
     variables = random_variables(model, neutral=False)
     optimizer = train.make_optimizer(cfg)
     mesh = parallel.make_mesh(jax.devices()[:devices])
@@ -955,7 +922,6 @@ def task_scaling(spec: dict) -> dict:
     """The same train step sharded over n devices: compile time, step time, collectives."""
     import jax
 
-    from hdrjax import parallel
 
     n = spec["devices"]
     if jax.device_count() < n:
@@ -985,7 +951,6 @@ def task_scaling(spec: dict) -> dict:
 def _knob_bf16(spec: dict) -> dict:
     """bf16 compute (f32 params) vs f32: forward time and output difference per network."""
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     size = (spec["tile"], spec["tile"])

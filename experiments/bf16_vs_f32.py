@@ -8,7 +8,7 @@ moments, the network outputs and the loss stay float32 (the SingleHDR modules ca
 tests/test_dequantization.py, test_hallucination.py).  Each stage is trained twice in this
 process from the same initial parameters, data and camera noise (same seed), once per dtype,
 at the `cpu` variant's 128² x 4; the per-step losses are compared.  float32 stays the
-reference setting (configs/default.py).
+reference setting (hdrjax/configs/default.py).
 """
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ import results_io  # experiments/results_io.py, beside this script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from hdrjax import config_files  # noqa: E402
+from hdrjax import configs  # noqa: E402
 
 
 def load_config(stage, variant):
-    return config_files.get_config(stage, variant)
+    return configs.get_config(stage, variant)
 
 
 def losses_of(workdir):

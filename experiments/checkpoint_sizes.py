@@ -22,12 +22,13 @@ import results_io  # experiments/results_io.py, beside this script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from hdrjax import config_files  # noqa: E402
-STAGES = ("dequantization", "linearization", "hallucination", "joint")
+from hdrjax import configs  # noqa: E402
+from hdrjax.models import build  # noqa: E402
+STAGES = build.TRAINING_STAGES
 
 
 def load_config(stage):
-    return config_files.get_config(stage, "smoke,scratch" if stage == "joint" else "smoke")
+    return configs.get_config(stage, "smoke,scratch" if stage == "joint" else "smoke")
 
 
 def dir_bytes(path):
@@ -75,11 +76,11 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="hdrjax_sizes_") as tmp:
         for stage in STAGES:
             config = load_config(stage)
-            model, optimizer = train.build_model(config), train.make_optimizer(config)
+            model, optimizer = build.build_model(config), train.make_optimizer(config)
             state = train.create_state(config, model, optimizer, mesh)
             now = save_size(state, config, os.path.join(tmp, f"{stage}_now"))
             if full is None:  # all four networks' parameters, as every stage state had them
-                full = jax.jit(lambda k: train.init_variables(model, k))(train._param_init_key(config.seed))
+                full = jax.jit(lambda k: build.init_variables(model, k))(train._param_init_key(config.seed))
             old = train._state_from_variables(full, optimizer, config.seed)
             before = save_size(old, config, os.path.join(tmp, f"{stage}_before"))
             results[stage] = {"networks": list(train.TRAINABLE[stage]), "bytes_now": now, "bytes_before": before,

@@ -2,7 +2,7 @@
 
     python experiments/frozen_encoder_speed.py --out experiments/results/frozen-encoder-speed.json
 
-Compiles the Hallucination-Net train step of configs/recipe.py (128² × 4 by default) twice —
+Compiles the Hallucination-Net train step of hdrjax/configs/recipe.py (128² × 4 by default) twice —
 encoder trained (the reference) and frozen (the default model's recipe) — and times them
 interleaved, step for step, so that whatever else the machine does affects both alike.
 Reports the median seconds per step of each and their ratio (same run, same process).
@@ -10,22 +10,21 @@ Reports the median seconds per step of each and their ratio (same run, same proc
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pathlib
 import platform
 import statistics
 import sys
 import time
+from hdrjax.models import build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _config(frozen: bool, batch: int, patch: int):
-    spec = importlib.util.spec_from_file_location("recipe_cfg", ROOT / "configs" / "recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config("hallucination,cpu")
+    from hdrjax import configs
+
+    c = configs.get_config("recipe", "hallucination,cpu")
     c.train.freeze_encoder = frozen
     c.train.batch_size = batch
     c.data.patch_size = patch
@@ -47,7 +46,7 @@ def measure(batch: int = 4, patch: int = 128, repeats: int = 6) -> dict:
     runs = {}
     for name, frozen in (("encoder_trained", False), ("encoder_frozen", True)):
         cfg = _config(frozen, batch, patch)
-        model = train.build_model(cfg)
+        model = build.build_model(cfg)
         optimizer = train.make_optimizer(cfg)
         state = train.create_state(cfg, model, optimizer, mesh, vgg_init=vgg_lib.load_vgg16("lpips"))
         bank = jax.device_put(crf.load_bank(cfg.crf.bank, split="train"), rep)

@@ -28,7 +28,9 @@ import pathlib
 import sys
 from typing import Sequence
 
-STAGES = ("dequantization", "linearization", "hallucination", "joint")
+from hdrjax.models.build import TRAINING_STAGES
+
+STAGES = TRAINING_STAGES
 # The held-out metric(s) plotted per stage (eval rows of hdrjax.train), in legend order.
 STAGE_METRICS = {
     "dequantization": ("psnr",),

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from hdrjax.errors import HdrjaxError
 
 try:  # grain's orbax integration (per-process iterator state files).
     from grain.checkpoint import CheckpointRestore as _GrainRestore
@@ -37,7 +38,7 @@ CHECKPOINT_SUBDIR = "checkpoints"
 MATTERING_FIELDS = ("stage", "model", "camera", "crf", "train.batch_size", "data.name")
 
 
-class CheckpointError(Exception):
+class CheckpointError(HdrjaxError):
     """A checkpoint that cannot be used with this config (missing, incompatible, unreadable)."""
 
 

@@ -93,6 +93,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hdrjax import baselines
+from hdrjax.errors import HdrjaxError
 
 logger = logging.getLogger("hdrjax.evaluate")
 
@@ -141,7 +142,7 @@ _ABLATION_PARAMS = {
 }
 
 
-class EvalError(Exception):
+class EvalError(HdrjaxError):
     """A problem the user can fix (source, arguments, checkpoint); the CLI prints it as one line."""
 
 

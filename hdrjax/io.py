@@ -71,6 +71,7 @@ import tempfile
 import warnings
 
 import numpy as np
+from hdrjax.errors import HdrjaxError
 
 HDR_EXTENSIONS = (".hdr", ".exr")
 LDR_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -96,7 +97,7 @@ _SAFE_EXR_TIMEOUT_ENV = "HDRJAX_SAFE_EXR_TIMEOUT"
 _SAFE_EXR_DEFAULT_TIMEOUT = 120.0
 
 
-class ImageReadError(Exception):
+class ImageReadError(HdrjaxError):
     """An image file cannot be read; `str(e) == f"{path}: {problem}"`, attribute `.path`."""
 
     def __init__(self, path, problem: str):

@@ -1,7 +1,7 @@
 """Run training as N cooperating processes on this machine, the way a pod runs it.
 
     python -m hdrjax.launch --processes 2 --devices_per_process 4 -- \\
-        --config=configs/dequantization.py:smoke --workdir=runs/deq2
+        --config=dequantization:smoke --workdir=runs/deq2
 
 starts N copies of `python -m hdrjax.main <arguments after -->` with
 `--config.parallel.multi_host=True` and a local coordinator, so each goes through

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hdrjax import tonemap
+from hdrjax.errors import HdrjaxError
 
 # --------------------------------------------------------------------------------------------
 # Constants, each with its source.
@@ -92,7 +93,7 @@ METRIC_NAMES = ("pu21_psnr", "pu21_ssim", "mu_psnr", "log_psnr", "tone_psnr", "t
 NORMALIZATIONS = ("reference", "authors")
 
 
-class MetricError(ValueError):
+class MetricError(HdrjaxError, ValueError):
     """Bad metric input: `str(e)` names the argument and the problem."""
 
 

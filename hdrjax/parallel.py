@@ -12,12 +12,13 @@ import logging
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from hdrjax.errors import HdrjaxError
 
 DATA_AXIS = "data"
 logger = logging.getLogger(__name__)
 
 
-class ParallelError(ValueError):
+class ParallelError(HdrjaxError, ValueError):
     """A batch or device layout that cannot work (e.g. batch not divisible by devices)."""
 
 

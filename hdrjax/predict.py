@@ -70,6 +70,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hdrjax.errors import HdrjaxError
 from hdrjax.inference import lit_mask, resize_long_side
 
 logger = logging.getLogger("hdrjax.predict")
@@ -461,7 +462,7 @@ def _reconstruct_reference(model, variables, ldr: np.ndarray, config: PredictCon
 # ----------------------------------------------------------------------------- checkpoints
 
 
-class PredictError(Exception):
+class PredictError(HdrjaxError):
     """A problem the user can fix (checkpoint, arguments); the CLI prints it as one line."""
 
 
@@ -503,9 +504,9 @@ def _tree_shapes(tree, prefix=()) -> dict[tuple[str, ...], tuple[int, ...]]:
 
 
 def _expected_shapes(model) -> dict[tuple[str, ...], tuple[int, ...]]:
-    from hdrjax.train import init_variables
+    from hdrjax.models.build import variable_shapes
 
-    return _tree_shapes(jax.eval_shape(lambda k: init_variables(model, k), jax.random.key(0)))
+    return _tree_shapes(variable_shapes(model))
 
 
 def _check_shapes(expected, variables, where: str) -> None:
@@ -540,7 +541,7 @@ def model_from_config(train_config, where: str):
     """
     import ml_collections
 
-    from hdrjax.train import build_model
+    from hdrjax.models.build import build_model
 
     cfg = ml_collections.ConfigDict(train_config or {})
     # Fields absent from an older/smaller stored config fall back to the reference defaults.

@@ -32,6 +32,7 @@ import zipfile
 from typing import Any, Mapping
 
 import numpy as np
+from hdrjax.errors import HdrjaxError
 
 FORMAT = "hdrjax-weights-1"
 MANIFEST = "manifest.json"
@@ -42,7 +43,7 @@ STORAGE_DTYPES = ("float32", "float16")
 _LFS_PREFIX = b"version https://git-lfs"
 
 
-class PretrainedError(Exception):
+class PretrainedError(HdrjaxError):
     """A shipped-model folder that cannot be used; the message names the file and the problem."""
 
 

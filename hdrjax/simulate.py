@@ -29,6 +29,7 @@ import numpy as np
 from hdrjax import io as hio
 from hdrjax.camera import crf as crf_lib
 from hdrjax.camera import pipeline
+from hdrjax.errors import HdrjaxError
 
 LOSSLESS_EXTENSIONS = (".png", ".tif", ".tiff")
 JPEG_EXTENSIONS = (".jpg", ".jpeg")
@@ -41,7 +42,7 @@ LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709
 _synthesize = jax.jit(pipeline.synthesize, static_argnums=3)
 
 
-class SimulateError(Exception):
+class SimulateError(HdrjaxError):
     """A command-line request that cannot be carried out (message names the argument/file)."""
 
 

@@ -28,17 +28,12 @@ import optax
 from flax import struct
 
 from hdrjax import checkpoints, parallel, tonemap
-from hdrjax.camera.crf import CRFError
-from hdrjax.camera.pipeline import CameraConfigError
-from hdrjax.data.config import DataError
-from hdrjax.io import ImageReadError
-from hdrjax.models.linearization import WeightFileError
-from hdrjax.models.vgg import VGGWeightsError
+from hdrjax.errors import ConfigError
+from hdrjax.models.build import NETWORKS, TRAINING_STAGES, build_model, init_variables
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("dequantization", "linearization", "hallucination", "joint")
-NETWORKS = ("dequantization", "linearization", "hallucination", "refinement")
+STAGES = TRAINING_STAGES
 # Top-level parameter subtrees each stage updates; the others ride along unchanged.
 TRAINABLE = {
     "dequantization": ("dequantization",),
@@ -47,19 +42,6 @@ TRAINABLE = {
     "joint": NETWORKS,  # §3.4: all four nets, VGG encoder included
 }
 SCHEDULES = ("constant", "cosine")
-# Spatial size used only to create the parameters (all networks are fully convolutional).
-_INIT_SIZE = 64
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the field."""
-
-
-# Errors that mean "the user's config or files are wrong": main prints them as one line.
-USER_ERRORS = (
-    ConfigError, checkpoints.CheckpointError, parallel.ParallelError, DataError, CRFError,
-    CameraConfigError, ImageReadError, VGGWeightsError, WeightFileError,
-)
 
 
 # ------------------------------------------------------------------------------------ state
@@ -168,21 +150,6 @@ def _check_shipped(config, net: str, path) -> None:
 # -------------------------------------------------------------------------------- builders
 
 
-def build_model(config):
-    """The SingleHDR module with the config's options and inverse-CRF basis."""
-    from hdrjax.camera import crf
-    from hdrjax.models import SingleHDR
-
-    k = config.model.basis_components
-    basis = crf.load_invemor(config.crf.invemor) if config.crf.invemor else crf.default_basis(k)
-    options = {name: value for name, value in config.model.items() if name != "basis_components"}
-    try:
-        options["dtype"] = jnp.dtype(options.get("dtype", "float32"))
-    except TypeError as e:
-        raise ConfigError(f"config.model.dtype: {options.get('dtype')!r} is not a dtype name") from e
-    return SingleHDR(basis=basis, **options)
-
-
 def camera_config(config):
     """The static CameraConfig of `config.camera`."""
     from hdrjax.camera.pipeline import CameraConfig
@@ -227,24 +194,6 @@ def make_optimizer(config) -> optax.GradientTransformation:
         return out
 
     return optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
-
-
-def init_variables(model, key, *, batch: int = 1, networks=NETWORKS) -> dict:
-    """Fresh {"params", "batch_stats"} of all four networks, or of one (`networks=(name,)`)."""
-    x = jnp.zeros((batch, _INIT_SIZE, _INIT_SIZE, 3), jnp.float32)
-    networks = tuple(networks)
-    if set(networks) == set(NETWORKS):
-        variables = model.init(key, x, train=False)
-    elif networks == ("dequantization",):
-        variables = model.init(key, x, method=model.dequantize)
-    elif networks == ("linearization",):
-        variables = model.init(key, x, train=False, method=model.estimate_inverse_crf)
-    elif networks == ("hallucination",):
-        variables = model.init(key, x, train=False, method=model.hallucinate)
-    else:
-        raise ValueError(f"networks must be all four or one of dequantization, linearization, "
-                         f"hallucination; got {networks}")
-    return {"params": dict(variables["params"]), "batch_stats": dict(variables.get("batch_stats", {}))}
 
 
 # Compiled parameter initialisers by (model options, mesh): compiling SingleHDR's init is the
@@ -484,7 +433,8 @@ class _Writer:
         if jax.process_index() == 0:
             from tensorboardX import SummaryWriter
 
-            self._w = SummaryWriter(str(logdir))
+            # Events under WORKDIR/tensorboard: `tensorboard --logdir WORKDIR/tensorboard`.
+            self._w = SummaryWriter(str(pathlib.Path(logdir) / "tensorboard"))
             # The same scalars as JSON lines, for plots and result files without TensorBoard.
             self._jsonl = open(pathlib.Path(logdir) / "metrics.jsonl", "a", encoding="utf-8")
 

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from hdrjax import evaluate as ev
+from hdrjax.models import build
 from hdrjax import predict
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -31,40 +32,15 @@ abl = load_ablations()
 
 
 def random_variables(model, seed=0):
-    """Variables with the model's exact tree and shapes, filled with random weights.
-
-    `model.init` costs about a minute of CPU (mostly XLA compiling the VGG16 / ResNet init); the
-    properties tested here hold for any weights, so the tree comes from `jax.eval_shape` (tracing
-    only) and numpy fills it: kernels N(0, 1/fan_in), BN statistics mean 0 / variance 1, scales 1,
-    small random biases.
-    """
-    from hdrjax import train
-
-    shapes = jax.eval_shape(lambda k: train.init_variables(model, k), jax.random.key(0))
-    rng = np.random.default_rng(seed)
-
-    def fill(path, s):
-        name = path[-1].key
-        if name == "var":
-            return np.ones(s.shape, np.float32)
-        if name == "mean":
-            return np.zeros(s.shape, np.float32)
-        if name == "scale":
-            return np.ones(s.shape, np.float32)
-        if name == "bias":
-            return rng.normal(0.0, 0.01, s.shape).astype(np.float32)
-        fan_in = int(np.prod(s.shape[:-1])) or 1
-        return rng.normal(0.0, np.sqrt(1.0 / fan_in), s.shape).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, shapes)
+    return build.random_variables(model, seed=seed)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from hdrjax import checkpoints, train
+    from hdrjax import checkpoints
 
     config = abl.smoke_config()
-    variables = random_variables(train.build_model(config))
+    variables = random_variables(build.build_model(config))
     path = tmp_path_factory.mktemp("ckpt") / "run"
     checkpoints.save_variables(path, variables, config)
     return path

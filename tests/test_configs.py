@@ -7,6 +7,7 @@ import pathlib
 import pytest
 from absl import flags
 from ml_collections import config_flags
+from hdrjax.models import build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_FILES = ("dequantization", "linearization", "hallucination", "joint")
@@ -15,7 +16,7 @@ CONFIG_FILES = ("dequantization", "linearization", "hallucination", "joint")
 def load(name, variant=None):
     fv = flags.FlagValues()
     config_flags.DEFINE_config_file("config", flag_values=fv)
-    arg = f"--config={ROOT / 'configs' / name}.py" + (f":{variant}" if variant else "")
+    arg = f"--config={ROOT / 'hdrjax' / 'configs' / name}.py" + (f":{variant}" if variant else "")
     fv(["prog", arg])
     return fv.config
 
@@ -62,7 +63,7 @@ def test_command_line_overrides():
         " c.value.data.patch_size))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script, f"--config={ROOT / 'configs' / 'joint.py'}:smoke",
+        [sys.executable, "-c", script, f"--config={ROOT / 'hdrjax' / 'configs' / 'joint.py'}:smoke",
          "--config.train.num_steps=3", "--config.init.dequantization=runs/deq",
          "--config.data.patch_size=48"],
         capture_output=True, text=True, timeout=300, check=True,
@@ -82,9 +83,8 @@ def test_camera_fields_are_the_camera_config():
 
 
 def test_model_options_build_a_model():
-    from hdrjax import train
 
-    model = train.build_model(load("joint"))
+    model = build.build_model(load("joint"))
     assert model.blend_threshold == 0.12 and model.border == 0
 
 

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from hdrjax import evaluate as ev
+from hdrjax.models import build
 from hdrjax.camera import crf
 from hdrjax.io import write_image
 from hdrjax.metrics import METRIC_NAMES
@@ -323,10 +324,10 @@ def shipped_model(tmp_path_factory):
     """A shipped-model folder (hdrjax.pretrained.export) of random smoke-config weights."""
     from test_ablations import abl, random_variables
 
-    from hdrjax import pretrained, train
+    from hdrjax import pretrained
 
     config = abl.smoke_config()
-    variables = random_variables(train.build_model(config))
+    variables = random_variables(build.build_model(config))
     return pretrained.export(variables, config, tmp_path_factory.mktemp("shipped") / "model",
                              metadata={"step": 123456, "recipe": "test"})
 

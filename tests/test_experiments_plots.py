@@ -10,6 +10,7 @@ import pathlib
 import numpy as np
 import pytest
 from PIL import Image
+from hdrjax.models import build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytest.importorskip("matplotlib")
@@ -99,10 +100,10 @@ def test_prepare_hdr_limits_the_long_side_and_normalises():
 def shipped_model(tmp_path_factory):
     from test_ablations import abl, random_variables
 
-    from hdrjax import pretrained, train
+    from hdrjax import pretrained
 
     config = abl.smoke_config()
-    variables = random_variables(train.build_model(config))
+    variables = random_variables(build.build_model(config))
     return pretrained.export(variables, config, tmp_path_factory.mktemp("shipped") / "model")
 
 

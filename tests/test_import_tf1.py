@@ -567,7 +567,7 @@ def test_cli_user_errors(capsys, tmp_path, monkeypatch, model_setup, tf1_checkpo
 def test_cli_writes_config_and_basis(capsys, tmp_path, monkeypatch, model_setup, tf1_checkpoints):
     """The CLI hands save_variables the variables and a config that rebuilds the model."""
     from hdrjax import checkpoints
-    from hdrjax.train import build_model
+    from hdrjax.models.build import build_model
 
     _, shapes, invemor = model_setup
     paths, _, joint = tf1_checkpoints
@@ -617,7 +617,7 @@ def test_end_to_end_apply(capsys, tmp_path, model_setup, tf1_checkpoints):
     assert rc == 0, err
     import ml_collections
 
-    from hdrjax.train import build_model
+    from hdrjax.models.build import build_model
 
     loaded, config, _ = checkpoints.load_inference_variables(target)
     config = ml_collections.ConfigDict(config)  # the stored config may come back as a dict

@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 
 from hdrjax import checkpoints, launch
+from hdrjax.models import build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HEARTBEAT_S = 10  # a dead process takes the others down after this long (tests: short)
 ARGS = [
-    f"--config={ROOT / 'configs' / 'dequantization.py'}:smoke",  # 32² patches, batch 8
+    f"--config={ROOT / 'hdrjax' / 'configs' / 'dequantization.py'}:smoke",  # 32² patches, batch 8
     "--config.train.num_steps=4",
     "--config.train.checkpoint_every=2",
     "--config.train.keep_checkpoints=3",
@@ -93,7 +94,7 @@ def test_two_processes_reach_the_parameters_of_one_process_on_the_same_global_ba
     config = _load_config()
     mesh = parallel.make_mesh()
     assert mesh.devices.size == 8
-    model, optimizer = train.build_model(config), train.make_optimizer(config)
+    model, optimizer = build.build_model(config), train.make_optimizer(config)
     ck = checkpoints.Checkpointer(workdir, max_to_keep=3, save_every=2)
     try:
         state = ck.restore(2, train.abstract_state(config, model, optimizer, mesh), None)
@@ -130,13 +131,9 @@ def test_two_processes_reach_the_parameters_of_one_process_on_the_same_global_ba
 
 
 def _load_config():
-    import importlib.util
+    from hdrjax import configs
 
-    spec = importlib.util.spec_from_file_location("test_mp_cfg", ROOT / "configs" / "dequantization.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config("smoke")
-    return config
+    return configs.get_config("dequantization", "smoke")
 
 
 def test_processes_read_disjoint_shards_that_cover_the_data():

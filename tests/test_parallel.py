@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from hdrjax import parallel
+from hdrjax.models import build
 
 
 def test_mesh_spans_all_devices():
@@ -50,14 +51,9 @@ def test_batch_must_divide_over_devices():
 
 
 def _load_config(name, variant="smoke"):
-    import importlib.util
-    import pathlib
+    from hdrjax import configs
 
-    root = pathlib.Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location(f"test_par_cfg_{name}", root / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
+    return configs.get_config(name, variant)
 
 
 @pytest.mark.slow
@@ -67,7 +63,7 @@ def test_training_on_8_devices_matches_1_device():
     from hdrjax.camera import crf
 
     config = _load_config("linearization")
-    model = train.build_model(config)
+    model = build.build_model(config)
     optimizer = train.make_optimizer(config)
     mesh8, mesh1 = parallel.make_mesh(), parallel.make_mesh(jax.devices()[:1])
     it = data.make_train_iterator(config.data, global_batch_size=8, seed=0)

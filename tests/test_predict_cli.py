@@ -3,7 +3,6 @@
 All images are 48×80 so the stages compile once for the whole module; tests that only check
 file handling stop after the (cheap) Dequantization-Net.
 """
-import importlib.util
 import pathlib
 import subprocess
 import sys
@@ -13,17 +12,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hdrjax import checkpoints, io, predict, tonemap, train
+from hdrjax import checkpoints, io, predict, tonemap
+from hdrjax import configs
+from hdrjax.models import build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 H, W = 48, 80
 
 
 def smoke_config(stage="joint"):
-    spec = importlib.util.spec_from_file_location("joint_config", ROOT / "configs" / f"{stage}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config("smoke")
+    return configs.get_config(stage, "smoke")
 
 
 def save_checkpoint(path, variables, config):
@@ -33,30 +31,13 @@ def save_checkpoint(path, variables, config):
 
 
 def random_variables(model, seed=0):
-    """Seeded random weights of the real architecture (shapes from eval_shape: no compilation).
-
-    He-normal kernels, zero biases, identity BatchNorm; `model.init` itself compiles hundreds of
-    small programs (minutes on a busy CPU), so only the end-to-end test pays for it.
-    """
-    shapes = jax.eval_shape(lambda k: train.init_variables(model, k), jax.random.key(0))
-    rng = np.random.default_rng(seed)
-
-    def leaf(path, x):
-        name = path[-1].key
-        if name in ("bias", "mean"):
-            return np.zeros(x.shape, np.float32)
-        if name in ("scale", "var"):
-            return np.ones(x.shape, np.float32)
-        fan_in = int(np.prod(x.shape[:-1])) or 1
-        return (rng.standard_normal(x.shape) * np.sqrt(2.0 / fan_in) * 0.5).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(leaf, shapes)
+    return build.random_variables(model, seed=seed)
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     config = smoke_config()
-    model = train.build_model(config)
+    model = build.build_model(config)
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "run", random_variables(model), config)
 
 
@@ -64,8 +45,8 @@ def run_dir(tmp_path_factory):
 def fresh_run_dir(tmp_path_factory):
     """A checkpoint of freshly initialised SingleHDR variables (the model's own initialisers)."""
     config = smoke_config()
-    model = train.build_model(config)
-    variables = jax.jit(lambda k: train.init_variables(model, k))(jax.random.key(0))
+    model = build.build_model(config)
+    variables = jax.jit(lambda k: build.init_variables(model, k))(jax.random.key(0))
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "fresh", variables, config)
 
 
@@ -229,7 +210,7 @@ def test_moved_checkpoint_finds_its_basis_file(tmp_path, capsys):
     invemor = shared_path("singlehdr", "invemor.txt")
     config = smoke_config()
     config.crf.invemor = str(tmp_path / "gone" / "invemor.txt")  # where it was when saved
-    model = train.build_model(smoke_config())  # same shapes: the basis is not a variable
+    model = build.build_model(smoke_config())  # same shapes: the basis is not a variable
     ckpt = save_checkpoint(tmp_path / "imported", random_variables(model, seed=1), config)
     (ckpt / "invemor.txt").write_bytes(invemor.read_bytes())
     write_png(tmp_path / "x.png", ldr_image(8))

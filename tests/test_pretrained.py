@@ -6,7 +6,6 @@ folders are exported once per module and deleted afterwards; the broken-file cas
 model-less export (they all fail before a model is built). Only the CLI tests run a network, the
 cheap Dequantization-Net, on the same 48×80 images as test_predict_cli (shared compilation).
 """
-import importlib.util
 import json
 import pathlib
 import shutil
@@ -16,7 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from hdrjax import checkpoints, io, predict, pretrained, train
+from hdrjax import checkpoints, io, predict, pretrained
+from hdrjax.models import build
 from test_predict_cli import H, W, ldr_image, random_variables, run, write_png
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -26,10 +26,9 @@ STAGES_INFO = {"joint": {"steps": 6, "batch_size": 8, "images_seen": 48, "wall_s
 
 
 def base_config():
-    spec = importlib.util.spec_from_file_location("pretrained_test_default_config", ROOT / "configs" / "default.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.base_config()
+    from hdrjax.configs import default
+
+    config = default.base_config()
     config.stage = "joint"
     return config
 
@@ -43,7 +42,7 @@ def shipped(tmp_path_factory):
     """One float32 export of seeded random SingleHDR variables (several shards); removed afterwards."""
     base = tmp_path_factory.mktemp("shipped")
     config = base_config()
-    model = train.build_model(config)
+    model = build.build_model(config)
     variables = jax.tree.map(np.asarray, random_variables(model, seed=3))
     out = pretrained.export(variables, config, base / "model", max_file_bytes=SHARD_LIMIT,
                             metadata={"stages": STAGES_INFO, "step": 6})

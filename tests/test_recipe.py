@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hdrjax import pretrained, train
+from hdrjax.models import build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -77,11 +78,11 @@ def test_export_is_a_loadable_shipped_model_without_the_frozen_encoder(chain):
 @pytest.mark.slow
 def test_joint_config_fine_tunes_a_shipped_model(chain, tmp_path):
     _, workdir = chain
-    joint = _module("configs/joint.py", "joint_config_under_test")
+    from hdrjax.configs import joint
     config = joint.get_config("smoke")
-    assert all(config.init[n] == "default" for n in train.NETWORKS)
+    assert all(config.init[n] == "default" for n in build.NETWORKS)
     with config.unlocked():
-        for net in train.NETWORKS:
+        for net in build.NETWORKS:
             config.init[net] = str(workdir / "model")
         config.train.num_steps = 1
         config.train.batch_size = 2
@@ -97,7 +98,7 @@ def test_joint_config_fine_tunes_a_shipped_model(chain, tmp_path):
     with pytest.raises(train.ConfigError, match="lin_monotone"):
         train.train_and_evaluate(config, tmp_path / "ft2")
     scratch = joint.get_config("smoke,scratch")
-    assert all(scratch.init[n] == "" for n in train.NETWORKS)
+    assert all(scratch.init[n] == "" for n in build.NETWORKS)
 
 
 def test_a_stopped_stage_stops_the_chain(tmp_path, monkeypatch):

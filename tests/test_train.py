@@ -1,5 +1,4 @@
 """Training: every stage's smoke config end to end, the Deq loss falls, bad configs fail early."""
-import importlib.util
 import json
 import logging
 import pathlib
@@ -11,15 +10,15 @@ import numpy as np
 import pytest
 
 from hdrjax import checkpoints, parallel, train
+from hdrjax import configs
+from hdrjax.models import build
+from hdrjax.errors import HdrjaxError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def load_config(name, variant="smoke"):
-    spec = importlib.util.spec_from_file_location(f"test_cfg_{name}", ROOT / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
+    return configs.get_config(name, variant)
 
 
 def read_scalars(workdir):
@@ -104,7 +103,7 @@ def test_smoke_config_trains_end_to_end(stage, tmp_path, caplog):
 def test_dequantization_loss_falls_on_a_fixed_batch():
     config = load_config("dequantization")
     mesh = parallel.make_mesh(jax.devices()[:1])  # one device compiles faster; sharding is tested elsewhere
-    model = train.build_model(config)
+    model = build.build_model(config)
     optimizer = train.make_optimizer(config)
     # Only the Dequantization-Net: the step touches nothing else (a full init compiles 4 nets).
     import jax.numpy as jnp
@@ -157,7 +156,7 @@ def test_bad_config_fails_before_compiling(field, value, message, tmp_path, monk
         train.train_and_evaluate(config, tmp_path / "run")
     assert message in str(err.value)
     assert time.time() - t0 < 30
-    assert isinstance(err.value, train.USER_ERRORS)
+    assert isinstance(err.value, HdrjaxError)
 
 
 def test_empty_data_folder_fails_before_compiling(tmp_path, monkeypatch):
@@ -172,17 +171,17 @@ def test_empty_data_folder_fails_before_compiling(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "create_state", lambda *a, **k: pytest.fail("compiled"))
     with pytest.raises(DataError) as err:
         train.train_and_evaluate(config, tmp_path / "run")
-    assert isinstance(err.value, train.USER_ERRORS)
+    assert isinstance(err.value, HdrjaxError)
     assert str(tmp_path / "empty") in str(err.value) or "manual_dir" in str(err.value)
 
 
 def test_optimizer_updates_only_the_stage():
     config = load_config("linearization")
-    params = {n: {"w": np.ones(3, np.float32)} for n in train.NETWORKS}
+    params = {n: {"w": np.ones(3, np.float32)} for n in build.NETWORKS}
     opt = train.make_optimizer(config)
-    grads = {n: {"w": np.ones(3, np.float32)} for n in train.NETWORKS}
+    grads = {n: {"w": np.ones(3, np.float32)} for n in build.NETWORKS}
     updates, _ = opt.update(grads, opt.init(params), params)
-    for n in train.NETWORKS:
+    for n in build.NETWORKS:
         assert np.any(np.asarray(updates[n]["w"]) != 0) == (n == "linearization")
     # Frozen networks carry no Adam moments.
     moments = [x for x in jax.tree.leaves(opt.init(params)) if np.shape(x) == (3,)]
@@ -192,7 +191,7 @@ def test_optimizer_updates_only_the_stage():
 def test_freeze_encoder_keeps_the_vgg_encoder_of_the_hallucination_net():
     config = load_config("hallucination")
     config.train.freeze_encoder = True
-    params = {n: {"w": np.ones(3, np.float32)} for n in train.NETWORKS}
+    params = {n: {"w": np.ones(3, np.float32)} for n in build.NETWORKS}
     params["hallucination"] = {"encoder": {"conv1_1": {"kernel": np.ones(3, np.float32)}},
                                "encoder_h6_conv": {"kernel": np.ones(3, np.float32)}}
     grads = jax.tree.map(np.ones_like, params)

@@ -19,6 +19,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+from hdrjax.errors import HdrjaxError
 
 N_SAMPLES = 1024
 
@@ -32,7 +33,7 @@ FAMILY_TEST_FRACTION = 0.1
 SPLITS = ("train", "test", "all")
 
 
-class CRFError(Exception):
+class CRFError(HdrjaxError):
     """A CRF bank or basis cannot be built from what the user gave (spec, split, size)."""
 
 

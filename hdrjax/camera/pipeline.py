@@ -16,9 +16,10 @@ import numpy as np
 
 from hdrjax.camera import crf as crf_lib
 from hdrjax.camera import jpeg as jpeg_lib
+from hdrjax.errors import HdrjaxError
 
 
-class CameraConfigError(ValueError):
+class CameraConfigError(HdrjaxError, ValueError):
     """A camera setting that cannot work; the message names the field."""
 
 

@@ -6,12 +6,13 @@ is not in the reference.
 from __future__ import annotations
 
 import ml_collections
+from hdrjax.errors import HdrjaxError
 
 DATASETS = ("procedural", "hdr_folder", "hdr_synth", "hdr_real")
 INTERPOLATIONS = ("area", "linear")
 
 
-class DataError(Exception):
+class DataError(HdrjaxError):
     """A data problem a user can fix: missing/empty folder, bad config field, too few images."""
 
 

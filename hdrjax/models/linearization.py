@@ -24,6 +24,7 @@ import numpy as np
 
 from hdrjax.camera.crf import N_SAMPLES, apply_curve, monotone_projection
 from hdrjax.models.layers import mirror_pad, tf_conv
+from hdrjax.errors import HdrjaxError
 
 Dtype = Any
 HistogramLayout = Literal["reference", "tf2"]
@@ -34,7 +35,7 @@ N_TRUNK_PARAMS = 1_195_328  # reference §2.2.2, with the 102-channel "reference
 N_HEAD_PARAMS = 512 * N_COMPONENTS + N_COMPONENTS  # 5,643
 
 
-class WeightFileError(Exception):
+class WeightFileError(HdrjaxError):
     """A pretrained-weight file is unreadable or does not match the network; names the file."""
 
     def __init__(self, path, problem: str):

@@ -36,6 +36,7 @@ import numpy as np
 from flax import struct
 
 from hdrjax.models.conv import conv_general_dilated
+from hdrjax.errors import HdrjaxError
 
 # (block, convs per block, channels) of VGG-16's convolutional part.
 BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
@@ -58,7 +59,7 @@ IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 PREPROCESSINGS = ("caffe", "torchvision")
 
 
-class VGGWeightsError(ValueError):
+class VGGWeightsError(HdrjaxError, ValueError):
     """A VGG weight file is missing, unreadable or has the wrong layout: `str(e)` = "path: problem"."""
 
     def __init__(self, path, problem):

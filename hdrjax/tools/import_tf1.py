@@ -42,9 +42,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from hdrjax.errors import HdrjaxError
+from hdrjax.models import build
 from hdrjax.tools.tf_checkpoint import TFCheckpointError, open_reader, resolve_prefix
 
-NETWORKS = ("dequantization", "linearization", "hallucination", "refinement")
+NETWORKS = build.NETWORKS
 # TF1 variable scopes of each network (the prefixes test_real.py's restorers filter on).
 SCOPES = {
     "dequantization": ("Dequantization_Net/",),
@@ -62,7 +64,7 @@ INIT_SEED = 0  # Refinement-Net init when no joint checkpoint is given (its outp
 Path = tuple[str, ...]  # (collection, network, module…, leaf)
 
 
-class TF1ImportError(Exception):
+class TF1ImportError(HdrjaxError):
     """A checkpoint that does not fit the model (missing, extra or mis-shaped variables, bad flags)."""
 
 
@@ -144,19 +146,9 @@ def reference_config(invemor: str, imported_from: Mapping[str, str]):
 
     c = ml_collections.ConfigDict()
     c.stage = "joint"  # all four networks are present
-    c.model = ml_collections.ConfigDict()
-    c.model.basis_components = 11  # §2.2.3
-    c.model.histogram_layout = "reference"  # §2.2.1: 102 input channels, as the TF weights expect
-    c.model.lin_bn_momentum = 0.999  # §2.2.2 slim decay
-    c.model.lin_bn_epsilon = 1e-3  # §2.2.2 slim epsilon
-    c.model.lin_coefficient_scale = 1.0  # the TF1 head predicts raw invEMoR weights
-    c.model.lin_head_init = "glorot"
-    c.model.lin_monotone = "shift"  # the reference's _increase, as the TF1 weights were trained
-    c.model.blend_threshold = 0.12  # §2.3
-    c.model.border = 0
-    c.model.dtype = "float32"
+    c.model = build.reference_model()  # §2.2.3 "shift": as the TF1 weights were trained
     c.crf = ml_collections.ConfigDict()
-    c.crf.bank = "family"  # unused by inference; the default of configs/default.py
+    c.crf.bank = "family"  # unused by inference; the default of hdrjax/configs/default.py
     c.crf.invemor = os.fspath(invemor)  # §2.2.3: the basis the TF Linearization-Net was trained with
     c.imported_from = ml_collections.ConfigDict(dict(imported_from))
     return c
@@ -360,9 +352,7 @@ def run(args, log=print) -> pathlib.Path:
     # The config names the basis copy kept beside the weights, so the import is self-contained.
     basis_copy = out / f"invemor{invemor.suffix or '.txt'}"
     config = reference_config(os.fspath(basis_copy), {})
-    from hdrjax.train import build_model
-
-    model = build_model(reference_config(os.fspath(invemor), {}))
+    model = build.build_model(reference_config(os.fspath(invemor), {}))
     variables, imported_from = import_variables(sources, model, reader=args.reader, verify=not args.no_verify, log=log)
     config.imported_from.update(imported_from)
     config.imported_from.invemor = os.fspath(invemor)

@@ -39,6 +39,7 @@ import struct
 from typing import Iterable, Iterator
 
 import numpy as np
+from hdrjax.errors import HdrjaxError
 
 TABLE_MAGIC = 0xDB4775248B80FB57  # LevelDB / TF table footer magic
 FOOTER_SIZE = 48  # two BlockHandles padded to 2 x 10 bytes + the 8-byte magic
@@ -56,7 +57,7 @@ DTYPES: dict[int, str] = {
 _NOT_NUMERIC = {"string", "resource", "variant"}
 
 
-class TFCheckpointError(Exception):
+class TFCheckpointError(HdrjaxError):
     """A file that is missing, not a TF checkpoint, corrupt or unsupported; names the file."""
 
     def __init__(self, path, problem: str):

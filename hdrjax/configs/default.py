@@ -1,21 +1,22 @@
 """Base configuration: the reference's stage-wise settings (reference-spec §1, §3.1).
 
 Every experiment config starts from `get_config()` here and changes a few fields.
-Variants are chosen with `--config=configs/<file>.py:<variant>[,<variant>...]`:
+Variants are chosen with `--config=hdrjax/configs/<file>.py:<variant>[,<variant>...]`:
 
   (none)  the reference settings (batch 8, 256² patches, Adam 1e-4, 500k steps)
   smoke   32² patches, 6 steps: about a minute on a CPU, mostly compilation (tests, CI)
   cpu     a run that learns something on a laptop CPU in about half an hour per stage
   dorf    sample CRFs from the DoRF curves in ../shared/data/crf (the reference's bank)
-  scratch no init checkpoints (configs/joint.py otherwise fine-tunes the shipped model)
+  scratch no init checkpoints (hdrjax/configs/joint.py otherwise fine-tunes the shipped model)
 
 Any field can also be overridden on the command line, e.g. `--config.train.batch_size=16`.
 """
 import ml_collections
 
 import hdrjax.data
+from hdrjax.models import build
 
-STAGES = ("dequantization", "linearization", "hallucination", "joint")
+STAGES = build.TRAINING_STAGES
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -24,23 +25,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.stage = "dequantization"  # one of STAGES (§1.6 stage-wise, §3.4 joint)
     c.seed = 0  # our choice: model init, data order and camera sampling all derive from it
 
-    # SingleHDR options (hdrjax.models.SingleHDR keyword arguments; §2).
-    c.model = ml_collections.ConfigDict()
-    c.model.basis_components = 11  # §2.2.3: the first 11 inverse-EMoR components
-    c.model.histogram_layout = "reference"  # §2.2.1 102-channel features; "tf2": TF2 port's 93
-    c.model.lin_bn_momentum = 0.999  # §2.2.2: slim batch_norm decay
-    c.model.lin_bn_epsilon = 1e-3  # §2.2.2: slim batch_norm epsilon
-    # Ours (docs/training.md): the PCA head's output scale and init.  1.0 / "glorot" = the
-    # reference; a short run needs ~4 / "zeros" to leave the mean curve at all.
-    c.model.lin_coefficient_scale = 1.0
-    c.model.lin_head_init = "glorot"
-    # §2.2.3 makes the PCA curve monotone.  "clip" (the paper's intent; ours): negative steps
-    # become 0.  "shift": the reference's _increase, which adds a linear ramp to the whole
-    # curve for any dip and so cannot beat the mean curve on DoRF (hdrjax.camera.crf).
-    c.model.lin_monotone = "clip"
-    c.model.blend_threshold = 0.12  # §2.3: highlights blended in above max_c x = 0.88
-    c.model.border = 0  # mirrored border before padding (§4 inference uses 32; 0 for patches)
-    c.model.dtype = "float32"  # conv compute dtype ("bfloat16" on accelerators; ours)
+    # SingleHDR options (§2): hdrjax.models.build.model_defaults() says what each one means.
+    c.model = build.model_defaults()
 
     # Camera simulation (hdrjax.camera.pipeline.CameraConfig fields; §1.3-§1.5).
     c.camera = ml_collections.ConfigDict()
@@ -208,11 +194,18 @@ def _dorf(c):
 
 def _scratch(c):
     # Every network from its initialiser (VGG16 encoder, random elsewhere), no init checkpoint.
-    for net in ("dequantization", "linearization", "hallucination", "refinement"):
+    for net in build.NETWORKS:
         c.init[net] = ""
 
 
 VARIANTS = {"smoke": _smoke, "cpu": _cpu, "dorf": _dorf, "scratch": _scratch}
+# One line each, for `python -m hdrjax.main --help`.
+VARIANT_HELP = {
+    "smoke": "32² patches, 6 steps: about a minute on a CPU, mostly compilation (tests, CI)",
+    "cpu": "128² x 4, a run that learns something on a laptop CPU in about half an hour per stage",
+    "dorf": "sample CRFs from the DoRF curves in ../shared/data/crf (the reference's bank)",
+    "scratch": "no init checkpoints (joint otherwise fine-tunes the shipped model)",
+}
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:

@@ -1,0 +1,138 @@
+"""One place that builds SingleHDR from a config: its stages, default options and variables.
+
+Everything that makes a model — training, inference, the TF1 importer, experiments, tests —
+calls `build_model(config)` and `init_variables` / `random_variables` here, so a model option
+has one default and one meaning.  `config` is a training config (hdrjax/configs) or the one
+stored with a checkpoint: `config.model` holds SingleHDR's options (`model_defaults()`), and
+`config.crf.invemor` optionally names an inverse-EMoR basis file (docs/reference.md §2.2.3).
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from hdrjax.errors import ConfigError
+from hdrjax.models.hallucination import BLEND_THRESHOLD
+from hdrjax.models.singlehdr import ALL_STAGES
+
+# The four networks, in pipeline order; also the inference stages (`SingleHDR(stages=...)`).
+NETWORKS = ALL_STAGES
+# What a training run trains: each network alone with teacher forcing (§1.6), then all four
+# end to end ("joint", §3.4).  The Refinement-Net is only trained jointly.
+TRAINING_STAGES = ("dequantization", "linearization", "hallucination", "joint")
+# Spatial size used only to create parameters (every network is fully convolutional).
+INIT_SIZE = 64
+
+
+def model_defaults() -> ml_collections.ConfigDict:
+    """SingleHDR's options as the paper intends them (the `model` block of every config).
+
+    `reference_model()` gives the settings the authors' TF1 weights were trained with; the
+    one field where they differ is `lin_monotone` (see hdrjax.camera.crf.monotone_projection).
+    """
+    m = ml_collections.ConfigDict()
+    m.basis_components = 11  # §2.2.3: the first 11 inverse-EMoR components
+    m.histogram_layout = "reference"  # §2.2.1 102-channel features; "tf2": the TF2 port's 93
+    m.lin_bn_momentum = 0.999  # §2.2.2: slim batch_norm decay
+    m.lin_bn_epsilon = 1e-3  # §2.2.2: slim batch_norm epsilon
+    # Ours (docs/training.md): the PCA head's output scale and init.  1.0 / "glorot" = the
+    # reference; a short run needs ~4 / "zeros" to leave the mean curve at all.
+    m.lin_coefficient_scale = 1.0
+    m.lin_head_init = "glorot"
+    # §2.2.3 makes the PCA curve monotone.  "clip" (the paper's intent; ours): negative steps
+    # become 0.  "shift": the reference's _increase, which adds a linear ramp to the whole
+    # curve for any dip and so cannot beat the mean curve on DoRF (hdrjax.camera.crf).
+    m.lin_monotone = "clip"
+    m.blend_threshold = BLEND_THRESHOLD  # §2.3: highlights blended in above max_c x = 0.88
+    m.border = 0  # mirrored border before padding (§4 inference uses 32; 0 for patches)
+    m.dtype = "float32"  # conv compute dtype ("bfloat16" on accelerators; ours)
+    return m
+
+
+def reference_model() -> ml_collections.ConfigDict:
+    """The model options of the authors' TF1 weights (what hdrjax.tools.import_tf1 stores)."""
+    m = model_defaults()
+    m.lin_monotone = "shift"  # the reference's _increase, as the TF1 weights were trained
+    return m
+
+
+def build_model(config):
+    """The SingleHDR module with `config.model`'s options and `config.crf.invemor`'s basis.
+
+    Raises ConfigError naming the field when an option is unknown or has a bad value.
+    """
+    from hdrjax.camera import crf
+    from hdrjax.models import SingleHDR
+
+    options = dict(config.model.items())
+    unknown = sorted(set(options) - set(model_defaults()))
+    if unknown:
+        raise ConfigError(f"config.model.{unknown[0]}: not a SingleHDR option "
+                          f"(known: {', '.join(sorted(model_defaults()))})")
+    k = options.pop("basis_components", 11)
+    crf_config = config.get("crf") if hasattr(config, "get") else None
+    invemor = crf_config.get("invemor", "") if crf_config is not None else ""
+    basis = crf.load_invemor(invemor) if invemor else crf.default_basis(k)
+    try:
+        options["dtype"] = jnp.dtype(options.get("dtype", "float32"))
+    except TypeError as e:
+        raise ConfigError(f"config.model.dtype: {options.get('dtype')!r} is not a dtype name") from e
+    return SingleHDR(basis=basis, **options)
+
+
+def init_variables(model, key, *, batch: int = 1, networks=NETWORKS) -> dict:
+    """Fresh {"params", "batch_stats"} of all four networks, or of one (`networks=(name,)`)."""
+    x = jnp.zeros((batch, INIT_SIZE, INIT_SIZE, 3), jnp.float32)
+    networks = tuple(networks)
+    if set(networks) == set(NETWORKS):
+        variables = model.init(key, x, train=False)
+    elif networks == ("dequantization",):
+        variables = model.init(key, x, method=model.dequantize)
+    elif networks == ("linearization",):
+        variables = model.init(key, x, train=False, method=model.estimate_inverse_crf)
+    elif networks == ("hallucination",):
+        variables = model.init(key, x, train=False, method=model.hallucinate)
+    else:
+        raise ValueError(f"networks must be all four or one of dequantization, linearization, "
+                         f"hallucination; got {networks}")
+    return {"params": dict(variables["params"]), "batch_stats": dict(variables.get("batch_stats", {}))}
+
+
+def variable_shapes(model, networks=NETWORKS):
+    """The variables' tree of ShapeDtypeStructs (tracing only, nothing compiled or computed)."""
+    return jax.eval_shape(lambda k: init_variables(model, k, networks=networks), jax.random.key(0))
+
+
+def random_variables(model, *, seed: int = 0, neutral: bool = False) -> dict:
+    """Variables with the model's exact tree, filled by numpy: Glorot-uniform kernels, zero
+    biases, identity BatchNorm.  No initialiser is compiled (`model.init` compiles hundreds of
+    small programs: minutes on a 2-core CPU), so tests and benchmarks that only need the
+    architecture's cost or wiring start in seconds.
+
+    neutral=True zeroes the last layer of the Dequantization- and Refinement-Net (residual 0)
+    and the Linearization-Net's PCA head (curve = the basis mean), so images flow through the
+    chain as through a trained model and the highlight mask is realistic.
+    """
+    rng = np.random.default_rng(seed)
+
+    def leaf(path, s):
+        names = [str(getattr(p, "key", p)) for p in path]
+        name, where = names[-1], "/".join(names)
+        shape = tuple(s.shape)
+        if name == "kernel":
+            if neutral and ("dequantization/conv2d_18/" in where or "refinement/conv2d_18/" in where
+                            or "ae_invcrf_decode_net/" in where):
+                return np.zeros(shape, s.dtype)
+            receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+            fan_in, fan_out = receptive * shape[-2], receptive * shape[-1]
+            limit = math.sqrt(6.0 / (fan_in + fan_out))
+            return rng.uniform(-limit, limit, shape).astype(s.dtype)
+        if name in ("scale", "var"):
+            return np.ones(shape, s.dtype)
+        return np.zeros(shape, s.dtype)
+
+    return jax.tree.map(jnp.asarray, jax.tree_util.tree_map_with_path(leaf, variable_shapes(model)))
