@@ -2,7 +2,8 @@
 
 One style for all of them: progress as plain lines, problems as `warning: ...` / `error: ...`
 (no logger names, no source lines), Python warnings (e.g. io.NonFiniteWarning) shown the same
-way, and a `HdrjaxError` (hdrjax.errors) as one `error:` line with exit status 2.
+way, and a `HdrjaxError` (hdrjax.errors) as one `error:` line with exit status 1 (argparse
+keeps 2 for a malformed command line).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 import sys
 import warnings
 
-ERROR_EXIT = 2  # the user's input is wrong (argparse uses 2 for usage errors too)
+ERROR_EXIT = 1  # the user's input is wrong; argparse exits 2 for a malformed command line
 
 
 class _LineHandler(logging.Handler):

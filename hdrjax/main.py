@@ -74,15 +74,14 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     pylogging.getLogger("hdrjax").setLevel(pylogging.INFO)
 
-    from hdrjax import train  # after flag parsing: keeps --help fast
+    from hdrjax import cli, train  # after flag parsing: keeps --help fast
     from hdrjax.errors import HdrjaxError
 
     try:
         train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except HdrjaxError as e:
         # Our config / data / checkpoint errors: one line, no traceback.
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(cli.fail(e))
 
 
 def run() -> None:

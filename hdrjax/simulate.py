@@ -21,11 +21,11 @@ import argparse
 import json
 import os
 import sys
-import warnings
 
 import jax
 import numpy as np
 
+from hdrjax import cli
 from hdrjax import io as hio
 from hdrjax.camera import crf as crf_lib
 from hdrjax.camera import pipeline
@@ -119,12 +119,7 @@ def _read_hdr(path):
     if ext not in hio.HDR_EXTENSIONS:
         raise SimulateError(f"{path}: expected an HDR image ({', '.join(hio.HDR_EXTENSIONS)}), "
                             f"got {ext or 'no extension'}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", hio.NonFiniteWarning)
-        hdr = hio.read_image(path)
-    for w in caught:  # one line each, no source-line echo
-        print(f"warning: {w.message}", file=sys.stderr)
-    return hdr
+    return hio.read_image(path)
 
 
 def simulate(args) -> dict:
@@ -192,12 +187,11 @@ def simulate(args) -> dict:
 def main(argv=None) -> int:
     """Command-line entry point; returns the exit status (0 ok, 1 error, 2 usage)."""
     args = _parser().parse_args(argv)
-    errors = (SimulateError, hio.ImageReadError, crf_lib.CRFError, pipeline.CameraConfigError)
+    cli.configure_logging()
     try:
         simulate(args)
-    except errors as e:
-        print("error: " + str(e).replace("\n", " "), file=sys.stderr)
-        return 1
+    except HdrjaxError as e:
+        return cli.fail(e)
     return 0
 
 

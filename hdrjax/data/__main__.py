@@ -14,11 +14,17 @@ import ast
 import sys
 import time
 
+from typing import TYPE_CHECKING
+
+from hdrjax import cli
 from hdrjax.data.config import DataError, default_config
-from hdrjax.io import ImageReadError
+from hdrjax.errors import HdrjaxError
+
+if TYPE_CHECKING:
+    import ml_collections
 
 
-def build_config(args) -> "ml_collections.ConfigDict":  # noqa: F821
+def build_config(args) -> "ml_collections.ConfigDict":
     """The data config from the command-line arguments."""
     c = default_config()
     for field in ("name", "manual_dir", "data_dir", "backend", "patch_size"):
@@ -72,6 +78,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--batches", type=int, default=20)
     args = parser.parse_args(argv)
+    cli.configure_logging()
     try:
         config = build_config(args)
         if args.command == "prepare":
@@ -83,9 +90,8 @@ def main(argv=None) -> int:
             rate = benchmark(config, batch=args.batch, batches=args.batches)
             print(f"{config.name}: {rate:.1f} patches/s ({config.patch_size}x{config.patch_size}, "
                   f"{config.num_workers} workers, {config.num_threads} threads)")
-    except (DataError, ImageReadError) as e:  # user mistakes: one line naming the file/field
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except HdrjaxError as e:  # user mistakes: one line naming the file/field
+        return cli.fail(e)
     return 0
 
 

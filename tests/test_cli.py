@@ -1,0 +1,85 @@
+"""What every command line shares: --help, config names, one error base class, one message style."""
+import importlib
+import inspect
+import logging
+import pathlib
+import pkgutil
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+import hdrjax
+from hdrjax import cli, configs
+from hdrjax.errors import HdrjaxError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_main_help_lists_configs_and_variants_and_exits_0():
+    proc = subprocess.run([sys.executable, "-m", "hdrjax.main", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("dequantization", "linearization", "hallucination", "joint", "recipe"):
+        assert f"  {name} " in proc.stdout
+    for variant in ("smoke", "cpu", "dorf", "scratch"):
+        assert f"  {variant} " in proc.stdout
+    assert "--config.<section>.<field>=<value>" in proc.stdout
+
+
+def test_config_names_resolve_to_the_package_files():
+    from hdrjax.main import resolve_config_argument
+
+    argv = resolve_config_argument(["prog", "--config=joint:smoke,dorf", "--workdir", "w"])
+    assert argv[1] == f"--config={configs.path('joint')}:smoke,dorf"
+    assert resolve_config_argument(["prog", "--config", "dequantization"])[2] == str(configs.path("dequantization"))
+    # A path (or an unknown name) is left for ml_collections to load or to reject.
+    assert resolve_config_argument(["prog", "--config=my/exp.py:x"])[1] == "--config=my/exp.py:x"
+    assert resolve_config_argument(["prog", "--config=nope"])[1] == "--config=nope"
+
+
+def test_configs_package_builds_every_config():
+    for name in ("dequantization", "linearization", "hallucination", "joint"):
+        assert configs.get_config(name, "smoke").stage == name
+    assert configs.get_config("recipe", "hallucination,tiny").stage == "hallucination"
+    with pytest.raises(ValueError, match="unknown config 'nope'"):
+        configs.get_config("nope")
+
+
+def test_every_error_class_a_user_can_fix_is_a_hdrjax_error():
+    errors = []
+    for info in pkgutil.walk_packages(hdrjax.__path__, "hdrjax."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if (inspect.isclass(obj) and issubclass(obj, Exception) and not issubclass(obj, Warning)
+                    and obj.__module__ == module.__name__):
+                errors.append(obj)
+    assert len(errors) >= 15
+    not_ours = [e.__qualname__ for e in errors if not issubclass(e, HdrjaxError)]
+    assert not_ours == [], not_ours
+
+
+def test_console_entry_points_name_real_functions():
+    text = (ROOT / "setup.py").read_text()
+    scripts = [line.strip().strip('",') for line in text.splitlines() if line.strip().startswith('"hdrjax-')]
+    assert len(scripts) >= 6
+    for script in scripts:
+        name, target = (s.strip() for s in script.split("="))
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func)), script
+
+
+def test_warnings_and_errors_print_as_one_line(capsys):
+    cli.configure_logging()
+    try:
+        logging.getLogger("hdrjax.anything").info("progress")
+        warnings.warn("a file had NaNs", UserWarning)
+        code = cli.fail(HdrjaxError("photo.png: not an image\nsecond line"))
+    finally:
+        logging.getLogger("hdrjax").handlers[:] = []
+        logging.getLogger("hdrjax").propagate = True
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["progress", "warning: a file had NaNs", "error: photo.png: not an image second line"]
+    assert code == cli.ERROR_EXIT == 1
