@@ -251,6 +251,37 @@ def test_exif_orientation_is_applied_like_pillow(tmp_path, orientation):
     np.testing.assert_allclose(io.read_image(tmp_path / "o.png"), want, atol=1e-7)
 
 
+def _exif_block(tag_type, count, value):
+    """Little-endian TIFF/EXIF bytes with one IFD entry for the orientation tag (0x0112)."""
+    entry = struct.pack("<HHI", 0x0112, tag_type, count) + value.ljust(4, b"\0")
+    return b"II*\0" + struct.pack("<IH", 8, 1) + entry + struct.pack("<I", 0)
+
+
+@pytest.mark.parametrize("fmt,exif,problem", [
+    ("png", _exif_block(3, 1, struct.pack("<H", 9)), "EXIF orientation 9 is not one of 1-8"),
+    ("jpg", _exif_block(3, 1, struct.pack("<H", 0)), "EXIF orientation 0 is not one of 1-8"),
+    ("jpg", _exif_block(2, 4, b"abc\0"), "EXIF orientation 'abc' is not one of 1-8"),
+    ("png", b"\xff" * 20, "cannot read the EXIF block"),  # not a TIFF header: Pillow raises
+], ids=["png-9", "jpg-0", "jpg-text", "png-junk"])
+def test_unusable_exif_orientation_warns_and_keeps_the_pixels_unrotated(tmp_path, fmt, exif, problem):
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    path = tmp_path / f"o.{fmt}"
+    Image.fromarray(pixels).save(path, exif=(b"Exif\0\0" + exif) if fmt == "jpg" else exif)
+    with Image.open(path) as im:
+        want = np.asarray(im.convert("RGB")) / 255.0  # as stored: no rotation
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = io.read_image(path)
+    exif_warnings = [w for w in caught if issubclass(w.category, io.ExifWarning)]
+    assert len(exif_warnings) == 1, [str(w.message) for w in caught]
+    message = exif_warnings[0].message
+    assert message.path == str(path) and problem in str(message)
+    assert str(message).startswith(f"{path}: ") and str(message).endswith("the image is used unrotated")
+    assert exif_warnings[0].filename == __file__  # points at the caller of read_image
+    np.testing.assert_allclose(got, want, atol=1e-7)
+    assert got.shape == (4, 6, 3)
+
+
 # ------------------------------------------------------------------------- EXR variants
 
 

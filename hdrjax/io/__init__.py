@@ -6,7 +6,8 @@ order (OpenCV's BGR never leaks out):
 * `.exr` (`hdrjax.io.exr`, checked first by `hdrjax.io.exr_check`) and `.hdr`
   (`hdrjax.io.radiance`): linear relative radiance, stored values unscaled.
 * `.png .jpg .jpeg .tif .tiff` (`hdrjax.io.ldr`): values scaled to [0, 1] from the bit depth;
-  float TIFF samples kept as stored; EXIF orientation applied.
+  float TIFF samples kept as stored; EXIF orientation applied (`ExifWarning` when it is
+  unusable and the image is used unrotated).
 
 Bad values in HDR and float input (NaN, +-Inf, negative) are replaced and reported with a
 `NonFiniteWarning` (`hdrjax.io.read`). Images beyond `MAX_SIDE` per side or `MAX_PIXELS` are
@@ -22,7 +23,7 @@ a failure or a kill leaves no partial file and never clobbers an existing one.
 writer (checkpoint metadata, CSVs, predictions).
 
 Where each idea lives:
-  common.py     extensions, size limits, ImageReadError / NonFiniteWarning
+  common.py     extensions, size limits, ImageReadError / NonFiniteWarning / ExifWarning
   read.py       read_image: format dispatch and the bad-value rule
   exr_check.py  pure-Python validation of an EXR's header and chunk table
   exr.py        EXR channel choice, library decode (optionally in a child process)
@@ -33,7 +34,7 @@ Where each idea lives:
   write.py      write_image
 """
 from hdrjax.io.atomic import atomic_path, atomic_write
-from hdrjax.io.common import (HDR_EXTENSIONS, LDR_EXTENSIONS, MAX_PIXELS, MAX_SIDE,
+from hdrjax.io.common import (HDR_EXTENSIONS, LDR_EXTENSIONS, MAX_PIXELS, MAX_SIDE, ExifWarning,
                               ImageReadError, NonFiniteWarning)
 from hdrjax.io.exr_check import MAX_EXR_DECODED_BYTES
 from hdrjax.io.read import read_image
@@ -41,6 +42,6 @@ from hdrjax.io.write import write_image
 
 __all__ = [
     "read_image", "write_image", "atomic_write", "atomic_path",
-    "ImageReadError", "NonFiniteWarning",
+    "ImageReadError", "NonFiniteWarning", "ExifWarning",
     "HDR_EXTENSIONS", "LDR_EXTENSIONS", "MAX_SIDE", "MAX_PIXELS", "MAX_EXR_DECODED_BYTES",
 ]

@@ -62,6 +62,18 @@ class NonFiniteWarning(UserWarning):
         super().__init__(f"{self.path}: replaced " + ", ".join(parts) + " (counts of channel values)")
 
 
+class ExifWarning(UserWarning):
+    """An LDR image's EXIF orientation could not be used, so the image was read unrotated."""
+
+    def __init__(self, path, problem: str):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}; the image is used unrotated")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.problem))
+
+
 def check_size(path: str, width: int, height: int) -> None:
     """Raise ImageReadError for a zero-size image or one beyond MAX_SIDE / MAX_PIXELS."""
     if width <= 0 or height <= 0:

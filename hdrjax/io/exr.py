@@ -39,6 +39,12 @@ _SAFE_EXR_ENV = "HDRJAX_SAFE_EXR"
 _SAFE_EXR_TIMEOUT_ENV = "HDRJAX_SAFE_EXR_TIMEOUT"
 _SAFE_EXR_DEFAULT_TIMEOUT = 120.0
 
+# What the pybind11-based bindings raise on data they cannot decode: pybind11 turns C++
+# std::exception (and Iex errors) into RuntimeError, invalid_argument / domain_error /
+# length_error into ValueError, out_of_range into IndexError, overflow_error into
+# OverflowError. MemoryError (bad_alloc) is left to read_image.
+_LIBRARY_ERRORS = (RuntimeError, ValueError, IndexError, OverflowError)
+
 
 def _select_channels(path: str, part: ExrPart) -> tuple[str, list[str]]:
     """Which channels of the first part give the picture: ("rgb", [R, G, B]) or ("yc", [...])."""
@@ -150,11 +156,7 @@ def read_exr(path: str, *, safe: bool | None = None) -> np.ndarray:
     else:
         try:
             arrays = _library_read(path, names, part.name)
-        except ImageReadError:
-            raise
-        except MemoryError:
-            raise
-        except Exception as e:  # noqa: BLE001 - the bindings raise assorted types on bad data
+        except _LIBRARY_ERRORS as e:
             message = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise ImageReadError(path, f"corrupt OpenEXR data ({message})") from None
     info = {c[0]: c for c in part.channels}

@@ -3,19 +3,29 @@
 Values are scaled to [0, 1] from the bit depth (/255 or /65535); float TIFF samples are kept
 as stored. Pillow decodes; OpenCV takes over for 16-bit colour (Pillow reduces it to 8 bits)
 and for float / exotic TIFFs Pillow cannot open. EXIF orientation is applied, as
-`cv2.imread` does in the reference. Palette, grey and grey+alpha images become RGB; alpha is
-dropped. Animated / multi-frame images and CMYK are refused.
+`cv2.imread` does in the reference; an orientation tag that cannot be read or is not one of
+1-8 gives an `ExifWarning` and the image is used unrotated. Palette, grey and grey+alpha
+images become RGB; alpha is dropped. Animated / multi-frame images and CMYK are refused.
 """
 from __future__ import annotations
 
 import os
+import struct
+import warnings
 
 import numpy as np
 
-from hdrjax.io.common import ImageReadError, check_size
+from hdrjax.io.common import ExifWarning, ImageReadError, check_size
 
 _PILLOW_FORMATS = {"png": ("PNG",), "jpeg": ("JPEG", "MPO"), "tiff": ("TIFF",)}
 _ORIENTATION_TAG = 0x0112
+# What Pillow's parsers raise on malformed metadata or frame chains (read from Pillow 13's
+# TiffImagePlugin / Image.getexif: EOFError and OSError for short data, SyntaxError for a bad
+# TIFF/EXIF header, ValueError / TypeError / KeyError for bad tag values or an unknown
+# compression, IndexError / struct.error for short tag payloads). Anything else is a bug and
+# propagates.
+_PILLOW_PARSE_ERRORS = (OSError, EOFError, SyntaxError, ValueError, TypeError, KeyError,
+                        IndexError, struct.error)
 
 
 def _orient(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -35,6 +45,27 @@ def _orient(image: np.ndarray, orientation: int) -> np.ndarray:
     if orientation == 8:
         return np.rot90(image, k=1)
     return image
+
+
+def _exif_orientation(im, path: str) -> int:
+    """The image's EXIF orientation (1-8), 1 when it has none.
+
+    A broken EXIF block or a value outside 1-8 must not stop the pixels (the picture itself
+    is fine), but the image may then be shown sideways: say so with an ExifWarning.
+    """
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG)
+    except _PILLOW_PARSE_ERRORS as e:
+        problem = f"cannot read the EXIF block ({type(e).__name__}: {e})"
+    else:
+        if value is None:
+            return 1
+        if isinstance(value, int) and 1 <= value <= 8:
+            return value
+        problem = f"EXIF orientation {value!r} is not one of 1-8"
+    # stacklevel 4: the warning points at the caller of read_image (through read_ldr).
+    warnings.warn(ExifWarning(path, problem), stacklevel=4)
+    return 1
 
 
 def _pillow_rawmode(im) -> str:
@@ -71,7 +102,7 @@ def read_ldr(path: str, fmt: str) -> np.ndarray:
         if im.format != "MPO":  # MPO = camera JPEG with an embedded preview: use the first image
             try:
                 frames = getattr(im, "n_frames", 1)
-            except Exception as e:  # noqa: BLE001 - broken frame chains surface here
+            except _PILLOW_PARSE_ERRORS as e:  # broken frame chains surface here
                 raise ImageReadError(path, f"corrupt image ({e})") from None
             if frames > 1:
                 raise ImageReadError(path, f"animated / multi-frame image ({frames} frames) is "
@@ -83,10 +114,7 @@ def read_ldr(path: str, fmt: str) -> np.ndarray:
                         "I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
             raise ImageReadError(path, f"unsupported image mode {mode!r}")
         rawmode = _pillow_rawmode(im)  # before getexif(): for PNG it loads and clears `tile`
-        try:
-            orientation = int(im.getexif().get(_ORIENTATION_TAG, 1))
-        except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the pixels
-            orientation = 1
+        orientation = _exif_orientation(im, path)
         try:
             im.load()  # full decode: raises on truncated or corrupt data
         except (OSError, SyntaxError, ValueError, EOFError) as e:
