@@ -16,6 +16,9 @@ from PIL import Image, ImageOps
 
 from conftest import shared_path
 from hdrjax import io
+from hdrjax.io import exr as io_exr
+from hdrjax.io import exr_yca
+from hdrjax.io import write as io_write
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REC709_YW = np.array([0.2126, 0.7152, 0.0722], np.float32)
@@ -248,6 +251,37 @@ def test_exif_orientation_is_applied_like_pillow(tmp_path, orientation):
     np.testing.assert_allclose(io.read_image(tmp_path / "o.png"), want, atol=1e-7)
 
 
+def _exif_block(tag_type, count, value):
+    """Little-endian TIFF/EXIF bytes with one IFD entry for the orientation tag (0x0112)."""
+    entry = struct.pack("<HHI", 0x0112, tag_type, count) + value.ljust(4, b"\0")
+    return b"II*\0" + struct.pack("<IH", 8, 1) + entry + struct.pack("<I", 0)
+
+
+@pytest.mark.parametrize("fmt,exif,problem", [
+    ("png", _exif_block(3, 1, struct.pack("<H", 9)), "EXIF orientation 9 is not one of 1-8"),
+    ("jpg", _exif_block(3, 1, struct.pack("<H", 0)), "EXIF orientation 0 is not one of 1-8"),
+    ("jpg", _exif_block(2, 4, b"abc\0"), "EXIF orientation 'abc' is not one of 1-8"),
+    ("png", b"\xff" * 20, "cannot read the EXIF block"),  # not a TIFF header: Pillow raises
+], ids=["png-9", "jpg-0", "jpg-text", "png-junk"])
+def test_unusable_exif_orientation_warns_and_keeps_the_pixels_unrotated(tmp_path, fmt, exif, problem):
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    path = tmp_path / f"o.{fmt}"
+    Image.fromarray(pixels).save(path, exif=(b"Exif\0\0" + exif) if fmt == "jpg" else exif)
+    with Image.open(path) as im:
+        want = np.asarray(im.convert("RGB")) / 255.0  # as stored: no rotation
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = io.read_image(path)
+    exif_warnings = [w for w in caught if issubclass(w.category, io.ExifWarning)]
+    assert len(exif_warnings) == 1, [str(w.message) for w in caught]
+    message = exif_warnings[0].message
+    assert message.path == str(path) and problem in str(message)
+    assert str(message).startswith(f"{path}: ") and str(message).endswith("the image is used unrotated")
+    assert exif_warnings[0].filename == __file__  # points at the caller of read_image
+    np.testing.assert_allclose(got, want, atol=1e-7)
+    assert got.shape == (4, 6, 3)
+
+
 # ------------------------------------------------------------------------- EXR variants
 
 
@@ -357,7 +391,7 @@ def test_luminance_chroma_exr_is_converted_to_rgb(tmp_path, subsampled):
 
 def test_chroma_upsampling_reproduces_linear_ramps():
     samples = np.arange(40, dtype=np.float32)[:, None] * 2.0 + 5  # value at even position 2k
-    full = io._upsample_chroma(samples, 80, axis=0)[:, 0]
+    full = exr_yca._upsample_chroma(samples, 80, axis=0)[:, 0]
     want = np.arange(80, dtype=np.float32) + 5
     # The 27-tap filter is exact on linear ramps away from the repeated edge samples.
     np.testing.assert_allclose(full[14:-14], want[14:-14], rtol=1e-5)
@@ -368,7 +402,7 @@ def test_fix_saturation_desaturates_an_isolated_pixel_keeping_luminance():
     grey = np.full((3, 3), 0.5, np.float32)
     r, g, b = grey.copy(), grey.copy(), grey.copy()
     r[1, 1], g[1, 1], b[1, 1] = 1.0, 0.1, 0.1  # saturation 0.9 among grey neighbours
-    out = io._fix_saturation([r, g, b], REC709_YW, half=False)
+    out = exr_yca._fix_saturation([r, g, b], REC709_YW, half=False)
     pixel = np.array([c[0, 1] for c in out])  # output row 0 is input row 1
     # Neighbours have saturation 0, so the cap is 1 - (1 - 0) / 4 = 0.75.
     assert 1 - pixel.min() / pixel.max() == pytest.approx(0.75, abs=1e-5)
@@ -622,8 +656,8 @@ def test_safe_exr_reads_in_a_child_process(tmp_path, monkeypatch):
     io.write_image(tmp_path / "a.exr", img, half=True)
     np.testing.assert_array_equal(io.read_image(tmp_path / "a.exr", safe_exr=True), io.read_image(tmp_path / "a.exr"))
     calls = []
-    real = io._exr_subprocess_read
-    monkeypatch.setattr(io, "_exr_subprocess_read", lambda *a: calls.append(a) or real(*a))
+    real = io_exr._subprocess_read
+    monkeypatch.setattr(io_exr, "_subprocess_read", lambda *a: calls.append(a) or real(*a))
     monkeypatch.setenv("HDRJAX_SAFE_EXR", "1")
     io.read_image(tmp_path / "a.exr")
     assert len(calls) == 1
@@ -646,7 +680,7 @@ def test_safe_exr_maps_child_failures_to_image_read_error(tmp_path, monkeypatch,
             raise outcome
         return outcome
 
-    monkeypatch.setattr(io.subprocess, "run", fake_run)
+    monkeypatch.setattr(io_exr.subprocess, "run", fake_run)
     monkeypatch.setenv("HDRJAX_SAFE_EXR_TIMEOUT", "7")
     with pytest.raises(io.ImageReadError, match=message):
         io.read_image(tmp_path / "a.exr", safe_exr=True)
@@ -773,7 +807,7 @@ def test_write_image_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
             f.write(b"v/1\x01 half an EXR")
         raise OSError("simulated crash in the middle of writing")
 
-    monkeypatch.setattr(io, "_write_exr", broken)
+    monkeypatch.setattr(io_write, "_write_exr", broken)
     with pytest.raises(OSError, match="simulated"):
         io.write_image(tmp_path / "a.exr", _hdr_image(seed=1))
     with pytest.raises(OSError, match="simulated"):
