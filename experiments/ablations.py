@@ -3,7 +3,7 @@
     python experiments/ablations.py ../shared/data/real_hdr --checkpoint runs/joint \
         --workdir results/ablations --crf dorf:../shared/data/crf/dorf_201.npz
 
-Everything is measured by `hdrjax.evaluate` (same protocol, same code path as
+Everything is measured by `hdrjax.evaluation` (same protocol, same code path as
 `python -m hdrjax.evaluate`); this script adds, in `--workdir`:
 
 * `ablations.md`: the overall table of the model and its ablations, with the change of each
@@ -22,6 +22,7 @@ minutes (numbers from such a checkpoint are meaningless, only the pipeline is ex
 from __future__ import annotations
 
 import argparse
+import logging
 import pathlib
 import sys
 from typing import Sequence
@@ -33,9 +34,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a source checkout
     sys.path.insert(0, str(ROOT))
 
-from hdrjax import evaluate as ev  # noqa: E402
+from hdrjax import cli  # noqa: E402
+from hdrjax.evaluation.loop import CURVE_METRIC, EvalResult, evaluate  # noqa: E402
+from hdrjax.evaluation.methods import ABLATIONS, MODEL, build_methods, load_checkpoint, parse_methods  # noqa: E402
+from hdrjax.evaluation.protocol import (EXPOSURE_STOPS, JPEG_QUALITY, RESOLUTION, EvalConfig, EvalError,  # noqa: E402
+                                        load_test_bank, open_source, parse_stops)
+from hdrjax.evaluation.report import protocol_text, write_outputs  # noqa: E402
 from hdrjax.models import build  # noqa: E402
 from hdrjax import tonemap  # noqa: E402
+
+# Under "hdrjax" so that hdrjax.cli.configure_logging prints its lines (one style for every CLI).
+logger = logging.getLogger("hdrjax.ablations")
 
 PLOT_METRICS = ("pu21_psnr", "tone_psnr")
 DEFAULT_METHODS = "model,ablations,baselines,oracles"
@@ -229,7 +238,7 @@ def vstack(images: Sequence[Image.Image], gap: int = 8) -> Image.Image:
 # ----------------------------------------------------------------------------- figures
 
 
-def metric_per_exposure(result: ev.EvalResult, metric: str) -> dict[str, tuple[list[float], list[float]]]:
+def metric_per_exposure(result: EvalResult, metric: str) -> dict[str, tuple[list[float], list[float]]]:
     """{method: (stops, mean metric)} from the summary (NaN where every sample was masked)."""
     out: dict[str, tuple[list[float], list[float]]] = {}
     for row in result.summary:
@@ -242,7 +251,7 @@ def metric_per_exposure(result: ev.EvalResult, metric: str) -> dict[str, tuple[l
     return out
 
 
-def plot_metric_per_exposure(result: ev.EvalResult, metric: str, path) -> pathlib.Path:
+def plot_metric_per_exposure(result: EvalResult, metric: str, path) -> pathlib.Path:
     """PNG of the mean `metric` against exposure (stops), one line per method."""
     img = line_plot(metric_per_exposure(result, metric), title=f"{metric} per exposure (mask-kept samples)",
                     xlabel="exposure (stops, t = 2^s)", ylabel=metric, size=(760, 440))
@@ -322,13 +331,13 @@ def comparison_grid(kept: Sequence[dict], path, *, max_rows: int = 4, min_tile: 
     return path
 
 
-def ablation_markdown(result: ev.EvalResult) -> str:
+def ablation_markdown(result: EvalResult) -> str:
     """The ablation table: overall means of model and ablations with Δ vs the model, then the rest."""
     overall = {r["method"]: r for r in result.summary if r["exposure"] == "all"}
     metrics = list(result.metric_names)
-    lines = ["# Ablations", "", "Protocol: " + ev.protocol_text(result.protocol), "",
+    lines = ["# Ablations", "", "Protocol: " + protocol_text(result.protocol), "",
              "| method | n | " + " | ".join(metrics) + " |", "|---|---:|" + "---:|" * len(metrics)]
-    base = overall.get(ev.MODEL)
+    base = overall.get(MODEL)
     for name, row in overall.items():
         cells = []
         for m in metrics:
@@ -336,10 +345,10 @@ def ablation_markdown(result: ev.EvalResult) -> str:
             if v is None:
                 cells.append("–")
                 continue
-            digits = 4 if ("ssim" in m or m == ev.CURVE_METRIC) else 2
+            digits = 4 if ("ssim" in m or m == CURVE_METRIC) else 2
             cell = f"{v:.{digits}f}"
-            b = base.get(f"{m}_mean") if base is not None and name != ev.MODEL else None
-            if b is not None and name in ev.ABLATIONS:
+            b = base.get(f"{m}_mean") if base is not None and name != MODEL else None
+            if b is not None and name in ABLATIONS:
                 cell += f" ({v - b:+.{digits}f})"
             cells.append(cell)
         lines.append(f"| {name} | {row['n']} | " + " | ".join(cells) + " |")
@@ -368,7 +377,7 @@ def figure_selector(bank, *, n_crfs: int = 3, stops: Sequence[float] = (0.0, 2.0
 
 
 def run_ablations(source: str, workdir, *, checkpoint: str | None = None, crf: str = "family",
-                  methods: str | None = None, config: ev.EvalConfig | None = None, limit: int | None = None,
+                  methods: str | None = None, config: EvalConfig | None = None, limit: int | None = None,
                   max_crfs: int | None = None, figure_crfs: int = 3, figure_stops=(0.0, 2.0)) -> dict:
     """Evaluate model + ablations + baselines on `source` and write tables and figures to `workdir`.
 
@@ -377,32 +386,32 @@ def run_ablations(source: str, workdir, *, checkpoint: str | None = None, crf: s
     """
     from hdrjax import predict
 
-    config = config or ev.EvalConfig()
+    config = config or EvalConfig()
     workdir = pathlib.Path(workdir)
-    kind, examples = ev.open_source(source, config)
+    kind, examples = open_source(source, config)
     protocol = {"source": source, "command": "experiments/ablations.py"}
     bank = None
     if kind == "synthetic":
-        bank = ev.load_test_bank(crf, max_crfs)
+        bank = load_test_bank(crf, max_crfs)
         protocol["crf_spec"] = f"{crf}, test split" + (f", first {len(bank)}" if max_crfs else "")
     model = variables = stages = None
     joint = True
     if checkpoint:
-        model, variables, train_config, step = ev.load_checkpoint(checkpoint)
+        model, variables, train_config, step = load_checkpoint(checkpoint)
         stages = predict.stages_for_checkpoint(train_config)
         joint = "refinement" in stages
         protocol["checkpoint"] = {"path": str(checkpoint), "step": step, "stage": train_config.get("stage"),
                                   "output_stage": stages[-1],
                                   "warning": predict.checkpoint_warning(train_config, step)}
-    names = ev.parse_methods(methods or (DEFAULT_METHODS if model is not None else "baselines,oracles"),
-                             have_model=model is not None, joint=joint)
-    built = ev.build_methods(names, model=model, variables=variables, stages=stages,
-                             predict_config=predict.PredictConfig(engine="tiles", batch_size=config.batch_size), crf=crf)
+    names = parse_methods(methods or (DEFAULT_METHODS if model is not None else "baselines,oracles"),
+                          have_model=model is not None, joint=joint)
+    built = build_methods(names, model=model, variables=variables, stages=stages,
+                          predict_config=predict.PredictConfig(engine="tiles", batch_size=config.batch_size), crf=crf)
     if kind == "real":
         built = [m for m in built if not m.synthetic_only]
-    result = ev.evaluate(examples, built, config, bank=bank, limit=limit, protocol=protocol,
-                         keep=figure_selector(bank, n_crfs=figure_crfs, stops=figure_stops))
-    paths = dict(ev.write_outputs(result, workdir))
+    result = evaluate(examples, built, config, bank=bank, limit=limit, protocol=protocol,
+                      keep=figure_selector(bank, n_crfs=figure_crfs, stops=figure_stops))
+    paths = dict(write_outputs(result, workdir))
     md = workdir / "ablations.md"
     from hdrjax.io import atomic_write
 
@@ -433,23 +442,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--methods", default=None, help=f"default: {DEFAULT_METHODS} (with --checkpoint)")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--max-crfs", type=int, default=None)
-    p.add_argument("--resolution", type=int, default=ev.RESOLUTION)
-    p.add_argument("--exposures", default=",".join(f"{s:g}" for s in ev.EXPOSURE_STOPS))
-    p.add_argument("--jpeg-quality", type=int, default=ev.JPEG_QUALITY)
+    p.add_argument("--resolution", type=int, default=RESOLUTION)
+    p.add_argument("--exposures", default=",".join(f"{s:g}" for s in EXPOSURE_STOPS))
+    p.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY)
     p.add_argument("--batch-size", type=int, default=8)
     args = p.parse_args(argv)
-    ev._configure_logging(False)
+    cli.configure_logging(False)
     try:
-        config = ev.EvalConfig(resolution=args.resolution, exposure_stops=ev._parse_stops(args.exposures),
-                               jpeg_quality=args.jpeg_quality, batch_size=args.batch_size)
+        config = EvalConfig(resolution=args.resolution, exposure_stops=parse_stops(args.exposures),
+                            jpeg_quality=args.jpeg_quality, batch_size=args.batch_size)
         out = run_ablations(args.source, args.workdir, checkpoint=args.checkpoint, crf=args.crf,
                             methods=args.methods, config=config, limit=args.limit, max_crfs=args.max_crfs)
-    except ev.EvalError as e:
-        ev.logger.error(str(e))
+    except EvalError as e:
+        logger.error(str(e))
         return 1
     sys.stdout.write(ablation_markdown(out["result"]))
     for name, path in out["paths"].items():
-        ev.logger.info(f"wrote {path}")
+        logger.info(f"wrote {path}")
     return 1 if out["result"].skipped else 0
 
 

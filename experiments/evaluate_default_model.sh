@@ -12,7 +12,7 @@
 #                            test CRFs (the inverse-CRF RMSE against the mean-curve answer)
 #   training-curves.json/.png  learning curves of each stage (from $RUNS/<stage>/metrics.jsonl)
 #   held-out-examples.png    input, ours, ground truth and an exposure stack for 3 held-out images
-# Protocol (hdrjax/evaluate.py): held-out DoRF CRFs x exposures -3..+3 stops, JPEG 90, the
+# Protocol (hdrjax/evaluation/protocol.py): held-out DoRF CRFs x exposures -3..+3 stops, JPEG 90, the
 # first and last RES² crops of each image at short side RES. CRFS and RES trade time for
 # coverage (the defaults take about 25 minutes on a 2-core CPU).
 set -euo pipefail

@@ -6,7 +6,7 @@
 
 For each HDR image (`hdrjax.io.read_image`): resized (area) so that its long side is at most
 `--max-side` (512), scaled to mean 0.5 as `hdrjax.evaluate` does, then put through the
-evaluation's own camera (`hdrjax.evaluate.synthetic_samples`: the reference's deterministic
+evaluation's own camera (`hdrjax.evaluation.protocol.synthetic_samples`: the reference's deterministic
 noise, clipping, one held-out **test-split** CRF of `--crf` — `--crf-index`, default the first —
 at exposure 0 stops, 8 bits, **JPEG quality 90**), so the input is made exactly as in the
 evaluation protocol; the ground truth is the noise-free HDR.  The model (`--checkpoint`: a
@@ -40,22 +40,22 @@ logger = logging.getLogger("hdrjax.figure")
 
 def prepare_hdr(hdr: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
     """Long side ≤ `max_side` (area resize, aspect kept), then mean 0.5 (evaluate's normalisation)."""
-    from hdrjax import evaluate as ev
+    from hdrjax.evaluation.protocol import MEAN_EPS, MEAN_TARGET
     from hdrjax.data import transforms
 
     h, w = hdr.shape[:2]
     scale = min(1.0, max_side / max(h, w))
     if scale < 1.0:
         hdr = transforms.resize(hdr, max(1, round(h * scale)), max(1, round(w * scale)), "area")
-    return transforms.mean_normalize(np.asarray(hdr, np.float32), ev.MEAN_TARGET, ev.MEAN_EPS)
+    return transforms.mean_normalize(np.asarray(hdr, np.float32), MEAN_TARGET, MEAN_EPS)
 
 
 def camera_input(name: str, hdr: np.ndarray, bank, *, stops: float = 0.0, jpeg_quality: int = 90, seed: int = 0):
     """(jpeg f32[H, W, 3], ground truth f32[H, W, 3], mask, meta) through the evaluation's camera."""
-    from hdrjax import evaluate as ev
+    from hdrjax.evaluation.protocol import EvalConfig, Example, synthetic_samples
 
-    config = ev.EvalConfig(exposure_stops=(float(stops),), jpeg_quality=jpeg_quality, seed=seed)
-    ((ldr, gt, mask, meta),) = ev.synthetic_samples(ev.Example(name, hdr), bank, config)
+    config = EvalConfig(exposure_stops=(float(stops),), jpeg_quality=jpeg_quality, seed=seed)
+    ((ldr, gt, mask, meta),) = synthetic_samples(Example(name, hdr), bank, config)
     return np.asarray(ldr[0], np.float32), np.asarray(gt[0], np.float32), int(mask[0]), meta[0]
 
 
@@ -132,7 +132,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from hdrjax import evaluate as ev
+    from hdrjax.evaluation.methods import load_checkpoint
+    from hdrjax.evaluation.protocol import EvalConfig, EvalError, load_test_bank
     from hdrjax import predict
     from hdrjax.io import ImageReadError, read_image
 
@@ -144,15 +145,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: --stops: expected comma-separated numbers, got {args.stops!r}\n")
         return 2
     try:
-        ev.EvalConfig(jpeg_quality=args.jpeg_quality)  # validates the quality
+        EvalConfig(jpeg_quality=args.jpeg_quality)  # validates the quality
         if args.max_side < 32:
-            raise ev.EvalError(f"--max-side must be >= 32, got {args.max_side}")
-        bank = ev.load_test_bank(args.crf)
+            raise EvalError(f"--max-side must be >= 32, got {args.max_side}")
+        bank = load_test_bank(args.crf)
         if not 0 <= args.crf_index < len(bank):
-            raise ev.EvalError(f"--crf-index {args.crf_index}: the test split of {args.crf} has {len(bank)} curves")
+            raise EvalError(f"--crf-index {args.crf_index}: the test split of {args.crf} has {len(bank)} curves")
         bank = bank.take([args.crf_index])
-        model, variables, train_config, step = ev.load_checkpoint(args.checkpoint)
-    except ev.EvalError as e:
+        model, variables, train_config, step = load_checkpoint(args.checkpoint)
+    except EvalError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1
     stages = predict.stages_for_checkpoint(train_config)

@@ -1,6 +1,6 @@
 """Ablations with a real SingleHDR checkpoint (smoke config, random weights of the model's shapes).
 
-The stage swaps of `hdrjax.evaluate.ablate_variables` must be exact, the evaluation CLI must run
+The stage swaps of `hdrjax.evaluation.methods.ablate_variables` must be exact, the evaluation CLI must run
 the model and its ablations, and `experiments/ablations.py` (and its notebook) must produce the
 tables and figures. Images are 40×56 evaluated at 32² so the networks compile once per module.
 """
@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hdrjax import evaluate as ev
+from hdrjax.evaluate import main as evaluate_main
+from hdrjax.evaluation.methods import ABLATIONS, BASELINES, ablate_variables, model_method
+from hdrjax.evaluation.protocol import EvalConfig, EvalError
 from hdrjax.models import build
 from hdrjax import predict
 
@@ -74,26 +76,26 @@ def test_ablated_stages_are_exact(loaded):
     cfg = predict.PredictConfig(engine="tiles", stages=predict.STAGES)
     full = predict.reconstruct(model, variables, ldr, cfg)
 
-    deq = predict.reconstruct(model, ev.ablate_variables(variables, "no_dequantization"), ldr, cfg)
+    deq = predict.reconstruct(model, ablate_variables(variables, "no_dequantization"), ldr, cfg)
     np.testing.assert_array_equal(deq.dequantized, ldr)
     assert not np.array_equal(full.dequantized, ldr)  # the fresh Deq-Net does change the image
 
-    lin = predict.reconstruct(model, ev.ablate_variables(variables, "g0_linearization"), ldr, cfg)
+    lin = predict.reconstruct(model, ablate_variables(variables, "g0_linearization"), ldr, cfg)
     np.testing.assert_allclose(lin.inverse_crf, np.asarray(model.basis.mean), atol=2e-5)
     np.testing.assert_array_equal(lin.dequantized, full.dequantized)  # other stages untouched
     assert np.abs(full.inverse_crf - np.asarray(model.basis.mean)).max() > 1e-3
 
-    hal = predict.reconstruct(model, ev.ablate_variables(variables, "no_hallucination"), ldr, cfg)
+    hal = predict.reconstruct(model, ablate_variables(variables, "no_hallucination"), ldr, cfg)
     np.testing.assert_array_equal(hal.hallucinated, hal.linear)
     np.testing.assert_array_equal(hal.linear, full.linear)
     assert not np.array_equal(full.hallucinated, full.linear)
 
     # The caller's tree is not modified.
     jax.tree.map(np.testing.assert_array_equal, before, jax.tree.map(np.array, variables))
-    with pytest.raises(ev.EvalError, match="unknown ablation"):
-        ev.ablate_variables(variables, "no_everything")
-    with pytest.raises(ev.EvalError, match="no params/dequantization/conv2d_18"):
-        ev.ablate_variables({"params": {}}, "no_dequantization")
+    with pytest.raises(EvalError, match="unknown ablation"):
+        ablate_variables(variables, "no_everything")
+    with pytest.raises(EvalError, match="no params/dequantization/conv2d_18"):
+        ablate_variables({"params": {}}, "no_dequantization")
 
 
 @pytest.mark.slow
@@ -104,20 +106,20 @@ def test_model_method_stages(loaded):
     ldr = np.stack([ldr_image(seed=1), ldr_image(seed=2)])
     meta = [{}, {}]
     cfg = predict.PredictConfig(engine="tiles", batch_size=2)
-    out, curves = ev.model_method(model, variables, stages=stages, predict_config=cfg).run(ldr, meta)
+    out, curves = model_method(model, variables, stages=stages, predict_config=cfg).run(ldr, meta)
     ref = predict.reconstruct(model, variables, ldr[0], predict.PredictConfig(engine="tiles", stages=stages))
     np.testing.assert_allclose(out[0], ref.refined, rtol=1e-5, atol=1e-5)
     assert curves.shape == (2, 1024)
-    out_nr, _ = ev.model_method(model, variables, name="no_refinement", stages=stages, predict_config=cfg).run(ldr, meta)
+    out_nr, _ = model_method(model, variables, name="no_refinement", stages=stages, predict_config=cfg).run(ldr, meta)
     np.testing.assert_allclose(out_nr[0], ref.hallucinated, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
 def test_cli_with_checkpoint_runs_model_and_ablations(checkpoint, hdr_folder, tmp_path, capsys):
     out = tmp_path / "eval"
-    code = ev.main([str(hdr_folder), "--workdir", str(out), "--checkpoint", str(checkpoint), "--methods",
-                    "model,ablations,g0", "--resolution", "32", "--max-crfs", "1", "--exposures=0,2",
-                    "--limit", "2"])
+    code = evaluate_main([str(hdr_folder), "--workdir", str(out), "--checkpoint", str(checkpoint), "--methods",
+                          "model,ablations,g0", "--resolution", "32", "--max-crfs", "1", "--exposures=0,2",
+                          "--limit", "2"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "warning:" in err  # an untrained / smoke checkpoint is flagged
@@ -137,7 +139,7 @@ def test_cli_with_checkpoint_runs_model_and_ablations(checkpoint, hdr_folder, tm
 
 @pytest.mark.slow
 def test_ablation_script_writes_tables_and_figures(checkpoint, hdr_folder, tmp_path):
-    cfg = ev.EvalConfig(resolution=32, exposure_stops=(0.0, 2.0), batch_size=4)
+    cfg = EvalConfig(resolution=32, exposure_stops=(0.0, 2.0), batch_size=4)
     out = abl.run_ablations(str(hdr_folder), tmp_path / "abl", checkpoint=str(checkpoint), config=cfg,
                             max_crfs=2, limit=2, figure_crfs=2)
     paths = out["paths"]
@@ -154,7 +156,7 @@ def test_ablation_script_writes_tables_and_figures(checkpoint, hdr_folder, tmp_p
     assert "| model |" in md and "| no_hallucination |" in md and "(+" in md or "(-" in md
     result = out["result"]
     methods = {m["name"] for m in result.protocol["methods"]}
-    assert set(ev.ABLATIONS) <= methods and set(ev.BASELINES) <= methods and "true_crf" in methods
+    assert set(ABLATIONS) <= methods and set(BASELINES) <= methods and "true_crf" in methods
     # Figures: the first image's samples at the requested exposures and CRFs were kept.
     assert {k["meta"]["stops"] for k in result.kept} <= {0.0, 2.0}
     assert {k["meta"]["image"] for k in result.kept} == {result.rows[0]["image"]}

@@ -7,12 +7,18 @@ load a shipped-model folder (random smoke-config weights, `hdrjax.pretrained.exp
 """
 import csv
 import json
+import logging
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from hdrjax import evaluate as ev
+from hdrjax import cli
+from hdrjax.evaluate import main as evaluate_main
+from hdrjax.evaluation.loop import evaluate, summarize
+from hdrjax.evaluation.methods import STAGE_METHODS, baseline_method, mean_crf_method, parse_methods
+from hdrjax.evaluation.protocol import EvalConfig, EvalError, Example, open_source
+from hdrjax.evaluation.report import ROW_FIELDS
 from hdrjax.models import build
 from hdrjax.camera import crf
 from hdrjax.io import write_image
@@ -38,13 +44,25 @@ def hdr_folder(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """main() sets up the "hdrjax" logger for the whole process (hdrjax.cli.configure_logging: its
+    own handler, no propagation); restore it so later tests' caplog still sees hdrjax records."""
+    package = logging.getLogger("hdrjax")
+    handlers, propagate, level = package.handlers[:], package.propagate, package.level
+    yield
+    package.handlers[:] = handlers
+    package.propagate = propagate
+    package.setLevel(level)
+
+
 def read_csv(path):
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
 def run(args, capsys):
-    code = ev.main([str(a) for a in args])
+    code = evaluate_main([str(a) for a in args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -56,7 +74,7 @@ def test_folder_writes_per_image_csv_and_summary(hdr_folder, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["per_image.csv", "protocol.json", "summary.csv", "summary.md"]
     rows = read_csv(out / "per_image.csv")
     header = list(rows[0])
-    assert header[:7] == list(ev.ROW_FIELDS)
+    assert header[:7] == list(ROW_FIELDS)
     assert header[7:] == list(METRIC_NAMES) + ["inverse_crf_rmse"]
     # 3 methods × 2 images × 2 crops × 2 CRFs × 3 exposures.
     assert len(rows) == 3 * 2 * 2 * 2 * 3
@@ -99,10 +117,10 @@ def test_mask_excludes_extreme_samples_from_the_means(tmp_path):
     # A scene bright enough that +3 stops saturates nearly everything, dark enough that −3
     # stops is mostly black: the masks must differ across exposures and drive the means.
     flat = scene(2, 32, 32, light=0.0)
-    examples = [ev.Example("plain", flat * np.float32(0.5 / flat.mean()))]
+    examples = [Example("plain", flat * np.float32(0.5 / flat.mean()))]
     bank = crf.load_bank("family", "test").take([0, 1])
-    cfg = ev.EvalConfig(exposure_stops=(-3.0, 0.0, 3.0), batch_size=4)
-    result = ev.evaluate(examples, [ev.baseline_method("identity")], cfg, bank=bank)
+    cfg = EvalConfig(exposure_stops=(-3.0, 0.0, 3.0), batch_size=4)
+    result = evaluate(examples, [baseline_method("identity")], cfg, bank=bank)
     by_stop = {s: [r for r in result.rows if r["stops"] == s] for s in cfg.exposure_stops}
     assert all(r["mask"] == 0 for r in by_stop[3.0])  # saturated: excluded
     assert all(r["mask"] == 1 for r in by_stop[0.0])
@@ -115,7 +133,7 @@ def test_mask_excludes_extreme_samples_from_the_means(tmp_path):
     assert plus3["n"] == 0 and plus3["masked"] == 2 and plus3["pu21_psnr_mean"] is None
 
     # --mask include: the same samples are scored and averaged.
-    inc = ev.evaluate(examples, [ev.baseline_method("identity")], ev.EvalConfig(
+    inc = evaluate(examples, [baseline_method("identity")], EvalConfig(
         exposure_stops=(-3.0, 0.0, 3.0), batch_size=4, mask="include"), bank=bank)
     overall_inc = next(r for r in inc.summary if r["exposure"] == "all")
     assert overall_inc["n"] == len(inc.rows) == 6 and overall_inc["masked"] == overall["masked"]
@@ -131,7 +149,7 @@ def test_summarize_uses_only_scored_rows():
         {"method": "m", "stops": 0.0, "mask": 0},
         {"method": "m", "stops": 1.0, "mask": 0},
     ]
-    s = ev.summarize(rows, ["m"], ["x"], (0.0, 1.0))
+    s = summarize(rows, ["m"], ["x"], (0.0, 1.0))
     assert [r["exposure"] for r in s] == ["+0", "+1", "all"]
     assert (s[0]["n"], s[0]["masked"], s[0]["x_mean"], s[0]["x_std"]) == (2, 1, 2.0, pytest.approx(np.sqrt(2)))
     assert (s[1]["n"], s[1]["masked"], s[1]["x_mean"], s[1]["x_std"]) == (0, 1, None, None)
@@ -140,13 +158,13 @@ def test_summarize_uses_only_scored_rows():
 
 def test_results_do_not_depend_on_limit_or_batch_size(hdr_folder):
     bank = crf.load_bank("family", "test").take([0, 1])
-    cfg = ev.EvalConfig(resolution=32, exposure_stops=(0.0, 1.0), batch_size=3)
-    methods = [ev.baseline_method("srgb")]
-    _, examples = ev.open_source(str(hdr_folder), cfg)
-    full = ev.evaluate(examples, methods, cfg, bank=bank)
-    _, examples = ev.open_source(str(hdr_folder), cfg)
-    first = ev.evaluate(examples, methods, ev.EvalConfig(resolution=32, exposure_stops=(0.0, 1.0), batch_size=1),
-                        bank=bank, limit=1)
+    cfg = EvalConfig(resolution=32, exposure_stops=(0.0, 1.0), batch_size=3)
+    methods = [baseline_method("srgb")]
+    _, examples = open_source(str(hdr_folder), cfg)
+    full = evaluate(examples, methods, cfg, bank=bank)
+    _, examples = open_source(str(hdr_folder), cfg)
+    first = evaluate(examples, methods, EvalConfig(resolution=32, exposure_stops=(0.0, 1.0), batch_size=1),
+                     bank=bank, limit=1)
     assert first.protocol["examples"] == 1 and full.protocol["examples"] == 4
     head = [r for r in full.rows if r["image"] == first.rows[0]["image"]]
     assert len(head) == len(first.rows) == 4
@@ -155,9 +173,9 @@ def test_results_do_not_depend_on_limit_or_batch_size(hdr_folder):
         for k in a:
             assert a[k] == pytest.approx(b[k], rel=1e-5) if isinstance(a[k], float) else a[k] == b[k]
     # Another seed changes the synthesis noise, hence the numbers.
-    _, examples = ev.open_source(str(hdr_folder), cfg)
-    other = ev.evaluate(examples, methods, ev.EvalConfig(resolution=32, exposure_stops=(0.0, 1.0), seed=1),
-                        bank=bank, limit=1)
+    _, examples = open_source(str(hdr_folder), cfg)
+    other = evaluate(examples, methods, EvalConfig(resolution=32, exposure_stops=(0.0, 1.0), seed=1),
+                     bank=bank, limit=1)
     assert any(a.get("mu_psnr") != b.get("mu_psnr") for a, b in zip(first.rows, other.rows) if a["mask"])
 
 
@@ -178,6 +196,21 @@ def test_bad_file_is_skipped_counted_and_fails_the_run(hdr_folder, tmp_path, cap
     assert len(proto["skipped"]) == 2 and proto["examples"] == 2
     assert {r["image"] for r in read_csv(out / "per_image.csv")} == {"a_0", "a_1"}
     assert "Skipped inputs (2)" in stdout
+
+
+def test_input_warning_is_one_line_without_a_source_line(hdr_folder, tmp_path, capsys):
+    # A negative value in an HDR file is replaced by 0 with an io.NonFiniteWarning: the CLI
+    # prints it as one `warning:` line (hdrjax.cli), not Python's "file:line: Category" + source.
+    folder = tmp_path / "negative"
+    folder.mkdir()
+    image = scene(4)
+    image[0, 0, 0] = -1.0
+    write_image(folder / "neg.exr", image)
+    code, _, err = run([folder, "--workdir", tmp_path / "out", "--methods", "identity"] + BASE, capsys)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if "replaced" in line]
+    assert lines == [f"warning: {folder / 'neg.exr'}: replaced 1 negative -> 0 (counts of channel values)"]
+    assert "NonFiniteWarning" not in err and "warnings.warn" not in err and ".py:" not in err
 
 
 def test_real_pairs_mode(tmp_path, capsys):
@@ -213,7 +246,7 @@ def test_real_pair_smaller_than_crop_is_skipped(tmp_path, capsys):
     write_image(root / "HDR_gt" / "tiny.hdr", scene(3, 20, 24))
     Image.fromarray(np.zeros((20, 24, 3), np.uint8) + 100).save(root / "LDR_in" / "tiny.jpg")
     code, _, err = run([root, "--workdir", tmp_path / "out", "--resolution", "32", "--methods", "identity"], capsys)
-    assert code == 1
+    assert code == cli.ERROR_EXIT
     assert "smaller than the 32x32 test crop" in err and "no test image could be read" in err
 
 
@@ -225,21 +258,21 @@ def test_real_pair_smaller_than_crop_is_skipped(tmp_path, capsys):
 ])
 def test_user_errors_are_one_line(hdr_folder, tmp_path, capsys, args, message):
     code, _, err = run([hdr_folder, "--workdir", tmp_path / "o"] + BASE + args, capsys)
-    assert code == 1
+    assert code == cli.ERROR_EXIT
     assert message in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
 
 
 def test_missing_source_is_an_error(tmp_path, capsys):
     code, _, err = run([tmp_path / "nope", "--workdir", tmp_path / "o"], capsys)
-    assert code == 1 and "no such file or folder" in err
+    assert code == cli.ERROR_EXIT and "no such file or folder" in err
 
 
 def test_scalars_for_tensorboard(hdr_folder):
     bank = crf.load_bank("family", "test").take([0])
-    cfg = ev.EvalConfig(resolution=32, exposure_stops=(0.0,))
-    _, examples = ev.open_source(str(hdr_folder), cfg)
-    result = ev.evaluate(examples, [ev.baseline_method("g0")], cfg, bank=bank, limit=2)
+    cfg = EvalConfig(resolution=32, exposure_stops=(0.0,))
+    _, examples = open_source(str(hdr_folder), cfg)
+    result = evaluate(examples, [baseline_method("g0")], cfg, bank=bank, limit=2)
     scalars = result.scalars("eval")
     assert "eval/g0/pu21_psnr" in scalars and "eval/g0/pu21_psnr/ev+0" in scalars
     assert all(np.isfinite(v) for v in scalars.values())
@@ -247,20 +280,20 @@ def test_scalars_for_tensorboard(hdr_folder):
 
 def test_ground_truth_is_noise_free_unless_asked(hdr_folder):
     bank = crf.load_bank("family", "test").take([0])
-    methods = [ev.baseline_method("srgb")]
+    methods = [baseline_method("srgb")]
 
     def scores(**kw):
-        cfg = ev.EvalConfig(resolution=32, exposure_stops=(0.0,), **kw)
-        _, examples = ev.open_source(str(hdr_folder), cfg)
-        rows = ev.evaluate(examples, methods, cfg, bank=bank, limit=1).rows
+        cfg = EvalConfig(resolution=32, exposure_stops=(0.0,), **kw)
+        _, examples = open_source(str(hdr_folder), cfg)
+        rows = evaluate(examples, methods, cfg, bank=bank, limit=1).rows
         return np.array([r["mu_psnr"] for r in rows if r["mask"]])
 
     # Without synthesis noise the noisy X equals H·t: both targets score the same.
     np.testing.assert_allclose(scores(noise=False, target="noisy"), scores(noise=False, target="clean"), rtol=1e-6)
     # With noise the input is the same, only the reference changes.
     assert not np.allclose(scores(target="noisy"), scores(target="clean"))
-    with pytest.raises(ev.EvalError, match="target must be"):
-        ev.EvalConfig(target="dirty")
+    with pytest.raises(EvalError, match="target must be"):
+        EvalConfig(target="dirty")
 
 
 # ----------------------------------------------------------------------------- mean_crf, stages
@@ -269,7 +302,7 @@ def test_ground_truth_is_noise_free_unless_asked(hdr_folder):
 def test_mean_crf_is_the_training_split_mean(hdr_folder, tmp_path, capsys):
     train = crf.load_bank("family", "train")
     mean = np.mean(np.asarray(train.inverse, np.float64), axis=0)
-    method = ev.mean_crf_method("family")
+    method = mean_crf_method("family")
     ldr = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
     hdr, curves = method.run(ldr, [{}, {}])
     np.testing.assert_allclose(curves, np.broadcast_to(mean, curves.shape), atol=1e-6)
@@ -291,32 +324,32 @@ def test_mean_crf_is_the_training_split_mean(hdr_folder, tmp_path, capsys):
     proto = json.loads((out / "protocol.json").read_text())
     assert proto["methods"][0] == {"name": "mean_crf", "kind": "baseline",
                                    "info": {"crf_spec": "family, train split", "curves": len(train)}}
-    assert "mean_crf" in ev.parse_methods("baselines", have_model=False)
+    assert "mean_crf" in parse_methods("baselines", have_model=False)
 
 
 def test_mean_crf_of_dorf_averages_its_191_training_curves():
     from conftest import shared_path
 
     path = shared_path("crf", "dorf_201.npz")
-    method = ev.mean_crf_method(f"dorf:{path}")
+    method = mean_crf_method(f"dorf:{path}")
     assert method.info["curves"] == 191
     train = crf.load_bank(f"dorf:{path}", "train")
     _, curves = method.run(np.zeros((1, 4, 4, 3), np.float32), [{}])
     np.testing.assert_allclose(curves[0], np.mean(np.asarray(train.inverse, np.float64), 0), atol=1e-6)
-    with pytest.raises(ev.EvalError, match="--crf"):
-        ev.mean_crf_method("dorf:/nonexistent.npz")
+    with pytest.raises(EvalError, match="--crf"):
+        mean_crf_method("dorf:/nonexistent.npz")
 
 
 def test_stage_methods_parse():
-    stages = list(ev.STAGE_METHODS)
+    stages = list(STAGE_METHODS)
     assert stages == ["stages_dequantization_linearization", "stages_hallucination", "stages_refinement"]
-    assert ev.parse_methods("model,stages", have_model=True) == ["model"] + stages
+    assert parse_methods("model,stages", have_model=True) == ["model"] + stages
     # Without a trained Refinement-Net (not a joint checkpoint) the group stops at hallucination.
-    assert ev.parse_methods("stages", have_model=True, joint=False) == stages[:2]
-    assert set(stages) <= set(ev.parse_methods("all", have_model=True))
-    assert not set(stages) & set(ev.parse_methods("all", have_model=False))
-    with pytest.raises(ev.EvalError, match=r"stages_hallucination need\(s\) --checkpoint"):
-        ev.parse_methods("stages_hallucination", have_model=False)
+    assert parse_methods("stages", have_model=True, joint=False) == stages[:2]
+    assert set(stages) <= set(parse_methods("all", have_model=True))
+    assert not set(stages) & set(parse_methods("all", have_model=False))
+    with pytest.raises(EvalError, match=r"stages_hallucination need\(s\) --checkpoint"):
+        parse_methods("stages_hallucination", have_model=False)
 
 
 @pytest.fixture(scope="module")
@@ -384,4 +417,4 @@ def test_checkpoint_default_is_the_packaged_model(shipped_model, hdr_folder, tmp
     (broken / "manifest.json").write_text("{not json")
     code, _, err = run([hdr_folder, "--workdir", tmp_path / "o", "--checkpoint", broken, "--methods", "model"]
                        + BASE, capsys)
-    assert code == 1 and "manifest.json: not valid JSON" in err and "Traceback" not in err
+    assert code == cli.ERROR_EXIT and "manifest.json: not valid JSON" in err and "Traceback" not in err

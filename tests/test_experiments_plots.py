@@ -111,7 +111,7 @@ def shipped_model(tmp_path_factory):
 def test_figure_with_a_shipped_model(shipped_model, tmp_path):
     from test_ablations import abl
 
-    from hdrjax import evaluate as ev
+    from hdrjax.evaluation.protocol import EvalConfig, Example, synthetic_samples
     from hdrjax import tonemap
     from hdrjax.camera import crf
 
@@ -128,7 +128,7 @@ def test_figure_with_a_shipped_model(shipped_model, tmp_path):
     bank = crf.load_bank("family", "test").take([0])
     hdr = figure.prepare_hdr(np.full((8, 8, 3), 3.0, np.float32))
     ldr, gt, _, meta = figure.camera_input("x", hdr, bank)
-    ((ldr2, _, _, _),) = ev.synthetic_samples(ev.Example("x", hdr), bank, ev.EvalConfig(exposure_stops=(0.0,)))
+    ((ldr2, _, _, _),) = synthetic_samples(Example("x", hdr), bank, EvalConfig(exposure_stops=(0.0,)))
     np.testing.assert_array_equal(ldr, ldr2[0])
     assert meta["jpeg_quality"] == 90 and meta["stops"] == 0.0
     row = figure.panels(ldr, gt, gt)

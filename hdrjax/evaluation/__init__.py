@@ -1,0 +1,14 @@
+"""The evaluation protocol, its methods, the metrics loop and the reports, one module each.
+
+`python -m hdrjax.evaluate` (hdrjax/evaluate.py) is the command line on top of them:
+
+* `protocol`: what is measured on what: `EvalConfig`, the test patches, the example sources
+  (a folder of HDR files, HDR-Real pairs, an `hdrjax.data` dataset), the test CRF bank and the
+  camera that turns a patch into the evaluated (JPEG, ground truth, mask) samples;
+* `methods`: what is measured: the model, its ablations and stage prefixes, the baselines,
+  `mean_crf` and the `true_crf` oracle, each a `Method`; loading a checkpoint for them;
+* `loop`: `evaluate`, every method on every sample scored by `hdrjax.metrics`, and `summarize`;
+* `report`: the CSV / markdown / JSON files of a result and the protocol stated as text.
+
+The package has no re-exports: import from the module that owns a name.
+"""
