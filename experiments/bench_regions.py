@@ -61,13 +61,15 @@ def _ldr(bench, source: str, size):
     return bench.make_ldr(hdr), source
 
 
-def _hal_work(predict, r, engine: str, h: int, w: int) -> float:
+def _hal_work(r, engine: str, h: int, w: int) -> float:
+    from hdrjax.tiles import ALIGN, round_up
+
     s = r.stats
     if engine == "regions":
         return s["hallucination_work"]
     if engine == "tiles":
         th, tw = s["tile_shape"]
-        return s["hallucinated_tiles"] * th * tw / (predict._round_up(h, 32) * predict._round_up(w, 32))
+        return s["hallucinated_tiles"] * th * tw / (round_up(h, ALIGN) * round_up(w, ALIGN))
     return 1.0
 
 
@@ -82,12 +84,14 @@ def task_regions(spec: dict, bench) -> dict:
     import numpy as np
 
     from hdrjax import inference, pretrained, predict
+    from hdrjax.models.build import NETWORKS
+    from hdrjax.models.hallucination import BLEND_THRESHOLD
 
     model, variables, _, _ = pretrained.load(spec.get("model"))
     ldr, source = _ldr(bench, spec["source"], spec.get("size"))
     h, w = ldr.shape[:2]
     engines = spec["engines"]
-    configs = {e: predict.PredictConfig(engine=e, stages=predict.STAGES) for e in engines}
+    configs = {e: predict.PredictConfig(engine=e, stages=NETWORKS) for e in engines}
     out = {"photo": spec["name"], "source": source, "height": h, "width": w, "megapixels": h * w / 1e6,
            "engines": {}}
     last = {}
@@ -113,8 +117,8 @@ def task_regions(spec: dict, bench) -> dict:
         r = last[e]
         entry["seconds"] = bench._median(entry["times"])
         stage_runs = entry.pop("stages")
-        entry["stage_seconds"] = {k: bench._median([x.get(k, 0.0) for x in stage_runs]) for k in predict.STAGES}
-        entry["hallucination_work"] = _hal_work(predict, r, e, h, w)
+        entry["stage_seconds"] = {k: bench._median([x.get(k, 0.0) for x in stage_runs]) for k in NETWORKS}
+        entry["hallucination_work"] = _hal_work(r, e, h, w)
         entry["output_finite"] = bool(np.isfinite(r.output).all())
         for key in ("lit_fraction", "hallucination_crops", "hallucination_context", "dequantization_calls", "tiles"):
             if key in r.stats:
@@ -122,7 +126,7 @@ def task_regions(spec: dict, bench) -> dict:
     out["peak_rss_bytes"] = bench.peak_rss_bytes()  # of all engines together; rss_only rows are per engine
     if "regions" in last and "one-pass" in last:
         a, c = last["regions"], last["one-pass"]
-        lit = inference.lit_mask(c.linear, getattr(model, "blend_threshold", 0.12))
+        lit = inference.lit_mask(c.linear, getattr(model, "blend_threshold", BLEND_THRESHOLD))
         for name in ("hallucinated", "refined"):
             ref = getattr(c, name)
             scale = float(ref.max() - ref.min()) or 1.0
@@ -161,11 +165,12 @@ def task_latency(spec: dict, bench) -> dict:
 def task_folder(spec: dict, bench) -> dict:
     """Throughput of `reconstruct` over a folder of 1 MP photos (warm: a second pass)."""
     from hdrjax import pretrained, predict
+    from hdrjax.models.build import NETWORKS
 
     model, variables, _, _ = pretrained.load(spec.get("model"))
     size = tuple(spec["size"])
     photos = [_ldr(bench, src, size)[0] for src in spec["sources"]]
-    config = predict.PredictConfig(engine=spec.get("engine", "regions"), stages=predict.STAGES)
+    config = predict.PredictConfig(engine=spec.get("engine", "regions"), stages=NETWORKS)
     for ldr in photos:  # warm-up: compile every shape and measure the receptive fields
         predict.reconstruct(model, variables, ldr, config)
     c0 = bench.compile_seconds()

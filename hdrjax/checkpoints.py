@@ -21,6 +21,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from hdrjax.errors import HdrjaxError
+from hdrjax.models.build import NETWORKS
 
 try:  # grain's orbax integration (per-process iterator state files).
     from grain.checkpoint import CheckpointRestore as _GrainRestore
@@ -236,9 +237,6 @@ def load_variables(path, abstract_variables, *, what: str = "init"):
     return restored
 
 
-INFERENCE_NETWORKS = ("dequantization", "linearization", "hallucination", "refinement")
-
-
 def load_inference_variables(path, *, complete: bool = True):
     """(variables {"params", "batch_stats"} as numpy, stored config dict, step) of a run's latest checkpoint.
 
@@ -251,8 +249,12 @@ def load_inference_variables(path, *, complete: bool = True):
     if step_dir is None:
         raise CheckpointError(f"{path}: no checkpoint found (expected the workdir of a training run)")
     try:
+        # The tree's structure from the handler itself: Checkpointer.metadata would also look for
+        # a step-metadata file that a training run writes one level up (beside `state/`), and
+        # log "WARNING:absl:Metadata file does not exist" for every load, which reads like a
+        # broken checkpoint.
+        tree = ocp.PyTreeCheckpointHandler().metadata(step_dir / "state").tree
         checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
-        tree = checkpointer.metadata(step_dir / "state").item_metadata.tree
         wanted = {k: tree[k] for k in ("params", "batch_stats") if k in tree}
         restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
         variables = checkpointer.restore(
@@ -267,7 +269,7 @@ def load_inference_variables(path, *, complete: bool = True):
     except (ValueError, KeyError, FileNotFoundError, OSError) as e:
         raise CheckpointError(f"{step_dir}: cannot read checkpoint: {e}") from e
     variables.setdefault("batch_stats", {})
-    missing = [net for net in INFERENCE_NETWORKS if net not in variables["params"]]
+    missing = [net for net in NETWORKS if net not in variables["params"]]
     if complete and missing:
         stage = config.get("stage", "?")
         raise CheckpointError(

@@ -411,7 +411,8 @@ def load(model_dir=None):
     import jax
     import jax.numpy as jnp
 
-    from hdrjax.predict import PredictError, _check_shapes, model_from_config
+    from hdrjax.loading import LoadError, check_shapes, model_from_config
+    from hdrjax.models.build import NETWORKS
 
     model_dir = resolve(model_dir)
     flat, manifest = load_arrays(model_dir)
@@ -425,19 +426,19 @@ def load(model_dir=None):
     # The stage whose output the shipped model is evaluated and used at (manifest
     # "output_stage", chosen by evaluation); predict/evaluate read it from the config.
     if manifest.get("output_stage"):
-        if manifest["output_stage"] not in ("dequantization", "linearization", "hallucination", "refinement"):
+        if manifest["output_stage"] not in NETWORKS:
             raise PretrainedError(f"{model_dir / MANIFEST}: output_stage {manifest['output_stage']!r} is not a stage")
         config["output_stage"] = manifest["output_stage"]
     try:
         model, expected = model_from_config(config, where=str(model_dir))
-    except PredictError as e:
+    except LoadError as e:
         raise PretrainedError(str(e)) from None
     encoder = manifest.get("encoder")
     if encoder:
         variables = _with_encoder(variables, expected, encoder["source"], str(model_dir / MANIFEST))
     try:
-        _check_shapes(expected, variables, str(model_dir))
-    except PredictError as e:
+        check_shapes(expected, variables, str(model_dir))
+    except LoadError as e:
         raise PretrainedError(str(e)) from None
     variables = jax.tree.map(jnp.asarray, {"params": variables["params"], "batch_stats": variables["batch_stats"]})
     _remember_receptive_fields(manifest)

@@ -167,3 +167,26 @@ def test_meta_is_saved_with_each_step_and_absent_from_older_ones(tmp_path):
     assert ck.stored_meta(1) == {}
     assert ck.stored_meta(2) == {"data_seed": 12345}
     ck.close()
+
+
+def test_loading_a_training_checkpoint_says_nothing_about_metadata(tmp_path, capfd, caplog):
+    """A training run's step folder keeps orbax's step metadata beside `state/`, not in it; reading
+    it must not log "Metadata file does not exist" (orbax, through absl), which reads like damage."""
+    import logging
+
+    mesh = parallel.make_mesh()
+    ck = checkpoints.Checkpointer(tmp_path, max_to_keep=1, save_every=1)
+    ck.save(2, make_state(mesh, value=4.0), None, make_config())
+    ck.close()
+    assert not (tmp_path / "checkpoints" / "2" / "state" / "_CHECKPOINT_METADATA").exists()  # the case in question
+    capfd.readouterr()
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        variables, config, step = checkpoints.load_inference_variables(tmp_path, complete=False)
+        checkpoints.load_variables(tmp_path, {"params": {"dequantization": make_state(mesh).params["dequantization"]}})
+    assert step == 2 and config["stage"] == "dequantization"
+    np.testing.assert_array_equal(variables["params"]["dequantization"]["w"], np.full((3, 3), 4.0))
+    err = capfd.readouterr().err
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for text in (err, logged):
+        assert "Metadata file does not exist" not in text and "_CHECKPOINT_METADATA" not in text, text

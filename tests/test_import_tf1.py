@@ -15,6 +15,8 @@ import struct
 import numpy as np
 import pytest
 
+from hdrjax import loading
+from hdrjax.models.build import NETWORKS
 from hdrjax.tools import import_tf1, tf_checkpoint
 from hdrjax.tools.tf_checkpoint import TFCheckpointError, crc32c, mask_crc, unmask_crc
 
@@ -590,6 +592,36 @@ def test_cli_writes_config_and_basis(capsys, tmp_path, monkeypatch, model_setup,
     basis_copy = pathlib.Path(config.crf.invemor)
     assert basis_copy.parent == out and basis_copy.read_bytes() == invemor.read_bytes()
     assert import_tf1.expected_shapes(build_model(config)) == shapes
+    # All four networks from the jointly fine-tuned checkpoint: stage joint, output after refinement.
+    stored = checkpoints.config_to_json(config)
+    assert stored["stage"] == "joint" and "output_stage" not in stored
+    assert loading.stages_for_checkpoint(stored) == NETWORKS
+
+
+def test_three_stage_import_is_stored_as_the_hallucination_output(capsys, tmp_path, monkeypatch, model_setup,
+                                                                  tf1_checkpoints):
+    """The authors' Deq/Lin/Hal checkpoints (test_real.py) have no trained Refinement-Net: the
+    import says so, and predict / evaluate stop after hallucination by default."""
+    from hdrjax import checkpoints
+
+    _, _, invemor = model_setup
+    paths, _, _ = tf1_checkpoints
+    saved = {}
+
+    def fake_save(path, variables, config):
+        pathlib.Path(path).mkdir(parents=True)
+        saved.update(config=checkpoints.config_to_json(config))
+
+    monkeypatch.setattr(checkpoints, "save_variables", fake_save, raising=False)
+    rc, _, err = _cli(capsys, "--deq", paths["dequantization"], "--lin", paths["linearization"],
+                      "--hal", paths["hallucination"], "--invemor", invemor, "--out", tmp_path / "weights")
+    assert rc == 0, err
+    stored = saved["config"]
+    assert stored["stage"] == "hallucination" and stored["output_stage"] == "hallucination"
+    assert stored["imported_from"]["refinement"].startswith("identity")
+    assert loading.stages_for_checkpoint(stored) == NETWORKS[:3]
+    assert "stage hallucination, imported TF1 weights" in loading.describe_checkpoint("weights", stored, None)
+    assert loading.checkpoint_warning(stored, None) is None  # no step count: nothing to warn about
 
 
 @pytest.mark.slow
@@ -624,3 +656,13 @@ def test_end_to_end_apply(capsys, tmp_path, model_setup, tf1_checkpoints):
 
     reloaded = build_model(config).apply(jax.tree.map(jnp.asarray, dict(loaded)), ldr)
     np.testing.assert_allclose(np.asarray(reloaded.refined), np.asarray(out.refined), rtol=1e-6, atol=1e-6)
+
+    # predict on the written import: described as such, output after hallucination.  The input
+    # is not an image, so predict stops after loading and reporting (no network compiled).
+    from hdrjax import predict
+
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    rc = predict.main(["--checkpoint", str(target), "--output", str(tmp_path / "o"), str(tmp_path / "broken.png")])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"checkpoint {target} (step None, stage hallucination, imported TF1 weights)" in err, err
+    assert "output after hallucination" in err and "warning:" not in err, err

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hdrjax import checkpoints, io, predict, tonemap
+from hdrjax import checkpoints, io, loading, predict, tonemap
 from hdrjax import configs
 from hdrjax.models import build
+from hdrjax.models.build import NETWORKS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 H, W = 48, 80
@@ -91,9 +92,9 @@ def test_end_to_end_exr_and_preview(fresh_run_dir, tmp_path, capsys):
     hdr = io.read_image(out / "photo.exr")
     assert hdr.shape == (H, W, 3) and np.isfinite(hdr).all() and hdr.min() >= 0
     # The CLI writes exactly what the library call returns for the same image and settings.
-    model, variables, cfg, _ = predict.load_model(run_dir)
+    model, variables, cfg, _ = loading.load_model(run_dir)
     ldr = io.read_image(src / "photo.png")
-    expected = predict.reconstruct(model, variables, ldr, predict.PredictConfig(stages=predict.STAGES))
+    expected = predict.reconstruct(model, variables, ldr, predict.PredictConfig(stages=NETWORKS))
     np.testing.assert_allclose(hdr, expected.refined, rtol=1e-6, atol=1e-6)
     preview = np.asarray(Image.open(out / "photo.png").convert("RGB"))
     np.testing.assert_array_equal(preview, tonemap.preview(hdr))
@@ -175,7 +176,7 @@ def test_bad_checkpoints_one_line(run_dir, tmp_path, capsys):
     code, err = run(["--checkpoint", tmp_path / "nowhere", "--output", tmp_path / "o", tmp_path / "x.png"], capsys)
     assert code == 1 and [line for line in err.splitlines() if line.startswith("error:")] and "Traceback" not in err
     # Parameters of another shape: one line naming the parameter.
-    model, variables, cfg, _ = predict.load_model(run_dir)
+    model, variables, cfg, _ = loading.load_model(run_dir)
     params = jax.tree.map(np.asarray, variables["params"])
     params["refinement"]["conv2d"]["kernel"] = np.zeros((3, 3, 9, 8), np.float32)
     bad = save_checkpoint(tmp_path / "bad", {"params": params, "batch_stats": variables["batch_stats"]}, smoke_config())
@@ -186,11 +187,62 @@ def test_bad_checkpoints_one_line(run_dir, tmp_path, capsys):
 
 
 def test_default_stages_follow_the_checkpoint():
-    assert predict.stages_for_checkpoint({"stage": "joint"}) == predict.STAGES
-    assert predict.stages_for_checkpoint({"stage": "hallucination"}) == predict.STAGES[:3]
-    assert predict.checkpoint_warning({"stage": "joint", "train": {"num_steps": 6}}, 6)
-    assert predict.checkpoint_warning({}, None)
-    assert predict.checkpoint_warning({"stage": "joint", "train": {"num_steps": 100_000}}, 100_000) is None
+    assert loading.stages_for_checkpoint({"stage": "joint"}) == NETWORKS
+    assert loading.stages_for_checkpoint({"stage": "hallucination"}) == NETWORKS[:3]
+    assert loading.checkpoint_warning({}, None)
+    assert loading.checkpoint_warning({"stage": "joint", "train": {"num_steps": 100_000}}, 100_000) is None
+
+
+def test_smoke_warning_names_the_reference_steps_of_the_checkpoints_own_stage():
+    joint = loading.checkpoint_warning({"stage": "joint", "train": {"num_steps": 6}}, 6)
+    assert "only 6 steps" in joint and "joint stage for 100,000 steps" in joint and "500,000" not in joint
+    hal = loading.checkpoint_warning({"stage": "hallucination", "train": {"num_steps": 3000}}, None)
+    assert "only 3000 steps" in hal and "hallucination stage for 500,000 steps" in hal and "100,000" not in hal
+    # A stage the reference does not have is given no figure at all.
+    other = loading.checkpoint_warning({"stage": "mystery"}, 5)
+    assert "only 5 steps" in other and "reference" not in other
+
+
+def test_stored_config_without_a_model_block_is_refused():
+    with pytest.raises(loading.LoadError) as e:
+        loading.model_from_config({"stage": "joint", "crf": {"invemor": ""}}, "runs/old")
+    message = str(e.value)
+    assert message.startswith("runs/old: ") and "no 'model' block" in message and "save_variables" in message
+
+
+def test_stored_model_options_are_checked_against_the_defaults(caplog):
+    stored = checkpoints.config_to_json(smoke_config())
+    defaults = build.model_defaults()
+    # A missing option is taken from model_defaults(), and the warning names it and its value.
+    for name in ("lin_monotone", "border"):
+        del stored["model"][name]
+    with caplog.at_level("WARNING", logger="hdrjax.loading"):
+        model, _ = loading.model_from_config(stored, "runs/older")
+    assert model.lin_monotone == defaults.lin_monotone and model.border == defaults.border
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and warned[0].startswith("runs/older: ")
+    assert f"lin_monotone={defaults.lin_monotone!r}" in warned[0] and "border=0" in warned[0]
+    # An unknown option (or a bad value) is one LoadError naming the folder and the field.
+    stored["model"]["colour_space"] = "rec2020"
+    with pytest.raises(loading.LoadError, match=r"^runs/newer: .*config\.model\.colour_space: not a SingleHDR option"):
+        loading.model_from_config(stored, "runs/newer")
+    del stored["model"]["colour_space"]
+    stored["model"]["dtype"] = "float99"
+    with pytest.raises(loading.LoadError, match=r"^runs/bad: .*config\.model\.dtype"):
+        loading.model_from_config(stored, "runs/bad")
+
+
+def test_a_bug_while_building_the_model_keeps_its_traceback(monkeypatch):
+    """Only user errors (HdrjaxError, OSError) become a LoadError line; anything else is a bug."""
+    stored = checkpoints.config_to_json(smoke_config())
+    stored["model"]["border"] = 7  # an architecture not built (cached) yet
+
+    def broken(config):
+        raise RuntimeError("a bug in build_model")
+
+    monkeypatch.setattr(build, "build_model", broken)
+    with pytest.raises(RuntimeError, match="a bug in build_model"):
+        loading.model_from_config(stored, "runs/x")
 
 
 def test_output_names_unique():

@@ -1,4 +1,4 @@
-"""The tiles engine of hdrjax.predict (`engine="tiles"`), checked with a tiny stand-in model.
+"""The tiles engine (hdrjax.tiles; `predict.reconstruct` with `engine="tiles"`), checked with a tiny stand-in model.
 
 The stand-in has the four stage methods of SingleHDR but a limited receptive field (a few
 3×3 convs and one 2× pooling), so a tiled run whose discarded overlap margin exceeds that
@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hdrjax import predict
-from hdrjax.models import ALL_STAGES
+from hdrjax import predict, tiles
+from hdrjax.models.build import NETWORKS
 from hdrjax.models.hallucination import blend_weight
 
 
@@ -76,31 +76,27 @@ def photo_like(h, w, seed=0):
     return np.clip(img, 0, 1).astype(np.float32)
 
 
-ALL = predict.STAGES
+ALL = NETWORKS
 
 
 def one_pass(model, variables, ldr, **kw):
-    cfg = predict.PredictConfig(engine="tiles", tile=predict._round_up(max(ldr.shape[:2]), 32), stages=ALL, **kw)
+    cfg = predict.PredictConfig(engine="tiles", tile=tiles.round_up(max(ldr.shape[:2]), tiles.ALIGN), stages=ALL, **kw)
     return predict.reconstruct(model, variables, ldr, cfg)
-
-
-def test_stage_names_match_the_model():
-    assert predict.STAGES == ALL_STAGES
 
 
 def test_tile_origins_cover_evenly_and_aligned():
     for padded in (64, 96, 512, 544, 1024, 2016, 3008):
         for tile, overlap in ((512, 128), (256, 64), (128, 64), (64, 0)):
             t = min(tile, padded)
-            origins = predict._tile_origins(padded, t, overlap)
+            origins = tiles.tile_origins(padded, t, overlap)
             assert origins[0] == 0 and origins[-1] + t == padded
-            assert all(o % predict.ALIGN == 0 for o in origins)
+            assert all(o % tiles.ALIGN == 0 for o in origins)
             gaps = np.diff(origins)
             assert np.all(gaps > 0) and np.all(gaps <= t - overlap), (padded, tile, overlap, origins)
 
 
 def test_blend_weights_partition_of_unity():
-    plan = predict._make_plan(300, 700, 256, 64)
+    plan = tiles.make_plan(300, 700, 256, 64)
     total = np.zeros((plan.padded_h, plan.padded_w, 1), np.float32)
     for y, x in plan.tiles:
         total[y : y + plan.tile_h, x : x + plan.tile_w] += plan.weight(y, x)
@@ -132,7 +128,7 @@ def test_tiled_equals_one_pass_and_no_seams(standin):
         np.testing.assert_allclose(getattr(tiled, name), getattr(full, name), atol=2e-5, err_msg=name)
     # Seams: along every inner tile edge and cross-fade boundary the difference stays at
     # rounding level (a wrong weight or shifted tile gives O(0.1) there).
-    plan = predict._make_plan(200, 333, 128, 64)
+    plan = tiles.make_plan(200, 333, 128, 64)
     rows = sorted({min(v, 199) for y in plan.ys[1:] for v in (y, y + 16, y + 47)})
     cols = sorted({min(v, 332) for x in plan.xs[1:] for v in (x, x + 16, x + 47)})
     diff = np.abs(tiled.refined - full.refined)

@@ -15,8 +15,9 @@ import jax
 import numpy as np
 import pytest
 
-from hdrjax import checkpoints, io, predict, pretrained
+from hdrjax import checkpoints, io, loading, pretrained
 from hdrjax.models import build
+from hdrjax.models.build import NETWORKS
 from test_predict_cli import H, W, ldr_image, random_variables, run, write_png
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -59,8 +60,8 @@ def test_round_trip_float32_and_shard_sizes(shipped):
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
     assert config == checkpoints.config_to_json(shipped.config)
     assert manifest["stages"] == STAGES_INFO and manifest["dtype"] == "float32" and manifest["encoder"] is None
-    # The model is the one predict builds for this config (same cached object).
-    assert model is predict.model_from_config(config, str(shipped.dir))[0]
+    # The model is the one every loader builds for this config (same cached object).
+    assert model is loading.model_from_config(config, str(shipped.dir))[0]
     files = manifest["files"]
     assert len(files) >= 5
     assert sorted(p.name for p in shipped.dir.iterdir()) == sorted([f["name"] for f in files] + ["manifest.json"])
@@ -242,8 +243,18 @@ def test_cli_without_default_model_says_pass_checkpoint(tmp_path, capsys, monkey
 
 
 def test_output_stage_of_a_shipped_model_sets_the_default_stages():
-    from hdrjax.predict import STAGES, stages_for_checkpoint
+    assert loading.stages_for_checkpoint({"stage": "joint"}) == NETWORKS
+    assert loading.stages_for_checkpoint({"stage": "joint", "output_stage": "hallucination"}) == NETWORKS[:3]
+    assert loading.stages_for_checkpoint({"stage": "hallucination"}) == NETWORKS[:3]
 
-    assert stages_for_checkpoint({"stage": "joint"}) == STAGES
-    assert stages_for_checkpoint({"stage": "joint", "output_stage": "hallucination"}) == STAGES[:3]
-    assert stages_for_checkpoint({"stage": "hallucination"}) == STAGES[:3]
+
+def test_a_shipped_model_that_records_its_training_gets_no_smoke_test_warning(shipped):
+    """The exemption is in the loader every command uses (hdrjax.loading.load), not in one CLI."""
+    loaded = loading.load(str(shipped.dir))
+    assert loaded.step == 6 and loaded.warning is None
+    assert loaded.description.startswith(f"shipped model {shipped.dir} (stage joint")
+    assert loaded.config == checkpoints.config_to_json(shipped.config)
+    # The same 6 steps without the training record: warned, as any short run.
+    config = checkpoints.config_to_json(shipped.config)
+    assert loading.checkpoint_warning(config, 6, {"step": 6}) is not None
+    assert loading.checkpoint_warning(config, 6, {"step": 6, "stages": STAGES_INFO}) is None

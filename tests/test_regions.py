@@ -9,6 +9,7 @@ import pytest
 
 from hdrjax import highlights, inference, predict, receptive_field
 from hdrjax.highlights import CELL
+from hdrjax.models.hallucination import BLEND_THRESHOLD
 
 from test_predict_tiling import ALL, photo_like, standin  # noqa: F401  (fixture)
 
@@ -139,7 +140,7 @@ def test_regions_equal_one_pass_where_alpha_positive(standin):  # noqa: F811
     ldr = photo_like(300, 460, seed=3)
     full = onepass(model, variables, ldr)
     r = regions(model, variables, ldr)
-    lit = inference.lit_mask(full.linear, 0.12)
+    lit = inference.lit_mask(full.linear, BLEND_THRESHOLD)
     assert 0.005 < lit.mean() < 0.5 and 0.0 < r.stats["hallucination_work"] < 1.0
     scale = full.hallucinated.max() - full.hallucinated.min()
     assert np.abs(r.hallucinated - full.hallucinated)[lit].max() <= 1e-3 * scale
@@ -157,7 +158,7 @@ def test_too_little_context_is_caught_by_the_comparison(standin):  # noqa: F811
     for y, x in ((64, 64), (192, 352), (32, 256)):  # lights filling whole cells: lit pixels
         ldr[y : y + 40, x : x + 40] = 1.0  # right at the edge of a crop without context
     full = onepass(model, variables, ldr)
-    lit = inference.lit_mask(full.linear, 0.12)
+    lit = inference.lit_mask(full.linear, BLEND_THRESHOLD)
     assert 0 < lit.mean() < 0.05
     good = regions(model, variables, ldr)
     scale = full.hallucinated.max() - full.hallucinated.min()

@@ -14,7 +14,9 @@ and variables outside those scopes (`beta1_power`, `global_step`, …) are ignor
 scope every model variable must be found with the right shape and nothing else may be left
 over, else the import stops with one line naming the variables.  Without `--joint` there is no
 Refinement-Net: it is written as the identity (its last conv zeroed, so R = relu(A) = A,
-exactly `test_real.py`'s output); the other layers keep a seeded Glorot init.
+exactly `test_real.py`'s output); the other layers keep a seeded Glorot init.  Such an import is
+stored as stage "hallucination" with `output_stage: "hallucination"`, so predict and evaluate
+report and use the hallucinated output; with `--joint` it is stage "joint" (output after refinement).
 
 Names and layouts (reference-spec §2.5): TF1 kernels are HWIO like Flax `nn.Conv`
 (`tf.layers.conv2d` and slim store kernel_size + (in, out)), so no array is transposed;
@@ -140,12 +142,22 @@ def network_of(name: str) -> str | None:
 # ----------------------------------------------------------------------------- config / model
 
 
-def reference_config(invemor: str, imported_from: Mapping[str, str]):
-    """The config stored with the import: the reference model settings and where each net came from."""
+def reference_config(invemor: str, imported_from: Mapping[str, str], *, joint: bool):
+    """The config stored with the import: the reference model settings and where each net came from.
+
+    joint: the Refinement-Net comes from the authors' jointly fine-tuned checkpoint (`--joint`).
+    Without it the weights are the three stage checkpoints of `test_real.py` and the
+    Refinement-Net is the identity: the stored stage says so, and the output stage is the
+    hallucinated image (so predict and evaluate stop there by default, as test_real.py does).
+    """
     import ml_collections
 
     c = ml_collections.ConfigDict()
-    c.stage = "joint"  # all four networks are present
+    # The training the weights last had: joint fine-tuning (all four nets trained together), or
+    # the separate stage trainings, of which hallucination is the last.
+    c.stage = "joint" if joint else "hallucination"
+    if not joint:
+        c.output_stage = "hallucination"  # read by hdrjax.loading.stages_for_checkpoint
     c.model = build.reference_model()  # §2.2.3 "shift": as the TF1 weights were trained
     c.crf = ml_collections.ConfigDict()
     c.crf.bank = "family"  # unused by inference; the default of hdrjax/configs/default.py
@@ -351,8 +363,9 @@ def run(args, log=print) -> pathlib.Path:
 
     # The config names the basis copy kept beside the weights, so the import is self-contained.
     basis_copy = out / f"invemor{invemor.suffix or '.txt'}"
-    config = reference_config(os.fspath(basis_copy), {})
-    model = build.build_model(reference_config(os.fspath(invemor), {}))
+    joint = "refinement" in sources
+    config = reference_config(os.fspath(basis_copy), {}, joint=joint)
+    model = build.build_model(reference_config(os.fspath(invemor), {}, joint=joint))
     variables, imported_from = import_variables(sources, model, reader=args.reader, verify=not args.no_verify, log=log)
     config.imported_from.update(imported_from)
     config.imported_from.invemor = os.fspath(invemor)
