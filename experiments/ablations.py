@@ -384,7 +384,7 @@ def run_ablations(source: str, workdir, *, checkpoint: str | None = None, crf: s
     Returns {"result": EvalResult, "paths": {name: path}}. Without a checkpoint only the
     baselines (and oracle) run. Exposures, JPEG quality etc. come from `config`.
     """
-    from hdrjax import predict
+    from hdrjax import loading, predict
 
     config = config or EvalConfig()
     workdir = pathlib.Path(workdir)
@@ -397,12 +397,11 @@ def run_ablations(source: str, workdir, *, checkpoint: str | None = None, crf: s
     model = variables = stages = None
     joint = True
     if checkpoint:
-        model, variables, train_config, step = load_checkpoint(checkpoint)
-        stages = predict.stages_for_checkpoint(train_config)
+        model, variables, train_config, step, _, warning = load_checkpoint(checkpoint)
+        stages = loading.stages_for_checkpoint(train_config)
         joint = "refinement" in stages
         protocol["checkpoint"] = {"path": str(checkpoint), "step": step, "stage": train_config.get("stage"),
-                                  "output_stage": stages[-1],
-                                  "warning": predict.checkpoint_warning(train_config, step)}
+                                  "output_stage": stages[-1], "warning": warning}
     names = parse_methods(methods or (DEFAULT_METHODS if model is not None else "baselines,oracles"),
                           have_model=model is not None, joint=joint)
     built = build_methods(names, model=model, variables=variables, stages=stages,

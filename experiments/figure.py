@@ -134,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from hdrjax.evaluation.methods import load_checkpoint
     from hdrjax.evaluation.protocol import EvalConfig, EvalError, load_test_bank
-    from hdrjax import predict
+    from hdrjax import loading, predict
     from hdrjax.io import ImageReadError, read_image
 
     args = _parser().parse_args(argv)
@@ -152,12 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not 0 <= args.crf_index < len(bank):
             raise EvalError(f"--crf-index {args.crf_index}: the test split of {args.crf} has {len(bank)} curves")
         bank = bank.take([args.crf_index])
-        model, variables, train_config, step = load_checkpoint(args.checkpoint)
+        model, variables, train_config, step, _, warning = load_checkpoint(args.checkpoint)
     except EvalError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1
-    stages = predict.stages_for_checkpoint(train_config)
-    warning = predict.checkpoint_warning(train_config, step)
+    stages = loading.stages_for_checkpoint(train_config)
     if warning:
         logger.warning(f"warning: {args.checkpoint}: {warning}")
     config = predict.PredictConfig(stages=stages)

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args, argv) -> int:
-    from hdrjax import predict
+    from hdrjax import loading, predict
     from hdrjax.camera import crf as crf_lib
 
     config = protocol.EvalConfig(
@@ -124,10 +124,9 @@ def _main(args, argv) -> int:
     model = variables = stages = None
     joint = True
     if args.checkpoint:
-        model, variables, train_config, step = methods.load_checkpoint(args.checkpoint)
-        stages = predict.stages_for_checkpoint(train_config)
+        model, variables, train_config, step, _, warning = methods.load_checkpoint(args.checkpoint)
+        stages = loading.stages_for_checkpoint(train_config)
         joint = "refinement" in stages
-        warning = predict.checkpoint_warning(train_config, step)
         if warning:
             logger.warning(f"{args.checkpoint}: {warning}")
         facts["checkpoint"] = {"path": args.checkpoint, "step": step, "stage": train_config.get("stage"),

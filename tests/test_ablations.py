@@ -18,7 +18,7 @@ from hdrjax.evaluate import main as evaluate_main
 from hdrjax.evaluation.methods import ABLATIONS, BASELINES, ablate_variables, model_method
 from hdrjax.evaluation.protocol import EvalConfig, EvalError
 from hdrjax.models import build
-from hdrjax import predict
+from hdrjax import loading, predict
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def hdr_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(checkpoint):
-    return predict.load_model(checkpoint)
+    return loading.load_model(checkpoint)
 
 
 def ldr_image(h=32, w=48, seed=0):
@@ -73,7 +73,7 @@ def test_ablated_stages_are_exact(loaded):
     model, variables, _, _ = loaded
     before = jax.tree.map(np.array, variables)
     ldr = ldr_image()
-    cfg = predict.PredictConfig(engine="tiles", stages=predict.STAGES)
+    cfg = predict.PredictConfig(engine="tiles", stages=build.NETWORKS)
     full = predict.reconstruct(model, variables, ldr, cfg)
 
     deq = predict.reconstruct(model, ablate_variables(variables, "no_dequantization"), ldr, cfg)
@@ -101,7 +101,7 @@ def test_ablated_stages_are_exact(loaded):
 @pytest.mark.slow
 def test_model_method_stages(loaded):
     model, variables, train_config, _ = loaded
-    stages = predict.stages_for_checkpoint(train_config)
+    stages = loading.stages_for_checkpoint(train_config)
     assert stages[-1] == "refinement"  # the smoke checkpoint is a joint one
     ldr = np.stack([ldr_image(seed=1), ldr_image(seed=2)])
     meta = [{}, {}]

@@ -19,7 +19,7 @@ e.g. DoRF's 191 training curves: "always answer the average camera", the bar the
 Linearization-Net has to beat in inverse_crf_rmse); and the synthetic-only oracle `true_crf`
 (the true inverse CRF applied to the JPEG: what perfect linearisation alone gives).
 
-`--checkpoint`: a training workdir or checkpoint folder (`hdrjax.predict.load_model`), a
+`--checkpoint`: a training workdir or checkpoint folder (`hdrjax.loading.load`), a
 shipped-model folder (one with manifest.json, `hdrjax.pretrained.load`), or `default` (the model
 that ships with hdrjax).
 """
@@ -33,11 +33,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from hdrjax import baselines
+from hdrjax.models.build import NETWORKS
 from hdrjax.evaluation.protocol import EvalError
 
 MODEL = "model"
 ABLATIONS = ("no_dequantization", "g0_linearization", "no_hallucination", "no_refinement")
-# Stage prefixes: the model run through its first k stages (hdrjax.predict.STAGES), so each
+# Stage prefixes: the model run through its first k stages (hdrjax.models.build.NETWORKS), so each
 # stage's contribution is the difference between consecutive rows.
 STAGE_METHODS = {
     "stages_dequantization_linearization": ("dequantization", "linearization"),
@@ -184,7 +185,7 @@ def model_method(model, variables, *, name: str = MODEL, stages: Sequence[str] |
     """
     from hdrjax import predict
 
-    stages = tuple(stages) if stages is not None else predict.STAGES[:3]
+    stages = tuple(stages) if stages is not None else NETWORKS[:3]
     if name == "no_refinement":
         stages = tuple(s for s in stages if s != "refinement")
     elif name in STAGE_METHODS:
@@ -271,22 +272,15 @@ def batch_bucket(n: int, batch_size: int) -> int:
 
 
 def load_checkpoint(path):
-    """(model, variables, training config, step) of a checkpoint, errors as EvalError.
+    """`hdrjax.loading.load(path)` (model, variables, config, step, description, warning),
+    with its errors as EvalError.
 
-    `path`: a training workdir or checkpoint folder (`hdrjax.predict.load_model`), a shipped-model
-    folder with manifest.json (`hdrjax.pretrained.load`; step = the manifest's "step"), or
-    `default`, the model shipped with the package.
+    `path`: a training workdir or checkpoint folder, a shipped-model folder with manifest.json,
+    or `default`, the model shipped with the package.
     """
-    from hdrjax import predict, pretrained
+    from hdrjax import loading, pretrained
 
-    if pretrained.is_model_dir(path):
-        try:
-            model, variables, config, manifest = pretrained.load(path)
-        except pretrained.PretrainedError as e:
-            raise EvalError(str(e)) from None
-        step = manifest.get("step")
-        return model, variables, dict(config or {}), None if step is None else int(step)
     try:
-        return predict.load_model(path)
-    except predict.PredictError as e:
+        return loading.load(path)
+    except (loading.LoadError, pretrained.PretrainedError) as e:
         raise EvalError(str(e)) from None
