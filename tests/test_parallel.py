@@ -59,7 +59,7 @@ def _load_config(name, variant="smoke"):
 @pytest.mark.slow
 def test_training_on_8_devices_matches_1_device():
     # Linearization: its BatchNorm statistics must be global over the sharded batch (sync BN).
-    from hdrjax import data, train
+    from hdrjax import data, train, train_state
     from hdrjax.camera import crf
 
     config = _load_config("linearization")
@@ -75,7 +75,7 @@ def test_training_on_8_devices_matches_1_device():
 
     variables = jax.jit(lambda k: model.init(k, jnp.zeros((1, 32, 32, 3)), train=False,
                                              method=model.estimate_inverse_crf))(jax.random.key(0))
-    state0 = parallel.fetch(train.TrainState(
+    state0 = parallel.fetch(train_state.TrainState(
         step=jnp.zeros((), jnp.int32), params=variables["params"], batch_stats=variables["batch_stats"],
         opt_state=optimizer.init(variables["params"]), key=jax.random.key_data(jax.random.key(1))))
     step_fn = train.make_train_step(config, model, optimizer)

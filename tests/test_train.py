@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from hdrjax import checkpoints, parallel, train
+from hdrjax import checkpoints, parallel, train, train_state
 from hdrjax import configs
 from hdrjax.models import build
 from hdrjax.errors import HdrjaxError
@@ -87,8 +87,8 @@ def test_smoke_config_trains_end_to_end(stage, tmp_path, caplog):
     before, _, _ = checkpoints.load_inference_variables(tmp_path / "checkpoints" / "2", complete=False)
     after, stored, _ = checkpoints.load_inference_variables(tmp_path, complete=False)
     assert stored["stage"] == stage
-    assert set(after["params"]) == set(train.TRAINABLE[stage])
-    for net in train.TRAINABLE[stage]:
+    assert set(after["params"]) == set(train_state.TRAINABLE[stage])
+    for net in train_state.TRAINABLE[stage]:
         same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before["params"][net]),
                                                         jax.tree.leaves(after["params"][net])))
         assert not same, net
@@ -110,7 +110,7 @@ def test_dequantization_loss_falls_on_a_fixed_batch():
 
     variables = jax.jit(lambda k: model.init(k, jnp.zeros((1, 32, 32, 3)), method=model.dequantize))(
         jax.random.key(0, impl="rbg"))
-    state = parallel.replicate(train.TrainState(
+    state = parallel.replicate(train_state.TrainState(
         step=jnp.zeros((), jnp.int32), params=variables["params"], batch_stats={},
         opt_state=optimizer.init(variables["params"]), key=jax.random.key_data(jax.random.key(1))), mesh)
     step = train.jit_train_step(train.make_train_step(config, model, optimizer), mesh)
@@ -149,7 +149,7 @@ def test_bad_config_fails_before_compiling(field, value, message, tmp_path, monk
     def no_compile(*args, **kwargs):
         raise AssertionError("compiled before checking the config")
 
-    monkeypatch.setattr(train, "create_state", no_compile)
+    monkeypatch.setattr(train_state, "create_state", no_compile)
     monkeypatch.setattr(train, "jit_train_step", no_compile)
     t0 = time.time()
     with pytest.raises(train.ConfigError) as err:
@@ -168,7 +168,7 @@ def test_empty_data_folder_fails_before_compiling(tmp_path, monkeypatch):
         config.data.name = "hdr_folder"
         config.data.manual_dir = str(tmp_path / "empty")
         config.data.backend = "files"
-    monkeypatch.setattr(train, "create_state", lambda *a, **k: pytest.fail("compiled"))
+    monkeypatch.setattr(train_state, "create_state", lambda *a, **k: pytest.fail("compiled"))
     with pytest.raises(DataError) as err:
         train.train_and_evaluate(config, tmp_path / "run")
     assert isinstance(err.value, HdrjaxError)
