@@ -1,4 +1,8 @@
-"""Mesh, batch sharding and the divisibility check on the 8 fake CPU devices of conftest."""
+"""Mesh, batch sharding and 8-device training on the 8 fake CPU devices of conftest.
+
+A global batch that does not divide over the devices is refused by hdrjax.train.validate_config
+(tests/test_train.py, test_bad_config_fails_before_compiling).
+"""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,16 +42,6 @@ def test_sharded_mean_equals_unsharded():
     x = np.random.default_rng(0).normal(size=(16, 5)).astype(np.float32)
     f = jax.jit(lambda a: jnp.mean(a, axis=0), out_shardings=parallel.replicated(mesh))
     np.testing.assert_allclose(np.asarray(f(parallel.shard_batch(x, mesh))), x.mean(0), rtol=1e-6)
-
-
-def test_batch_must_divide_over_devices():
-    mesh = parallel.make_mesh()
-    parallel.check_batch_size(16, mesh)
-    with pytest.raises(parallel.ParallelError, match="not divisible by the number of devices"):
-        parallel.check_batch_size(12, mesh)
-    one = parallel.make_mesh(jax.devices()[:1])
-    parallel.check_batch_size(3, one)
-    assert parallel.process_batch_size(16) == 16
 
 
 def _load_config(name, variant="smoke"):
