@@ -12,7 +12,7 @@ import pytest
 from hdrjax import checkpoints, parallel, train, train_state
 from hdrjax import configs
 from hdrjax.models import build
-from hdrjax.errors import HdrjaxError
+from hdrjax.errors import ConfigError, HdrjaxError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -152,7 +152,7 @@ def test_bad_config_fails_before_compiling(field, value, message, tmp_path, monk
     monkeypatch.setattr(train_state, "create_state", no_compile)
     monkeypatch.setattr(train, "jit_train_step", no_compile)
     t0 = time.time()
-    with pytest.raises(train.ConfigError) as err:
+    with pytest.raises(ConfigError) as err:
         train.train_and_evaluate(config, tmp_path / "run")
     assert message in str(err.value)
     assert time.time() - t0 < 30
@@ -224,7 +224,7 @@ def test_checkpoints_by_wall_clock_when_steps_are_far_apart(tmp_path):
     assert steps == [1, 2, 3]
     with config.unlocked():
         config.train.checkpoint_every_secs = -1.0
-    with pytest.raises(train.ConfigError, match="checkpoint_every_secs"):
+    with pytest.raises(ConfigError, match="checkpoint_every_secs"):
         train.train_and_evaluate(config, tmp_path / "bad")
 
 
