@@ -22,11 +22,11 @@ def load_config(name, variant="smoke"):
 
 
 def read_scalars(workdir):
-    """{tag: [(step, value)]} from the TensorBoard event files (TFRecord of Event protos)."""
+    """{tag: [(step, value)]} from the TensorBoard event files (TFRecord of Event protos) of a run."""
     from tensorboardX.proto import event_pb2
 
     out = {}
-    for path in sorted(pathlib.Path(workdir).glob("events.out.tfevents.*")):
+    for path in sorted((pathlib.Path(workdir) / "tensorboard").glob("events.out.tfevents.*")):
         data = path.read_bytes()
         pos = 0
         while pos + 12 <= len(data):
