@@ -47,8 +47,9 @@ def peak_memory(devices):
 def run_stage(stage, devices, *, patch, batch, steps, dtype):
     import jax
 
-    from hdrjax import data, parallel, train
+    from hdrjax import data, parallel, train, train_state
     from hdrjax.camera import crf
+    from hdrjax.models import vgg
 
     config = load_config(stage)
     with config.unlocked():
@@ -61,15 +62,13 @@ def run_stage(stage, devices, *, patch, batch, steps, dtype):
     train.validate_config(config, num_devices=len(devices))
     model, optimizer = build.build_model(config), train.make_optimizer(config)
     t0 = time.time()
-    vgg_init = None
-    if stage in ("hallucination", "joint") and not config.init.hallucination and config.init.vgg:
-        vgg_init = train._load_vgg(config.init.vgg)
-    state = train.create_state(config, model, optimizer, mesh, vgg_init=vgg_init)
+    vgg_init, crf_net_init = train_state.load_weight_sources(config)
+    state = train_state.create_state(config, model, optimizer, mesh, vgg_init=vgg_init, crf_net_init=crf_net_init)
     jax.block_until_ready(state)
     init_s = time.time() - t0
     vgg_loss = None
     if stage == "hallucination" and config.loss.perceptual_weight > 0:
-        vgg_loss = parallel.replicate(train._load_vgg(config.init.vgg_loss or config.init.vgg or "lpips"), mesh)
+        vgg_loss = parallel.replicate(vgg.load_vgg16(config.init.vgg_loss or config.init.vgg or "lpips"), mesh)
     bank = parallel.replicate(crf.load_bank(config.crf.bank, split="train"), mesh)
     it = data.make_train_iterator(config.data, global_batch_size=batch, seed=config.seed)
     host_batches = [next(it) for _ in range(min(steps, 4) + 1)]
@@ -118,7 +117,7 @@ def main(argv=None):
             batch = args.batch if args.batch % len(devs) == 0 else args.batch * len(devs)
             try:
                 row = run_stage(stage, devs, patch=args.patch, batch=batch, steps=args.steps, dtype=args.dtype)
-            except Exception as e:  # one failing stage (e.g. out of memory) does not hide the others
+            except jax.errors.JaxRuntimeError as e:  # out of memory, a failed compile: the other stages still run
                 row = {"stage": stage, "devices": len(devs), "error": f"{type(e).__name__}: {str(e)[:500]}"}
             rows.append(row)
             mem = row.get("peak_memory_bytes")

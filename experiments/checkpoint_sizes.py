@@ -68,7 +68,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import jax
 
-    from hdrjax import parallel, train
+    from hdrjax import parallel, train, train_state
 
     mesh = parallel.make_mesh(jax.devices()[:1])
     full = None
@@ -77,13 +77,13 @@ def main(argv=None):
         for stage in STAGES:
             config = load_config(stage)
             model, optimizer = build.build_model(config), train.make_optimizer(config)
-            state = train.create_state(config, model, optimizer, mesh)
+            state = train_state.create_state(config, model, optimizer, mesh)
             now = save_size(state, config, os.path.join(tmp, f"{stage}_now"))
             if full is None:  # all four networks' parameters, as every stage state had them
-                full = jax.jit(lambda k: build.init_variables(model, k))(train._param_init_key(config.seed))
-            old = train._state_from_variables(full, optimizer, config.seed)
+                full = jax.jit(lambda k: build.init_variables(model, k))(train_state.param_init_key(config.seed))
+            old = train_state.state_from_variables(full, optimizer, config.seed)
             before = save_size(old, config, os.path.join(tmp, f"{stage}_before"))
-            results[stage] = {"networks": list(train.TRAINABLE[stage]), "bytes_now": now, "bytes_before": before,
+            results[stage] = {"networks": list(train_state.TRAINABLE[stage]), "bytes_now": now, "bytes_before": before,
                               "mb_now": round(now / 1e6, 1), "mb_before": round(before / 1e6, 1)}
             print(stage, json.dumps(results[stage]), flush=True)
     out = {"what": "bytes of one checkpoint step (state + config) per stage, stage networks only vs all four",

@@ -12,14 +12,9 @@ import logging
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-from hdrjax.errors import HdrjaxError
 
 DATA_AXIS = "data"
 logger = logging.getLogger(__name__)
-
-
-class ParallelError(HdrjaxError, ValueError):
-    """A batch or device layout that cannot work (e.g. batch not divisible by devices)."""
 
 
 def initialize(multi_host: bool, *, coordinator_address: str = "", num_processes: int = 0,
@@ -81,28 +76,6 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def replicated(mesh: Mesh) -> NamedSharding:
     """Every device holds the whole array (parameters, optimizer state, CRF bank)."""
     return NamedSharding(mesh, P())
-
-
-def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
-    """Raise ParallelError unless the global batch splits evenly over devices and processes."""
-    n_dev = mesh.devices.size
-    if global_batch_size <= 0 or global_batch_size % n_dev:
-        raise ParallelError(
-            f"train.batch_size={global_batch_size} is not divisible by the number of devices "
-            f"({n_dev}); choose a multiple of {n_dev} (or limit the devices, e.g. "
-            f"CUDA_VISIBLE_DEVICES / XLA_FLAGS)"
-        )
-    n_proc = jax.process_count()
-    if global_batch_size % n_proc:
-        raise ParallelError(
-            f"train.batch_size={global_batch_size} is not divisible by the number of "
-            f"processes ({n_proc})"
-        )
-
-
-def process_batch_size(global_batch_size: int) -> int:
-    """The part of the global batch this process loads."""
-    return global_batch_size // jax.process_count()
 
 
 def shard_batch(host_batch, mesh: Mesh):

@@ -7,19 +7,22 @@ log, evaluate on held-out CRFs and exposures, checkpoint.  A SIGTERM (preemption
 stops at the next step boundary, saves a checkpoint and returns; the next start continues
 from it (a second signal exits the process at once).  In a multi-process run every decision
 taken at a step boundary (stop, wall-clock save) is agreed by all processes.
+
+This module holds the config check, the optimiser, the step functions (what one train step
+and one eval step compute) and the loop.  The parts the loop uses live next to it:
+  hdrjax.train_state   TrainState, creating it (init sources) or its shapes for a restore
+  hdrjax.train_eval    the fixed held-out eval set and running the eval step over it
+  hdrjax.summaries     TensorBoard / metrics.jsonl writer, preview images, the progress line
+  hdrjax.preemption    stop on SIGTERM / Ctrl-C at a step boundary
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
-import os
 import pathlib
-import signal
-import sys
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -27,41 +30,13 @@ import numpy as np
 import optax
 from flax import struct
 
-from hdrjax import checkpoints, parallel, tonemap
+from hdrjax import checkpoints, parallel, preemption, summaries, train_eval, train_state
 from hdrjax.errors import ConfigError
-from hdrjax.models.build import NETWORKS, TRAINING_STAGES, build_model, init_variables
+from hdrjax.models.build import NETWORKS, TRAINING_STAGES, build_model
 
 logger = logging.getLogger(__name__)
 
-STAGES = TRAINING_STAGES
-# Top-level parameter subtrees each stage updates; the others ride along unchanged.
-TRAINABLE = {
-    "dequantization": ("dequantization",),
-    "linearization": ("linearization",),
-    "hallucination": ("hallucination",),
-    "joint": NETWORKS,  # §3.4: all four nets, VGG encoder included
-}
 SCHEDULES = ("constant", "cosine")
-
-
-# ------------------------------------------------------------------------------------ state
-
-
-@struct.dataclass
-class TrainState:
-    """Everything a step changes; checkpointed whole (orbax PyTree).
-
-    It holds the networks of its stage only (`TRAINABLE[stage]`; joint: all four): a stage
-    run neither needs nor changes the others, so they are not initialised, kept on the
-    devices or written into every checkpoint (a Dequantization checkpoint was 118 MB of
-    mostly untouched Hallucination-Net weights).
-    """
-
-    step: jax.Array  # i32[]: optimiser steps done
-    params: Any  # {network: ...} for the stage's networks (dequantization, ..., refinement)
-    batch_stats: Any  # the stage's networks with BatchNorm (linearization, hallucination)
-    opt_state: Any
-    key: jax.Array  # u32[2]: raw key data (plain arrays checkpoint everywhere)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -72,8 +47,8 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
     def fail(field, problem):
         raise ConfigError(f"config.{field}: {problem}")
 
-    if config.stage not in STAGES:
-        fail("stage", f"unknown stage {config.stage!r}; one of {', '.join(STAGES)}")
+    if config.stage not in TRAINING_STAGES:
+        fail("stage", f"unknown stage {config.stage!r}; one of {', '.join(TRAINING_STAGES)}")
     t = config.train
     if t.batch_size < 1:
         fail("train.batch_size", f"must be >= 1, got {t.batch_size}")
@@ -106,45 +81,10 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
     for stop in config.eval.exposure_stops:
         if not lo <= stop <= hi:
             fail("eval.exposure_stops", f"{stop} is outside the camera's [{lo}, {hi}] stops")
-    for net in NETWORKS:
-        path = config.init[net]
-        if path and _is_shipped(path):
-            _check_shipped(config, net, path)
-        elif path and checkpoints.find_checkpoint(path) is None:
-            fail(f"init.{net}", f"{path!r} holds no checkpoint (expected the workdir of a "
-                 f"{net if net != 'refinement' else 'joint'} training run)")
-    for field in ("vgg", "vgg_loss"):
-        spec = config.init[field]
-        if spec and spec != "lpips" and not os.path.isfile(os.path.expanduser(spec)):
-            fail(f"init.{field}", f"{spec!r} is neither 'lpips' nor an existing .npy file")
-    if config.init.crf_net and not os.path.isfile(os.path.expanduser(config.init.crf_net)):
-        fail("init.crf_net", f"{config.init.crf_net!r} is not a file (crf_net_v2.npy)")
+    train_state.check_init_sources(config)
     if config.data.name == "hdr_real" and config.stage != "joint":
         fail("data.name", f"hdr_real pairs carry no intermediate targets; stage {config.stage!r} "
              "needs synthetic data (procedural, hdr_folder or hdr_synth)")
-
-
-def _is_shipped(path) -> bool:
-    from hdrjax.pretrained import is_model_dir  # lazy: keeps `import hdrjax.train` light
-
-    return is_model_dir(path)
-
-
-def _check_shipped(config, net: str, path) -> None:
-    """init.<net> names a shipped model: it must exist and have this config's model options."""
-    from hdrjax import pretrained
-
-    try:
-        manifest = pretrained.read_manifest(pretrained.resolve(path))
-    except pretrained.PretrainedError as e:
-        raise ConfigError(f"config.init.{net}: {e}") from None
-    stored = manifest["config"].get("model", {})
-    wanted = checkpoints.config_to_json(config.model)
-    diff = {k: (stored.get(k), v) for k, v in wanted.items() if k in stored and stored[k] != v and k != "dtype"}
-    if diff:
-        k, (old, new) = sorted(diff.items())[0]
-        raise ConfigError(f"config.init.{net}: the model in {pretrained.resolve(path)} was trained with "
-                          f"model.{k}={old!r}, this config has {new!r} (set it to match, or start from scratch)")
 
 
 # -------------------------------------------------------------------------------- builders
@@ -178,7 +118,7 @@ def make_optimizer(config) -> optax.GradientTransformation:
     """Adam (§3.1) on the stage's networks; the other networks get zero updates and no state."""
     o = config.optim
     adam = optax.adam(learning_rate_schedule(config), b1=o.b1, b2=o.b2, eps=o.eps)
-    trainable = TRAINABLE[config.stage]
+    trainable = train_state.TRAINABLE[config.stage]
     freeze_encoder = bool(config.train.get("freeze_encoder", False))
 
     def labels(params):
@@ -194,22 +134,6 @@ def make_optimizer(config) -> optax.GradientTransformation:
         return out
 
     return optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
-
-
-# Compiled parameter initialisers by (model options, mesh): compiling SingleHDR's init is the
-# slowest part of a start (tens of seconds on a CPU), and runs in one process (tests,
-# notebooks, several stages in a row) share it.
-_INIT_FNS: dict = {}
-
-
-def _compiled_init(config, model, mesh) -> Callable:
-    networks = TRAINABLE[config.stage]
-    key = (json.dumps(checkpoints.config_to_json(config.model), sort_keys=True),
-           config.crf.invemor, networks, mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
-    if key not in _INIT_FNS:
-        _INIT_FNS[key] = jax.jit(functools.partial(init_variables, model, networks=networks),
-                                 out_shardings=parallel.replicated(mesh))
-    return _INIT_FNS[key]
 
 
 # ---------------------------------------------------------------------------- train steps
@@ -300,7 +224,7 @@ def make_train_step(config, model, optimizer=None, *, schedule=None) -> Callable
     schedule = learning_rate_schedule(config) if schedule is None else schedule
     cam = camera_config(config)
 
-    def step(state: TrainState, batch, bank, vgg):
+    def step(state: train_state.TrainState, batch, bank, vgg):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
         sample = synthesize_batch(key, batch, bank, cam)
 
@@ -334,33 +258,6 @@ def jit_train_step(step: Callable, mesh) -> Callable:
 # ------------------------------------------------------------------------------ evaluation
 
 
-def _eval_metrics(config, outputs, sample):
-    """Per-sample metrics of the stage's output vs its target (f32[B] each)."""
-    from hdrjax import metrics
-
-    stage = config.stage
-    if stage == "dequantization":
-        return {"psnr": metrics.psnr(outputs["dequantized"], sample.ldr, 1.0)}
-    if stage == "linearization":
-        curve_rmse = jnp.sqrt(jnp.mean(jnp.square(outputs["inverse_crf"] - sample.inverse_crf), axis=-1))
-        return {"psnr": metrics.psnr(outputs["linear"], sample.clipped, 1.0), "curve_rmse": curve_rmse}
-    pred = outputs["refined"] if stage == "joint" else outputs["hallucinated"]
-    out = {
-        "tone_psnr": metrics.tone_psnr(pred, sample.exposed),
-        "mu_psnr": metrics.mu_psnr(pred, sample.exposed),
-    }
-    # PU21 needs absolute luminance: the reference's peak -> 4000 cd/m², the prediction
-    # scaled by the same factor (as metrics.compute_all with normalization="reference").
-    out["pu21_psnr"] = metrics.pu21_psnr(metrics.display_model(pred, sample.exposed),
-                                         metrics.display_model(sample.exposed))
-    if stage == "joint":
-        out["hallucinated_tone_psnr"] = metrics.tone_psnr(outputs["hallucinated"], sample.exposed)
-        if hasattr(sample, "ldr"):  # synthetic data: the intermediate targets exist
-            out["dequantized_psnr"] = metrics.psnr(outputs["dequantized"], sample.ldr, 1.0)
-            out["linear_psnr"] = metrics.psnr(outputs["linear"], sample.clipped, 1.0)
-    return out
-
-
 def make_eval_step(config, model, *, num_images: int = 4) -> Callable:
     """eval(variables, batch, bank) -> ({metric: sum over valid samples, "count"}, preview images)."""
     cam = camera_config(config)
@@ -371,174 +268,17 @@ def make_eval_step(config, model, *, num_images: int = 4) -> Callable:
             crf_index=batch["crf_index"], exposure=batch["exposure"], quality=batch["quality"],
         )
         outputs, _ = _stage_outputs(config, model, variables, sample, train=False)
-        per_sample = _eval_metrics(config, outputs, sample)
+        per_sample = train_eval.eval_metrics(config, outputs, sample)
         valid = batch["valid"]
         # Identical images give +inf PSNR; cap so one perfect sample cannot hide the rest.
         sums = {k: jnp.sum(jnp.where(valid > 0, jnp.minimum(v, 100.0), 0.0)) for k, v in per_sample.items()}
         sums["count"] = jnp.sum(valid)
-        return sums, _preview_images(outputs, sample, num_images)
+        return sums, summaries.preview_images(outputs, sample, num_images)
 
     return step
 
 
-def make_eval_set(config, num_crfs: int, num_devices: int) -> list[dict]:
-    """Fixed eval batches (§1.7): test patches x exposures 2^eval.exposure_stops, test CRFs in turn.
-
-    Every (patch, exposure) pair gets the next test CRF, so all CRFs and exposures are covered
-    even with few patches; JPEG quality is eval.jpeg_quality.  Real pairs (hdr_real) are used
-    as they are.  Each batch is a dict of host arrays padded to eval.batch_size (rounded up to
-    a multiple of `num_devices`) with a "valid" weight; identical on every process.
-    """
-    from hdrjax import data
-
-    items = list(data.make_eval_dataset(config.data, num_patches=config.eval.num_patches))
-    if not items:
-        raise ConfigError("config.data: the evaluation split is empty")
-    rows = []
-    if "ldr" in items[0]:
-        rows = [{"hdr": it["hdr"], "ldr": it["ldr"], "crf_index": 0, "exposure": 1.0} for it in items]
-    else:
-        for e, stop in enumerate(config.eval.exposure_stops):
-            for i, it in enumerate(items):
-                rows.append({"hdr": it["hdr"], "crf_index": (i + e * len(items)) % num_crfs,
-                             "exposure": 2.0 ** stop})
-    bs = -(-config.eval.batch_size // num_devices) * num_devices
-    base_key = jax.random.key(config.seed)
-    batches = []
-    for b, start in enumerate(range(0, len(rows), bs)):
-        chunk = rows[start:start + bs]
-        pad = bs - len(chunk)
-        chunk = chunk + [chunk[-1]] * pad
-        batch = {k: np.stack([np.asarray(r[k], np.float32) for r in chunk]) for k in chunk[0] if k in ("hdr", "ldr")}
-        batch["crf_index"] = np.array([r["crf_index"] for r in chunk], np.int32)
-        batch["exposure"] = np.array([r["exposure"] for r in chunk], np.float32)
-        batch["quality"] = np.full((bs,), config.eval.jpeg_quality, np.int32)
-        batch["valid"] = np.array([1.0] * (bs - pad) + [0.0] * pad, np.float32)
-        # Fixed noise per batch: the same eval samples at every evaluation.
-        batch["key"] = np.asarray(jax.random.key_data(jax.random.fold_in(base_key, 1_000_003 + b)))
-        batches.append(batch)
-    return batches
-
-
-# --------------------------------------------------------------------------------- logging
-
-
-class _Writer:
-    """TensorBoard events through tensorboardX (no TensorFlow); a no-op off process 0."""
-
-    def __init__(self, logdir, *, batch_size: int = 0):
-        self._w = None
-        self._jsonl = None
-        self._batch_size = batch_size
-        if jax.process_index() == 0:
-            from tensorboardX import SummaryWriter
-
-            # Events under WORKDIR/tensorboard: `tensorboard --logdir WORKDIR/tensorboard`.
-            self._w = SummaryWriter(str(pathlib.Path(logdir) / "tensorboard"))
-            # The same scalars as JSON lines, for plots and result files without TensorBoard.
-            self._jsonl = open(pathlib.Path(logdir) / "metrics.jsonl", "a", encoding="utf-8")
-
-    def scalars(self, step, values: dict, prefix: str):
-        if self._w is not None:
-            for k, v in values.items():
-                self._w.add_scalar(f"{prefix}/{k}", float(v), step)
-            row = {"kind": prefix, "step": int(step), "images_seen": int(step) * self._batch_size,
-                   "time": time.time(), **{k: float(v) for k, v in values.items()}}
-            self._jsonl.write(json.dumps(row) + "\n")
-            self._jsonl.flush()
-
-    def images(self, step, images: dict, prefix: str):
-        if self._w is not None:
-            for k, v in images.items():
-                self._w.add_images(f"{prefix}/{k}", np.asarray(v), step, dataformats="NHWC")
-
-    def flush(self):
-        if self._w is not None:
-            self._w.flush()
-
-    def close(self):
-        if self._w is not None:
-            self._w.close()
-            self._jsonl.close()
-
-
-def _preview_images(outputs, sample, n: int) -> dict:
-    """[0, 1] previews of the stage's input, outputs and targets (first n samples).
-
-    LDR images as they are; linear images through the paper's T after scaling so the GT HDR
-    has mean 0.5 (one scale per sample shared by prediction and target, so brightness compares).
-    """
-    target = sample.exposed[:n]
-    scale = 0.5 / jnp.maximum(jnp.mean(target, axis=(1, 2, 3), keepdims=True), 1e-6)
-
-    def tone(x):
-        return jnp.clip(tonemap.log_tone(jnp.maximum(x[:n], 0.0) * scale), 0.0, 1.0)
-
-    images = {"input_jpeg": sample.jpeg[:n]}
-    if "dequantized" in outputs:
-        images["dequantized"] = jnp.clip(outputs["dequantized"][:n], 0.0, 1.0)
-    if hasattr(sample, "ldr"):
-        images["target_ldr"] = sample.ldr[:n]
-    for name in ("linear", "hallucinated", "refined"):
-        if name in outputs:
-            images[name] = tone(outputs[name])
-    if hasattr(sample, "clipped"):
-        images["target_clipped"] = tone(sample.clipped)
-    images["target_hdr"] = tone(target)
-    return images
-
-
-def _fmt_duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
-class _StopRequest:
-    """SIGTERM / SIGINT set a flag; the loop saves a checkpoint and returns at the next step."""
-
-    def __init__(self, install: bool):
-        self.requested = False
-        self.signal_name = ""
-        self._old = {}
-        if install:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                try:
-                    self._old[sig] = signal.signal(sig, self._handle)
-                except ValueError:  # not the main thread (e.g. a notebook worker): no handler
-                    pass
-
-    def _handle(self, signum, frame):
-        name = signal.Signals(signum).name
-        if self.requested:
-            if signum == signal.SIGINT and hasattr(sys, "ps1"):
-                raise KeyboardInterrupt  # an interactive session keeps its interpreter
-            # A second signal: exit now, without waiting for the step or a save in progress.
-            # An unfinished save is a tmp folder that orbax ignores (and removes at the next
-            # start), so the previous checkpoint stays the latest and intact.
-            os.write(2, f"{name} again: exiting without saving; the last complete checkpoint "
-                        f"is kept\n".encode())
-            os._exit(128 + signum)
-        self.requested = True
-        self.signal_name = name
-        # Said at once: the save follows when the step in flight has finished.
-        logger.info("%s: stopping after the step in flight (a second signal exits at once)", name)
-
-    def restore(self):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 # ------------------------------------------------------------------------------- the run
-
-
-def _load_vgg(spec: str):
-    from hdrjax.models import vgg
-
-    return vgg.load_vgg16(spec)
 
 
 def _write_config(workdir: pathlib.Path, config) -> None:
@@ -552,141 +292,7 @@ def _write_config(workdir: pathlib.Path, config) -> None:
         f.write("\n")
 
 
-def _param_init_key(seed: int) -> jax.Array:
-    # XLA's RngBitGenerator ("rbg") compiles several times faster than threefry for the ~150
-    # parameter tensors of SingleHDR (init compile 66 s vs 156 s on our loaded 2-core CPU);
-    # parameter values need no sharding invariance. Synthesis keys stay threefry.
-    return jax.random.key(seed, impl="rbg")
-
-
-def _state_from_variables(variables, optimizer, seed: int) -> TrainState:
-    return TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=variables["params"],
-        batch_stats=variables["batch_stats"],
-        opt_state=optimizer.init(variables["params"]),
-        key=jax.random.key_data(jax.random.fold_in(jax.random.key(seed), 1)),
-    )
-
-
-def abstract_state(config, model, optimizer, mesh) -> TrainState:
-    """Shapes, dtypes and (replicated) shardings of the TrainState, without computing it."""
-    shapes = jax.eval_shape(lambda: _state_from_variables(
-        init_variables(model, _param_init_key(config.seed), networks=TRAINABLE[config.stage]),
-        optimizer, config.seed))
-    rep = parallel.replicated(mesh)
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
-
-
-def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=None) -> TrainState:
-    """A fresh TrainState: random init, VGG encoder (§2.3), CRF-Net trunk (§3.1), then any
-    init.<network> checkpoints."""
-    rep = parallel.replicated(mesh)
-    variables = _compiled_init(config, model, mesh)(_param_init_key(config.seed))
-    # Adam's state is zeros of the parameters' shapes: cheap, no need to compile it.
-    state = jax.device_put(_state_from_variables(variables, optimizer, config.seed), rep)
-    params, batch_stats = dict(state.params), dict(state.batch_stats)
-    if vgg_init is not None:
-        from hdrjax.models.hallucination import encoder_init
-
-        params["hallucination"] = parallel.replicate(encoder_init(params["hallucination"], vgg_init), mesh)
-        logger.info("Hallucination-Net encoder initialised from VGG16 (%s)", vgg_init.source)
-    if crf_net_init is not None:
-        from hdrjax.models.linearization import merge_variables
-
-        params["linearization"] = parallel.replicate(
-            merge_variables(params["linearization"], crf_net_init["params"], "linearization"), mesh)
-        batch_stats["linearization"] = parallel.replicate(
-            merge_variables(batch_stats["linearization"], crf_net_init["batch_stats"], "linearization"), mesh)
-        logger.info("Linearization-Net trunk initialised from %s", config.init.crf_net)
-    # Networks that start from a shipped model: its files are checked and read once per folder.
-    shipped: dict = {}
-    used = [net for net in NETWORKS if net in params]
-    for net in NETWORKS:
-        if config.init[net] and net not in params:
-            logger.warning("config.init.%s is not used: stage %s trains only %s", net, config.stage,
-                           ", ".join(used))
-    for net in used:
-        if config.init[net] and _is_shipped(config.init[net]):
-            shipped.setdefault(config.init[net], []).append(net)
-    shipped_variables = {}
-    for path, nets in shipped.items():
-        from hdrjax import pretrained
-
-        try:
-            shipped_variables[path] = pretrained.network_variables(path, tuple(nets))
-        except pretrained.PretrainedError as e:
-            raise ConfigError(f"config.init.{', '.join(nets)}: {e}") from None
-    for net in used:
-        path = config.init[net]
-        if not path:
-            continue
-        wanted = {"params": {net: params[net]}}
-        if net in batch_stats:
-            wanted["batch_stats"] = {net: batch_stats[net]}
-        if path in shipped_variables:
-            from hdrjax.models.linearization import merge_variables
-
-            source = shipped_variables[path]
-            mine = {k: {net: source[k][net]} for k in wanted if net in source[k]}
-            try:
-                merged = merge_variables(wanted, mine, f"init.{net}")
-            except (KeyError, ValueError) as e:
-                raise ConfigError(f"config.init.{net}: {e}") from None
-            loaded = parallel.replicate(merged, mesh)
-        else:
-            loaded = checkpoints.load_variables(path, wanted, what=f"init.{net}")
-        params.update(loaded["params"])
-        batch_stats.update(loaded.get("batch_stats", {}))
-        logger.info("%s network initialised from %s", net, path)
-    # Adam moments are zeros either way (§3.4: fresh optimizer state after loading).
-    state = state.replace(params=params, batch_stats=batch_stats)
-    # The state is donated to every step: it must not share a buffer with anything else (the
-    # VGG encoder weights are the same arrays as the perceptual-loss VGG passed next to it).
-    return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
-
-
-def evaluate(eval_fn, variables, eval_set, bank, mesh, *, max_batches: int | None = None):
-    """(mean of each eval metric over the fixed eval set, preview images of its first batch)."""
-    return _collect_eval(_dispatch_eval(eval_fn, variables, eval_set, bank, mesh, max_batches=max_batches))
-
-
-def _dispatch_eval(eval_fn, variables, eval_set, bank, mesh, *, max_batches: int | None = None):
-    """Start the eval computations of every batch (device arrays, nothing waited for)."""
-    return [eval_fn(variables, _put_eval_batch(batch, mesh), bank) for batch in eval_set[:max_batches]]
-
-
-def _collect_eval(outputs):
-    """evaluate()'s result from the outputs of _dispatch_eval (waits for them)."""
-    totals: dict[str, float] = {}
-    images = parallel.fetch(outputs[0][1])
-    for sums, _ in outputs:
-        for k, v in parallel.fetch(sums).items():
-            totals[k] = totals.get(k, 0.0) + float(v)
-    count = max(totals.pop("count", 0.0), 1.0)
-    return {k: v / count for k, v in totals.items()}, images
-
-
-def _put_eval_batch(batch, mesh):
-    """Global arrays from an eval batch every process holds in full (key replicated)."""
-    def put(x, sharding):
-        x = np.asarray(x)
-        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-    data, rep = parallel.batch_sharding(mesh), parallel.replicated(mesh)
-    return {k: put(v, rep if k == "key" else data) for k, v in batch.items()}
-
-
-def _log_line(step, total, values, rate):
-    terms = "  ".join(f"{k[5:]} {v:.4g}" for k, v in values.items() if k.startswith("loss_"))
-    line = f"step {step}/{total}  loss {values['loss']:.5g}  ({terms})"
-    if rate > 0:
-        line += (f"  {values['images_per_sec']:.2f} img/s  {values['sec_per_step']:.2f} s/step"
-                 f"  ETA {_fmt_duration((total - step) / rate)}")
-    return line
-
-
-def train_and_evaluate(config, workdir) -> TrainState:
+def train_and_evaluate(config, workdir) -> train_state.TrainState:
     """Train `config.stage` in `workdir` (resuming from its latest checkpoint) and return the final state."""
     from hdrjax import data
     from hdrjax.camera import crf
@@ -736,20 +342,15 @@ def train_and_evaluate(config, workdir) -> TrainState:
             ckpt.meta = {"data_seed": int(data_seed)}
         bank_train = parallel.replicate(crf.load_bank(config.crf.bank, split="train"), mesh)
         bank_test = parallel.replicate(crf.load_bank(config.crf.bank, split="test"), mesh)
-        eval_set = make_eval_set(config, len(bank_test), mesh.devices.size)
-        vgg_init = None
-        if latest is None and not config.init.hallucination and config.init.vgg and config.stage in ("hallucination", "joint"):
-            vgg_init = _load_vgg(config.init.vgg)  # §2.3: encoder from VGG16 when Hal trains from scratch
-        crf_net_init = None
-        if (latest is None and not config.init.linearization and config.init.crf_net
-                and config.stage in ("linearization", "joint")):
-            from hdrjax.models.linearization import load_crf_net_v2
-
-            crf_net_init = load_crf_net_v2(os.path.expanduser(config.init.crf_net))
+        eval_set = train_eval.make_eval_set(config, len(bank_test), mesh.devices.size)
+        # A restored state has its weights: the VGG16 / CRF-Net files are read for a fresh one only.
+        vgg_init, crf_net_init = train_state.load_weight_sources(config) if latest is None else (None, None)
         vgg_loss = None
         if config.stage == "hallucination" and config.loss.perceptual_weight > 0:
+            from hdrjax.models import vgg
+
             spec = config.init.vgg_loss or config.init.vgg or "lpips"
-            vgg_loss = vgg_init if (vgg_init is not None and spec == config.init.vgg) else _load_vgg(spec)
+            vgg_loss = vgg_init if (vgg_init is not None and spec == config.init.vgg) else vgg.load_vgg16(spec)
             # Passed to the step as an argument: 59 MB of weights are not baked into the program.
             vgg_loss = parallel.replicate(vgg_loss, mesh)
         model = build_model(config)
@@ -762,12 +363,13 @@ def train_and_evaluate(config, workdir) -> TrainState:
     schedule = learning_rate_schedule(config)
     if latest is not None:
         t0 = time.time()
-        state = ckpt.restore(latest, abstract_state(config, model, optimizer, mesh),
+        state = ckpt.restore(latest, train_state.abstract_state(config, model, optimizer, mesh),
                              data_iter if resume_data else None)
         logger.info("resumed from checkpoint step %d of %s (%.1fs)", latest, ckpt.directory, time.time() - t0)
     else:
         t0 = time.time()
-        state = create_state(config, model, optimizer, mesh, vgg_init=vgg_init, crf_net_init=crf_net_init)
+        state = train_state.create_state(config, model, optimizer, mesh, vgg_init=vgg_init,
+                                         crf_net_init=crf_net_init)
         logger.info("initialised %s training in %s (no checkpoint to resume; init: %s) (%.1fs)", config.stage, workdir,
                     ", ".join(f"{n}={config.init[n]}" for n in NETWORKS if config.init[n]) or "none",
                     time.time() - t0)
@@ -776,22 +378,22 @@ def train_and_evaluate(config, workdir) -> TrainState:
 
     train_step = jit_train_step(make_train_step(config, model, optimizer, schedule=schedule), mesh)
     eval_fn = jax.jit(make_eval_step(config, model), out_shardings=parallel.replicated(mesh))
-    writer = _Writer(workdir, batch_size=tc.batch_size)
+    writer = summaries.MetricsWriter(workdir, batch_size=tc.batch_size)
     # Every process handles SIGTERM / SIGINT itself; the processes agree on the stop at the
     # next step boundary (parallel.agree), so a signal to any one of them stops all.
-    stop = _StopRequest(install=True)
+    stop = preemption.StopRequest(install=True)
 
     def start_eval(step, *, images_only=False):
         # Only dispatched: the device runs the evaluation between this step and the next
         # while the host goes on; finish_eval reads the results (train.async_eval).
         variables = {"params": state.params, "batch_stats": state.batch_stats}
-        outputs = _dispatch_eval(eval_fn, variables, eval_set, bank_test, mesh,
-                                 max_batches=1 if images_only else None)
+        outputs = train_eval.dispatch_eval(eval_fn, variables, eval_set, bank_test, mesh,
+                                           max_batches=1 if images_only else None)
         return step, images_only, time.time(), outputs
 
     def finish_eval(started):
         step, images_only, t0, outputs = started
-        results, images = _collect_eval(outputs)
+        results, images = train_eval.collect_eval(outputs)
         writer.images(step, images, "images")
         if not images_only:
             writer.scalars(step, results, "eval")
@@ -858,7 +460,7 @@ def train_and_evaluate(config, workdir) -> TrainState:
                     values["images_per_sec"] = rate * tc.batch_size
                     values["sec_per_step"] = 1.0 / rate
                 writer.scalars(step, values, "train")
-                logger.info("%s", _log_line(step, total, values, rate))
+                logger.info("%s", summaries.train_log_line(step, total, values, rate))
                 window_start, window_steps = time.time(), 0
                 last_log = time.time()
                 if not math.isfinite(values["loss"]):
@@ -896,7 +498,7 @@ def train_and_evaluate(config, workdir) -> TrainState:
             if not (tc.eval_every and step % tc.eval_every == 0):
                 finish_eval(start_eval(step))
         ckpt.wait()
-        logger.info("done: step %d, %s in this run", step, _fmt_duration(time.time() - t_start))
+        logger.info("done: step %d, %s in this run", step, summaries.format_duration(time.time() - t_start))
         return state
     finally:
         stop.restore()

@@ -87,7 +87,7 @@ def test_two_processes_reach_the_parameters_of_one_process_on_the_same_global_ba
     The global batch is what the two processes loaded: process 0's shard on devices 0-3 and
     process 1's on devices 4-7 (jax.make_array_from_process_local_data), here concatenated.
     """
-    from hdrjax import data, parallel, train
+    from hdrjax import data, parallel, train, train_state
     from hdrjax.camera import crf
 
     workdir, _ = two_process_run
@@ -97,7 +97,7 @@ def test_two_processes_reach_the_parameters_of_one_process_on_the_same_global_ba
     model, optimizer = build.build_model(config), train.make_optimizer(config)
     ck = checkpoints.Checkpointer(workdir, max_to_keep=3, save_every=2)
     try:
-        state = ck.restore(2, train.abstract_state(config, model, optimizer, mesh), None)
+        state = ck.restore(2, train_state.abstract_state(config, model, optimizer, mesh), None)
     finally:
         ck.close()
     assert int(state.step) == 2

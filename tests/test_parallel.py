@@ -1,4 +1,8 @@
-"""Mesh, batch sharding and the divisibility check on the 8 fake CPU devices of conftest."""
+"""Mesh, batch sharding and 8-device training on the 8 fake CPU devices of conftest.
+
+A global batch that does not divide over the devices is refused by hdrjax.train.validate_config
+(tests/test_train.py, test_bad_config_fails_before_compiling).
+"""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,16 +44,6 @@ def test_sharded_mean_equals_unsharded():
     np.testing.assert_allclose(np.asarray(f(parallel.shard_batch(x, mesh))), x.mean(0), rtol=1e-6)
 
 
-def test_batch_must_divide_over_devices():
-    mesh = parallel.make_mesh()
-    parallel.check_batch_size(16, mesh)
-    with pytest.raises(parallel.ParallelError, match="not divisible by the number of devices"):
-        parallel.check_batch_size(12, mesh)
-    one = parallel.make_mesh(jax.devices()[:1])
-    parallel.check_batch_size(3, one)
-    assert parallel.process_batch_size(16) == 16
-
-
 def _load_config(name, variant="smoke"):
     from hdrjax import configs
 
@@ -59,7 +53,7 @@ def _load_config(name, variant="smoke"):
 @pytest.mark.slow
 def test_training_on_8_devices_matches_1_device():
     # Linearization: its BatchNorm statistics must be global over the sharded batch (sync BN).
-    from hdrjax import data, train
+    from hdrjax import data, train, train_state
     from hdrjax.camera import crf
 
     config = _load_config("linearization")
@@ -75,7 +69,7 @@ def test_training_on_8_devices_matches_1_device():
 
     variables = jax.jit(lambda k: model.init(k, jnp.zeros((1, 32, 32, 3)), train=False,
                                              method=model.estimate_inverse_crf))(jax.random.key(0))
-    state0 = parallel.fetch(train.TrainState(
+    state0 = parallel.fetch(train_state.TrainState(
         step=jnp.zeros((), jnp.int32), params=variables["params"], batch_stats=variables["batch_stats"],
         opt_state=optimizer.init(variables["params"]), key=jax.random.key_data(jax.random.key(1))))
     step_fn = train.make_train_step(config, model, optimizer)

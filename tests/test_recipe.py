@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hdrjax import pretrained, train
+from hdrjax.errors import ConfigError
 from hdrjax.models import build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def test_joint_config_fine_tunes_a_shipped_model(chain, tmp_path):
     # A config whose model options differ from the shipped model's is refused before compiling.
     with config.unlocked():
         config.model.lin_monotone = "shift"
-    with pytest.raises(train.ConfigError, match="lin_monotone"):
+    with pytest.raises(ConfigError, match="lin_monotone"):
         train.train_and_evaluate(config, tmp_path / "ft2")
     scratch = joint.get_config("smoke,scratch")
     assert all(scratch.init[n] == "" for n in build.NETWORKS)

@@ -9,10 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from hdrjax import checkpoints, parallel, train
+from hdrjax import checkpoints, parallel, train, train_state
 from hdrjax import configs
 from hdrjax.models import build
-from hdrjax.errors import HdrjaxError
+from hdrjax.errors import ConfigError, HdrjaxError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -22,11 +22,11 @@ def load_config(name, variant="smoke"):
 
 
 def read_scalars(workdir):
-    """{tag: [(step, value)]} from the TensorBoard event files (TFRecord of Event protos)."""
+    """{tag: [(step, value)]} from the TensorBoard event files (TFRecord of Event protos) of a run."""
     from tensorboardX.proto import event_pb2
 
     out = {}
-    for path in sorted(pathlib.Path(workdir).glob("events.out.tfevents.*")):
+    for path in sorted((pathlib.Path(workdir) / "tensorboard").glob("events.out.tfevents.*")):
         data = path.read_bytes()
         pos = 0
         while pos + 12 <= len(data):
@@ -87,8 +87,8 @@ def test_smoke_config_trains_end_to_end(stage, tmp_path, caplog):
     before, _, _ = checkpoints.load_inference_variables(tmp_path / "checkpoints" / "2", complete=False)
     after, stored, _ = checkpoints.load_inference_variables(tmp_path, complete=False)
     assert stored["stage"] == stage
-    assert set(after["params"]) == set(train.TRAINABLE[stage])
-    for net in train.TRAINABLE[stage]:
+    assert set(after["params"]) == set(train_state.TRAINABLE[stage])
+    for net in train_state.TRAINABLE[stage]:
         same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before["params"][net]),
                                                         jax.tree.leaves(after["params"][net])))
         assert not same, net
@@ -110,7 +110,7 @@ def test_dequantization_loss_falls_on_a_fixed_batch():
 
     variables = jax.jit(lambda k: model.init(k, jnp.zeros((1, 32, 32, 3)), method=model.dequantize))(
         jax.random.key(0, impl="rbg"))
-    state = parallel.replicate(train.TrainState(
+    state = parallel.replicate(train_state.TrainState(
         step=jnp.zeros((), jnp.int32), params=variables["params"], batch_stats={},
         opt_state=optimizer.init(variables["params"]), key=jax.random.key_data(jax.random.key(1))), mesh)
     step = train.jit_train_step(train.make_train_step(config, model, optimizer), mesh)
@@ -149,10 +149,10 @@ def test_bad_config_fails_before_compiling(field, value, message, tmp_path, monk
     def no_compile(*args, **kwargs):
         raise AssertionError("compiled before checking the config")
 
-    monkeypatch.setattr(train, "create_state", no_compile)
+    monkeypatch.setattr(train_state, "create_state", no_compile)
     monkeypatch.setattr(train, "jit_train_step", no_compile)
     t0 = time.time()
-    with pytest.raises(train.ConfigError) as err:
+    with pytest.raises(ConfigError) as err:
         train.train_and_evaluate(config, tmp_path / "run")
     assert message in str(err.value)
     assert time.time() - t0 < 30
@@ -168,7 +168,7 @@ def test_empty_data_folder_fails_before_compiling(tmp_path, monkeypatch):
         config.data.name = "hdr_folder"
         config.data.manual_dir = str(tmp_path / "empty")
         config.data.backend = "files"
-    monkeypatch.setattr(train, "create_state", lambda *a, **k: pytest.fail("compiled"))
+    monkeypatch.setattr(train_state, "create_state", lambda *a, **k: pytest.fail("compiled"))
     with pytest.raises(DataError) as err:
         train.train_and_evaluate(config, tmp_path / "run")
     assert isinstance(err.value, HdrjaxError)
@@ -224,7 +224,7 @@ def test_checkpoints_by_wall_clock_when_steps_are_far_apart(tmp_path):
     assert steps == [1, 2, 3]
     with config.unlocked():
         config.train.checkpoint_every_secs = -1.0
-    with pytest.raises(train.ConfigError, match="checkpoint_every_secs"):
+    with pytest.raises(ConfigError, match="checkpoint_every_secs"):
         train.train_and_evaluate(config, tmp_path / "bad")
 
 

@@ -275,16 +275,14 @@ class EvalDataset(collections.abc.Sequence):
         return f"EvalDataset({self._transform.c.name}, {len(self)} examples)"
 
 
-def make_eval_dataset(config, *, split: str = "test", num_patches: int | None = None,
-                      seed: int | None = None) -> EvalDataset:
+def make_eval_dataset(config, *, split: str = "test", num_patches: int | None = None) -> EvalDataset:
     """Deterministic test patches (§1.7): a sequence of {"hdr", "name"[, "ldr"]} dicts.
 
     Each "hdr" is f32[E, E, 3] (E = eval_patch_size), mean-normalised; "ldr" (hdr_real) is
     f32 in [0, 1].  Examples are built lazily on access.  `num_patches` keeps the first n.
-    The set depends on the config only: `seed` is accepted for callers that pass one and
-    does not change it, so runs with different training seeds evaluate on the same patches.
+    The set depends on the config only (no seed): runs with different training seeds evaluate
+    on the same patches.
     """
-    del seed
     validate_config(config, for_eval=True)
     if config.name == "procedural":
         n = config.procedural.num_test_scenes

@@ -84,11 +84,6 @@ def upsample2x_legacy(x: jax.Array) -> jax.Array:
     return _upsample2x_axis(_upsample2x_axis(x, 2), 1)
 
 
-def upsample2x_nearest(x: jax.Array) -> jax.Array:
-    """Nearest-neighbour ×2 up-sampling (each pixel repeated 2×2) of NHWC x."""
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-
-
 def avg_pool_2x2(x: jax.Array) -> jax.Array:
     """`tf.layers.average_pooling2d(x, 2, 2)`: 2×2 window, stride 2, VALID."""
     return nn.avg_pool(x, (2, 2), strides=(2, 2), padding="VALID")
