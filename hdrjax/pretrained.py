@@ -327,7 +327,7 @@ def load_arrays(model_dir=None) -> tuple[dict, dict]:
 
 
 def _with_encoder(variables: dict, expected: Mapping[tuple, tuple], source: str, where: str) -> dict:
-    """Put the frozen VGG encoder back, exactly as training initialised it (train.create_state)."""
+    """Put the frozen VGG encoder back, exactly as training initialised it (train_state.create_state)."""
     from hdrjax.models import vgg
     from hdrjax.models.hallucination import encoder_init
 

@@ -75,7 +75,7 @@ def test_frozen_lpips_encoder_is_put_back_as_training_does(shipped):
     from hdrjax.models.hallucination import encoder_init
 
     params = dict(shipped.variables["params"])
-    # hdrjax.train.create_state: encoder_init(params["hallucination"], load_vgg16(config.init.vgg)).
+    # hdrjax.train_state.create_state: encoder_init(params["hallucination"], load_vgg16(config.init.vgg)).
     params["hallucination"] = jax.tree.map(np.asarray, encoder_init(params["hallucination"], vgg.load_vgg16("lpips")))
     trained = {"params": params, "batch_stats": shipped.variables["batch_stats"]}
     out = pretrained.export(trained, shipped.config, shipped.base / "frozen", frozen_encoder="lpips")
