@@ -140,7 +140,7 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
     workdir_arg = str(workdir)
     import numpy as np
 
-    from hdrjax import checkpoints, pretrained
+    from hdrjax import checkpoints, inference, pretrained
     from hdrjax.models import vgg
     from hdrjax.models.hallucination import encoder_init
 
@@ -173,7 +173,7 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
                                  metadata=metadata)
     # Inference crops around highlights by each net's measured receptive field: measure it once
     # here so users of the exported model never wait for it.
-    pretrained.record_receptive_fields(out_dir)
+    inference.record_receptive_fields(out_dir)
     return exported
 
 

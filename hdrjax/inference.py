@@ -397,3 +397,23 @@ def reconstruct_one(model, variables, ldr: np.ndarray, options: EngineOptions) -
     out["refined"] = r[:h, :w]
     stats["seconds"]["refinement"] = time.perf_counter() - t0
     return out, stats
+
+
+def record_receptive_fields(model_dir=None, nets=("dequantization", "hallucination", "refinement")) -> dict:
+    """Measure each net's receptive field for a shipped model's weights and store it in its manifest.
+
+    Inference then needs no measurement for this model (`hdrjax.receptive_field`); an entry
+    whose weight hash does not match the weights loaded is ignored.
+    """
+    from hdrjax import pretrained, receptive_field
+
+    model, variables, _, _ = pretrained.load(model_dir)
+    runner = runner_for(model)
+    stored = {}
+    for net in nets:
+        fn, _ = runner.stage_fn(net)
+        m = receptive_field.measure(net, lambda *x, fn=fn: fn(variables, *x))
+        stored[net] = {**m.to_json(), "fingerprint": receptive_field.weights_fingerprint(variables, net),
+                       "tolerance_relative": receptive_field.TOLERANCE, "probe_version": receptive_field.PROBE_VERSION}
+    pretrained.update_manifest(model_dir, receptive_field=stored)
+    return stored

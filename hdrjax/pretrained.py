@@ -454,24 +454,3 @@ def _remember_receptive_fields(manifest: dict) -> None:
             receptive_field.remember(net, entry)
         except (TypeError, KeyError, ValueError):
             continue  # an entry from another version: inference measures again
-
-
-def record_receptive_fields(model_dir=None, nets=("dequantization", "hallucination", "refinement")) -> dict:
-    """Measure each net's receptive field for the shipped weights and store it in the manifest.
-
-    Inference then needs no measurement for this model (`hdrjax.receptive_field`); an entry
-    whose weight hash does not match the weights loaded is ignored.
-    """
-    from hdrjax import receptive_field
-    from hdrjax.inference import runner_for
-
-    model, variables, _, manifest = load(model_dir)
-    runner = runner_for(model)
-    stored = {}
-    for net in nets:
-        fn, _ = runner.stage_fn(net)
-        m = receptive_field.measure(net, lambda *x, fn=fn: fn(variables, *x))
-        stored[net] = {**m.to_json(), "fingerprint": receptive_field.weights_fingerprint(variables, net),
-                       "tolerance_relative": receptive_field.TOLERANCE, "probe_version": receptive_field.PROBE_VERSION}
-    update_manifest(model_dir, receptive_field=stored)
-    return stored

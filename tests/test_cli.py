@@ -83,3 +83,67 @@ def test_warnings_and_errors_print_as_one_line(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err == ["progress", "warning: a file had NaNs", "error: photo.png: not an image second line"]
     assert code == cli.ERROR_EXIT == 1
+
+
+# ------------------------------------------------------------------ the module map of DESIGN.md
+
+
+def _module_map():
+    """{top-level module or package under hdrjax/: layer index} from DESIGN.md's table."""
+    import re
+
+    text = (ROOT / "DESIGN.md").read_text()
+    table = text.split("## Module map", 1)[1].split("\n## ", 1)[0]
+    layers, layer = {}, -1
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or cells[0] in ("layer", "---"):
+            continue
+        if cells[0]:
+            layer += 1
+        for name in re.findall(r"`([a-z_]+(?:/[a-z_]*)?)`", cells[1]):
+            layers.setdefault(name.split("/")[0], layer)
+    return layers
+
+
+def _hdrjax_imports(path):
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hdrjax"):
+            if node.module == "hdrjax":
+                yield from (a.name for a in node.names)
+            else:
+                yield node.module.split(".")[1]
+        elif isinstance(node, ast.Import):
+            yield from (a.name.split(".")[1] for a in node.names if a.name.startswith("hdrjax."))
+
+
+def test_every_module_is_in_the_map_and_imports_only_its_layer_or_below():
+    layers = _module_map()
+    package = ROOT / "hdrjax"
+    upward = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package)
+        owner = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        if owner == "__init__":
+            continue
+        assert owner in layers, f"hdrjax/{rel} is not in DESIGN.md's module map"
+        mine = layers["main"] if rel.stem == "__main__" else layers[owner]
+        for imported in _hdrjax_imports(path):
+            if imported in layers and layers[imported] > mine:
+                upward.append(f"hdrjax/{rel} imports hdrjax.{imported}")
+    assert upward == []
+
+
+def test_only_the_entry_point_imports_train():
+    users = [str(p.relative_to(ROOT)) for p in (ROOT / "hdrjax").rglob("*.py")
+             if "train" in set(_hdrjax_imports(p))]
+    assert users == ["hdrjax/main.py"]
+
+
+def test_long_files_say_why_in_the_map():
+    allowed = (ROOT / "DESIGN.md").read_text().split("Files over ~600 lines:", 1)[1].split("\n")[0]
+    long = [str(p.relative_to(ROOT / "hdrjax")) for p in (ROOT / "hdrjax").rglob("*.py")
+            if len(p.read_text().splitlines()) > 620]
+    assert [f for f in long if f"`{f}`" not in allowed] == []
