@@ -24,12 +24,6 @@ import bench_measure as m
 STAGES = m.STAGES
 ENGINE = "tiles"
 ALIGN = 32  # predict's tile alignment (the Hallucination-Net's 5 poolings)
-# Real photographs for the highlight-aware tiling: the four OpenEXR photos and three
-# panoramas with a sun, a bright sky and indoor lights.
-PHOTO_FILES = (
-    "real_hdr/CandleGlass.exr", "real_hdr/Cannon.exr", "real_hdr/Desk.exr", "real_hdr/MtTamNorth.exr",
-    "train_hdr/blouberg_sunrise_2_1k.hdr", "train_hdr/dresden_square_1k.hdr", "train_hdr/interior.exr",
-)
 
 
 def crf_shape(h: int, w: int, long_side: int = 512) -> tuple[int, int]:

@@ -64,7 +64,8 @@ QUICK_FLAG = "--xla_backend_optimization_level=0"
 
 SIZES_FULL = ((512, 512), (1024, 1024), (1080, 1920), (3000, 4000))
 SIZES_QUICK = ((64, 96),)
-# Real photographs of the photos section: the default CPU set, and the extended one.
+# Real photographs of the photos section: the default CPU set, and the extended one (the four
+# OpenEXR photos and three panoramas with a sun, a bright sky and indoor lights).
 PHOTOS_DEFAULT = ["real_hdr/MtTamNorth.exr", "real_hdr/Desk.exr"]
 PHOTOS_EXTENDED = [
     "real_hdr/CandleGlass.exr", "real_hdr/Cannon.exr", "real_hdr/Desk.exr", "real_hdr/MtTamNorth.exr",
