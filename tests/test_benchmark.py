@@ -1,4 +1,7 @@
-"""experiments/benchmark.py: the --quick smoke run writes valid JSON and markdown (no timing checks)."""
+"""experiments/benchmark.py and its bench_* modules: the plan of worker processes, the result
+file across runs (kept tasks, run records, retired results), the markdown, and the --quick
+smoke run (no timing checks)."""
+import copy
 import json
 import math
 import pathlib
@@ -9,18 +12,15 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "benchmark.py"
+RESULTS = ROOT / "experiments" / "results" / "benchmark-cpu-2core.json"
+sys.path.insert(0, str(ROOT / "experiments"))
+
+import bench_report  # noqa: E402
+import bench_runner  # noqa: E402
+
 SECTIONS = ("peak", "stages", "inference", "photos", "train", "scaling", "knobs", "regions")
 TASKS = set(SECTIONS) | {"latency", "folder"}  # the regions section also times the CLI and a folder
-
-
-def _load_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("hdrjax_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+RETIRED = ("layout", "valid_conv", "conv_grad", "donation", "remat", "tiles")
 
 
 def _all_finite_numbers(o) -> bool:
@@ -46,7 +46,9 @@ def test_quick_run_writes_json_and_markdown(tmp_path):
     for key in ("peak", "stages", "photos", "train-dequantization", "scaling-1", "scaling-2", "knobs",
                 "inference-64x96", "regions-Desk_96px"):
         assert "result" in data["tasks"][key], data["tasks"][key].get("error")
-    assert not [k for k, v in data["tasks"]["knobs"]["result"].items() if "error" in v]
+    assert list(data["tasks"]["knobs"]["result"]) == ["bf16"]
+    assert "error" not in data["tasks"]["knobs"]["result"]["bf16"]
+    assert data["tasks"]["inference-64x96"]["result"]["config"]["engine"] == "tiles"
     stages = data["tasks"]["stages"]["result"]["stages"]
     assert all(stages[s]["flops"] > 0 for s in ("dequantization", "linearization", "hallucination", "refinement"))
     assert data["tasks"]["scaling-2"]["result"]["collective_ops"] > 0  # the 2-device step is sharded
@@ -55,81 +57,139 @@ def test_quick_run_writes_json_and_markdown(tmp_path):
                     "## Highlight-aware tiling", "## Data-parallel scaling", "## Regions engine"):
         assert heading in md
     assert "## Failures" not in md
+    # --render rewrites the same markdown from the JSON alone.
+    (tmp_path / "benchmark-test.md").unlink()
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--render", str(tmp_path / "benchmark-test.json")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "benchmark-test.md").read_text() == md
 
 
 def test_plan_covers_every_section_and_fresh_process_per_size():
-    bench = _load_module()
-    full = bench.make_plan(quick=False, gpu=False, sections=set(SECTIONS))
+    full = bench_runner.make_plan(quick=False, gpu=False, sections=set(SECTIONS))
     names = [g.name for g in full]
     assert {t["task"] for g in full for t in g.tasks} == TASKS
+    assert set(bench_runner.TASKS) == TASKS
     # Peak RSS per size needs one process per inference size; 12 MP only in extended CPU runs.
-    assert sum(n.startswith("inference-") for n in names) == len(bench.SIZES_FULL) - 1
-    extended = bench.make_plan(quick=False, gpu=False, sections={"inference"}, extended=True)
-    assert len(extended) == len(bench.SIZES_FULL)
-    assert len(bench.make_plan(quick=False, gpu=True, sections={"inference"})) == len(bench.SIZES_FULL)
+    assert sum(n.startswith("inference-") for n in names) == len(bench_runner.SIZES_FULL) - 1
+    extended = bench_runner.make_plan(quick=False, gpu=False, sections={"inference"}, extended=True)
+    assert len(extended) == len(bench_runner.SIZES_FULL)
+    assert len(bench_runner.make_plan(quick=False, gpu=True, sections={"inference"})) == len(bench_runner.SIZES_FULL)
     # Scaling: one process with 8 fake devices, meshes over 1, 2, 4, 8 of them.
     (scaling,) = [g for g in full if g.name == "scaling"]
     assert scaling.devices == 8 and [t["spec"]["devices"] for t in scaling.tasks] == [1, 2, 4, 8]
-    quick = bench.make_plan(quick=True, gpu=False, sections=set(SECTIONS))
+    quick = bench_runner.make_plan(quick=True, gpu=False, sections=set(SECTIONS))
     assert len(quick) == 1 and quick[0].devices == 2
-    assert bench.make_plan(quick=True, gpu=False, sections={"peak"})[0].tasks[0]["task"] == "peak"
+    assert bench_runner.make_plan(quick=True, gpu=False, sections={"peak"})[0].tasks[0]["task"] == "peak"
+    # The knobs section measures bf16 only: the other knobs were retired.
+    (knobs,) = [g for g in full if g.name == "knobs"]
+    assert set(knobs.tasks[0]["spec"]) == {"bf16", "quick"}
+
+
+def test_every_task_function_exists():
+    import importlib
+
+    for module, function in bench_runner.TASKS.values():
+        assert callable(getattr(importlib.import_module(module), function))
 
 
 def test_worker_env_sets_or_strips_the_fake_device_flag(monkeypatch):
-    bench = _load_module()
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8 --xla_cpu_foo=1")
-    assert bench._worker_env(4, gpu=False)["XLA_FLAGS"] == "--xla_cpu_foo=1 --xla_force_host_platform_device_count=4"
-    assert bench._worker_env(1, gpu=False)["XLA_FLAGS"] == "--xla_cpu_foo=1"
-    assert bench._worker_env(8, gpu=True)["XLA_FLAGS"] == "--xla_cpu_foo=1"
-    assert bench.QUICK_FLAG in bench._worker_env(2, gpu=False, quick=True)["XLA_FLAGS"]
+    env = bench_runner.worker_env
+    assert env(4, gpu=False)["XLA_FLAGS"] == "--xla_cpu_foo=1 --xla_force_host_platform_device_count=4"
+    assert env(1, gpu=False)["XLA_FLAGS"] == "--xla_cpu_foo=1"
+    assert env(8, gpu=True)["XLA_FLAGS"] == "--xla_cpu_foo=1"
+    assert bench_runner.QUICK_FLAG in env(2, gpu=False, quick=True)["XLA_FLAGS"]
 
 
 def test_helpers():
-    bench = _load_module()
-    # The port's time is interpolated through its quoted points.
-    assert bench.port_seconds(1024 * 1024) == pytest.approx(17.4)
-    assert 4.5 < bench.port_seconds(800 * 800) < 17.4
-    # Warm-up proxies keep the CRF input shape (predict resizes to a 512 long side).
-    for h, w in ((1080, 1920), (3000, 4000), (1024, 1024), (512, 512), (700, 900)):
-        ph, pw = bench.proxy_shape(h, w, 512)
-        assert min(ph, pw) >= min(512, h, w) and ph * pw <= h * w
-        assert bench._crf_shape(ph, pw) == bench._crf_shape(h, w)
-    assert bench.proxy_shape(3000, 4000, 512) == (512, 683)
+    import benchmark
+    import bench_inference
+    import bench_measure
     import numpy as np
 
+    # The port's time is interpolated through its quoted points.
+    assert bench_report.port_seconds(1024 * 1024) == pytest.approx(17.4)
+    assert 4.5 < bench_report.port_seconds(800 * 800) < 17.4
+    # Warm-up proxies keep the CRF input shape (predict resizes to a 512 long side).
+    for h, w in ((1080, 1920), (3000, 4000), (1024, 1024), (512, 512), (700, 900)):
+        ph, pw = bench_inference.proxy_shape(h, w, 512)
+        assert min(ph, pw) >= min(512, h, w) and ph * pw <= h * w
+        assert bench_inference.crf_shape(ph, pw) == bench_inference.crf_shape(h, w)
+    assert bench_inference.proxy_shape(3000, 4000, 512) == (512, 683)
     hdr = np.random.default_rng(0).lognormal(0, 1, (64, 64, 3)).astype(np.float32)
-    ldr = bench.make_ldr(hdr, clip_percent=5.0)
+    ldr = bench_measure.make_ldr(hdr, clip_percent=5.0)
     assert ldr.min() >= 0 and ldr.max() == 1.0
     assert np.allclose(ldr * 255, np.round(ldr * 255), atol=1e-4)  # 8-bit levels
     assert 0.03 < (ldr.max(axis=-1) >= 1.0).mean() < 0.08
-    assert bench._finite({"a": [1.0, float("nan")], "b": float("inf")}) == {"a": [1.0, None], "b": None}
-    md = bench.render_markdown({
+    assert benchmark.finite({"a": [1.0, float("nan")], "b": float("inf")}) == {"a": [1.0, None], "b": None}
+    md = bench_report.render_markdown({
         "tasks": {}, "environment": {}, "summary": {}, "machine": "m", "created": "now", "quick": True,
         "load_average": {"start": [0.0], "end": [0.0]}, "contended": False,
     })
     assert md.startswith("# hdrjax benchmark — m")
 
 
+def test_unknown_section_is_one_error_line(capsys):
+    import benchmark
+
+    assert benchmark.main(["--only", "peak,conv_grad"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --only: unknown section(s) conv_grad") and err.count("\n") == 1
+
+
 def test_regions_plan_times_engines_together_and_rss_apart():
-    bench = _load_module()
-    groups = bench.make_plan(quick=False, gpu=False, sections={"regions"})
+    groups = bench_runner.make_plan(quick=False, gpu=False, sections={"regions"})
     timing = [g for g in groups if g.tasks[0]["task"] == "regions" and not g.name.endswith("-rss")]
     assert all(g.tasks[0]["spec"]["engines"] == ["regions", "tiles", "one-pass"] for g in timing)
     rss = [g.name for g in groups if g.name.endswith("-rss")]
     # 24 MP: no one-pass run on a CPU (it needs ~31 GB); its regions and tiles runs are apart.
     assert "regions-MtTamNorth_24_MP-regions-rss" in rss and "regions-MtTamNorth_24_MP-one-pass-rss" not in rss
     assert {"regions-latency", "regions-folder"} <= {g.name for g in groups}
-    gpu = bench.make_plan(quick=False, gpu=True, sections={"regions"})
+    gpu = bench_runner.make_plan(quick=False, gpu=True, sections={"regions"})
     assert any(g.name == "regions-MtTamNorth_1920x1080" for g in gpu)
 
 
-def test_readme_regions_block_is_generated_from_the_result_file():
-    sys.path.insert(0, str(ROOT / "experiments"))
-    import bench_regions
+# ------------------------------------------------------------------ the committed result file
 
-    results = ROOT / "experiments" / "results" / "benchmark-cpu-2core.json"
-    data = json.loads(results.read_text())
-    if not any(e.get("task") == "regions" for e in data["tasks"].values()):
-        pytest.skip("the committed benchmark has no regions section yet")
-    assert bench_regions.update_readme(ROOT / "README.md", results, check=True), (
-        "README.md's regions block is stale: python experiments/bench_regions.py --readme")
+
+def test_committed_markdown_is_rendered_from_the_committed_json():
+    data = json.loads(RESULTS.read_text())
+    assert bench_report.render_markdown(data) == RESULTS.with_suffix(".md").read_text(), (
+        "experiments/results/benchmark-cpu-2core.md is stale: python experiments/benchmark.py --render "
+        "experiments/results/benchmark-cpu-2core.json")
+
+
+def test_committed_file_keeps_retired_results_with_their_run_and_commit():
+    data = json.loads(RESULTS.read_text())
+    retired = data["retired"]
+    assert tuple(retired["results"]) == RETIRED
+    assert retired["code_commit"] in retired["note"]
+    runs = bench_report.runs_of(data)
+    for name, entry in retired["results"].items():
+        assert entry["from_run"] in runs, name
+        assert entry["recorded_in"].startswith("git show ")
+    for entry in data["tasks"].values():  # every kept task names a run the file describes
+        assert (entry.get("from_run") or data["created"]) in runs
+    # The rendered markdown says which commit has the retired code, and each retired row's run.
+    md = bench_report.render_markdown(data)
+    assert "## Retired one-off measurements" in md and "commit 142d0c4" in md
+    # Recomputing the summary from the tasks gives the stored one (the report code is unchanged).
+    again = copy.deepcopy(data)
+    assert json.loads(json.dumps(bench_report.summarize(again))) == data["summary"]
+
+
+def test_a_partial_run_keeps_other_sections_runs_and_retired_results():
+    old = json.loads(RESULTS.read_text())
+    new_tasks = {"peak": {"task": "peak", "key": "peak", "result": {}}}
+    kept = bench_runner.merge_earlier(old, new_tasks, {"peak"}, partial=True, keep_same_sections=False)
+    assert "peak" not in kept["tasks"] and "stages" in kept["tasks"] and "regions-Desk" in kept["tasks"]
+    assert kept["retired"] == old["retired"]
+    used = {e["from_run"] for e in kept["tasks"].values()} | {e["from_run"] for e in old["retired"]["results"].values()}
+    assert set(kept["runs"]) == used
+    assert kept["tasks"]["regions-Desk"]["from_run"] == old["created"]  # tasks of the latest run get its date
+    assert kept["runs"][old["created"]]["environment"] == old["environment"]
+    # A full run keeps no earlier task, but still the retired results and their runs.
+    full = bench_runner.merge_earlier(old, new_tasks, set(SECTIONS), partial=False, keep_same_sections=False)
+    assert full["tasks"] == {} and full["retired"] == old["retired"]
+    assert set(full["runs"]) == {e["from_run"] for e in old["retired"]["results"].values()}
