@@ -26,7 +26,7 @@ def _train_setup(stage: str, batch: int, patch: int, devices: int, *, dtype: str
     import jax
     import jax.numpy as jnp
 
-    from hdrjax import parallel, train
+    from hdrjax import parallel, train, train_state
     from hdrjax.camera import crf
 
     cfg = m.load_config(stage)
@@ -40,7 +40,7 @@ def _train_setup(stage: str, batch: int, patch: int, devices: int, *, dtype: str
     mesh = parallel.make_mesh(jax.devices()[:devices])
     rep = parallel.replicated(mesh)
     params = variables["params"]
-    state = train.TrainState(
+    state = train_state.TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
         batch_stats=variables["batch_stats"],
