@@ -3,8 +3,8 @@
 The Hallucination-Net's output is used only through the blend A = B + α·relu(r)
 (`hdrjax.models.hallucination.highlight_blend`): α = 0 wherever the brightest channel of the linear image B is at most
 1 − threshold (0.88), so there A = B whatever the network says. On a typical photograph a few
-percent of the pixels have α > 0, but one pass of the network over the whole image is 70–78 %
-of the model's arithmetic. This module plans crops that contain every lit pixel (α > 0) with
+percent of the pixels have α > 0, but one pass of the network over the whole image is most of
+the model's arithmetic (the share is measured in experiments/results/benchmark-cpu-2core.json). This module plans crops that contain every lit pixel (α > 0) with
 `context` pixels of real image around it — the distance beyond which the network's output at a
 pixel no longer depends on the input (measured per weights, `hdrjax.receptive_field`) — so the
 network run on the crops gives the one-pass result at every lit pixel.
@@ -24,8 +24,8 @@ import numpy as np
 
 CELL = 32  # the Hallucination-Net's five 2× poolings: crops start and end on this grid
 # Crop sides (in cells) a plan rounds up to, so photographs of different sizes share compiled
-# programs: steps of one cell up to 12, then about ×1.1–1.2 apart. Coarser steps (×1.25) cost
-# 10–20 % more Hallucination-Net work on the benchmark's photos for fewer programs to compile.
+# programs: steps of one cell up to 12, then about ×1.1–1.2 apart. Coarser steps (×1.25) would
+# cost more Hallucination-Net work for fewer programs to compile.
 BUCKETS = (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 18, 20, 22, 24, 28, 32, 36, 40, 44, 48, 56, 64,
            72, 80, 96, 112, 128, 144, 160, 192, 224, 256)
 

@@ -7,7 +7,8 @@ highlights are.
     A = B + α·relu(Hal(B))   only on crops around the pixels with α > 0 (`hdrjax.highlights`)
     R = relu(Ref([A, B, C])) like Deq
 
-Why: the Hallucination-Net is 70–78 % of the model's arithmetic, but its output is used only
+Why: the Hallucination-Net is most of the model's arithmetic (its share is measured in
+experiments/results/benchmark-cpu-2core.json), but its output is used only
 where α > 0 — the brightest channel of B above 0.88, a few percent of a typical photograph's
 pixels. Everywhere else A = B exactly, so running it there is wasted. Around each lit pixel
 a crop keeps `context` pixels of real image (the net's effective receptive field, measured for

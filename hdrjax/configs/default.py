@@ -5,7 +5,7 @@ Variants are chosen with `--config=hdrjax/configs/<file>.py:<variant>[,<variant>
 
   (none)  the reference settings (batch 8, 256² patches, Adam 1e-4, 500k steps)
   smoke   32² patches, 6 steps: about a minute on a CPU, mostly compilation (tests, CI)
-  cpu     a run that learns something on a laptop CPU in about half an hour per stage
+  cpu     128² x 4 and a few thousand steps: a run that learns something on a laptop CPU
   dorf    sample CRFs from the DoRF curves in ../shared/data/crf (the reference's bank)
   scratch no init checkpoints (hdrjax/configs/joint.py otherwise fine-tunes the shipped model)
 
@@ -167,13 +167,14 @@ def _smoke(c):
     c.eval.exposure_stops = (-3.0, 0.0, 3.0)
 
 
-# Steps of the `cpu` variant: roughly half an hour each on a 2-core CPU at 128² x 4 (from the
-# s/step measured at 256² x 8 in the README, which is about 8x the work).
+# Steps of the `cpu` variant at 128² x 4, chosen from the per-stage step times of
+# experiments/results/benchmark-cpu-2core.json and train-steps-cpu-2core.json (256² x 8 there,
+# about 8x the work of a step here); not measured as whole runs.
 _CPU_STEPS = {"dequantization": 3000, "linearization": 1000, "hallucination": 400, "joint": 300}
 
 
 def _cpu(c):
-    # A run that shows learning on a CPU in about half an hour per stage (README).
+    # A run that shows learning on a CPU (steps per stage in _CPU_STEPS).
     c.data.patch_size = 128
     c.data.eval_patch_size = 128
     c.train.batch_size = 4
@@ -202,7 +203,7 @@ VARIANTS = {"smoke": _smoke, "cpu": _cpu, "dorf": _dorf, "scratch": _scratch}
 # One line each, for `python -m hdrjax.main --help`.
 VARIANT_HELP = {
     "smoke": "32² patches, 6 steps: about a minute on a CPU, mostly compilation (tests, CI)",
-    "cpu": "128² x 4, a run that learns something on a laptop CPU in about half an hour per stage",
+    "cpu": "128² x 4 and a few thousand steps: a run that learns something on a laptop CPU",
     "dorf": "sample CRFs from the DoRF curves in ../shared/data/crf (the reference's bank)",
     "scratch": "no init checkpoints (joint otherwise fine-tunes the shipped model)",
 }
