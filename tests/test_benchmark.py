@@ -133,7 +133,9 @@ def test_helpers():
 def test_unknown_section_is_one_error_line(capsys):
     import benchmark
 
-    assert benchmark.main(["--only", "peak,conv_grad"]) == 2
+    from hdrjax import cli
+
+    assert benchmark.main(["--only", "peak,conv_grad"]) == cli.ERROR_EXIT == 1
     err = capsys.readouterr().err
     assert err.startswith("error: --only: unknown section(s) conv_grad") and err.count("\n") == 1
 
