@@ -31,7 +31,7 @@ Synthetic protocol (reference-spec §1.7 unless marked *ours*)
    Hallucination-Net's training target is the noisy X; scoring against the noise-free scene
    does not reward reproducing noise; `--target noisy` scores against X). `--no-noise` also
    removes the noise from the input.
-4. **Extreme-exposure exclusion** (§1.5, as the authors' `HDR-Syn_over_exposed_mask.csv`):
+4. **Extreme-exposure exclusion** (§1.5, §5: as the authors' `HDR-Syn_over_exposed_mask.csv`):
    a sample whose JPEG has > 50 % of gray pixels ≥ 249 or ≤ 6 gets mask 0; it is not
    reconstructed, its CSV row has empty metrics, it is counted (`masked`) and left out of every
    mean. `--mask include` evaluates and averages it too.

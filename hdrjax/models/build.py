@@ -43,7 +43,7 @@ def model_defaults() -> ml_collections.ConfigDict:
     # reference; a short run needs ~4 / "zeros" to leave the mean curve at all.
     m.lin_coefficient_scale = 1.0
     m.lin_head_init = "glorot"
-    # §2.2.3 makes the PCA curve monotone.  "clip" (the paper's intent; ours): negative steps
+    # §2.2.4 makes the PCA curve monotone.  "clip" (the paper's intent; ours): negative steps
     # become 0.  "shift": the reference's _increase, which adds a linear ramp to the whole
     # curve for any dip and so cannot beat the mean curve on DoRF (hdrjax.camera.crf).
     m.lin_monotone = "clip"
