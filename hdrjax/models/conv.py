@@ -62,7 +62,7 @@ def kernel_grad_mode(mode: str = "auto") -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def conv_with_kernel_grad(mode: str = "auto"):
+def conv_with_kernel_grad(mode: str):
     """`conv_general_dilated` with its kernel-gradient option fixed: what `nn.Conv` takes.
 
     One function object per mode, so two modules built with the same options compare equal

@@ -184,7 +184,9 @@ class HallucinationNet(nn.Module):
         x = x.astype(jnp.float32)
         feats = VGG16Features(preprocessing="caffe", dtype=self.dtype, kernel_init=_tl_kernel_init, width=self.width,
                               conv_kernel_grad=self.conv_kernel_grad, name="encoder")(x)
-        wide = lambda c: scale_channels(c, self.width)  # noqa: E731
+
+        def wide(channels):  # this model's count for the paper's `channels`
+            return scale_channels(channels, self.width)
 
         h = self._conv(wide(512), (3, 3), "SAME", "encoder_h6_conv")(feats["pool5"])
         h = nn.relu(self._bn(train, "encoder_h6_batch_norm")(h))
