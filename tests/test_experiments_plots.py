@@ -1,7 +1,8 @@
 """experiments/plot_curves.py (training curves) and experiments/figure.py (held-out examples).
 
 The curves run on fake metrics.jsonl files; the figure on two tiny synthetic HDR images with a
-shipped-model folder of random smoke-config weights (40×56 images: the networks compile once).
+shipped-model folder of random weights of the tiny smoke-config model (40×56 images: the
+networks compile once).
 """
 import importlib.util
 import json
@@ -98,11 +99,12 @@ def test_prepare_hdr_limits_the_long_side_and_normalises():
 
 @pytest.fixture(scope="module")
 def shipped_model(tmp_path_factory):
-    from test_ablations import abl, random_variables
+    from conftest import make_tiny_config
+    from test_ablations import random_variables
 
     from hdrjax import pretrained
 
-    config = abl.smoke_config()
+    config = make_tiny_config()  # the figure's plumbing, not the network, is under test
     variables = random_variables(build.build_model(config))
     return pretrained.export(variables, config, tmp_path_factory.mktemp("shipped") / "model")
 

@@ -180,6 +180,18 @@ def test_encoder_init(net_and_vars, lpips_weights):
         encoder_init(variables, tree)
 
 
+def test_encoder_init_refuses_a_narrower_model(lpips_weights):
+    from hdrjax.errors import ConfigError
+
+    shapes = jax.eval_shape(lambda: HallucinationNet(width=0.25).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
+                                                                      train=False))
+    assert shapes["params"]["encoder"]["conv1_1"]["kernel"].shape == (3, 3, 3, 16)
+    variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+    # VGG-16's weights fit only width 1.0: one error naming the options, not a shape mismatch.
+    with pytest.raises(ConfigError, match=r"config.model.width = 1.0.*config.init.vgg = ''"):
+        encoder_init(variables, lpips_weights)
+
+
 def _light_scene(cy, cx, color, size=32):
     """Linear HDR: a dim gradient plus a hard-edged light (radiance 2…4) that the camera clips."""
     yy, xx = jnp.meshgrid(jnp.linspace(0, 1, size), jnp.linspace(0, 1, size), indexing="ij")

@@ -16,6 +16,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from conftest import TINY_WIDTH, make_tiny_config
 
 from hdrjax import checkpoints, launch
 from hdrjax.models import build
@@ -30,6 +31,7 @@ ARGS = [
     "--config.train.eval_every=0",
     "--config.train.image_summary_every=0",
     f"--config.parallel.heartbeat_timeout_secs={HEARTBEAT_S}",
+    f"--config.model.width={TINY_WIDTH}",  # what is tested is the processes' cooperation
 ]
 
 
@@ -131,9 +133,7 @@ def test_two_processes_reach_the_parameters_of_one_process_on_the_same_global_ba
 
 
 def _load_config():
-    from hdrjax import configs
-
-    return configs.get_config("dequantization", "smoke")
+    return make_tiny_config("dequantization")  # = ARGS' config
 
 
 def test_processes_read_disjoint_shards_that_cover_the_data():

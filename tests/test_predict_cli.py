@@ -299,6 +299,7 @@ def test_memory_budget_nonsense_is_a_usage_error(run_dir, tmp_path, capsys):
     assert e.value.code == 2 and "not a size" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_compilation_cache_is_kept_between_runs(run_dir, tmp_path):
     """A fresh process fills --compilation-cache; the folder is what the README says to delete."""
     write_png(tmp_path / "a.png", ldr_image(4))

@@ -1,13 +1,16 @@
-"""SingleHDR composite: variable layout, stage selection, odd sizes, jit, teacher-forced methods."""
+"""SingleHDR composite: variable layout, width, stage selection, odd sizes, jit, teacher-forced
+methods (what runs, runs the tiny model: the wiring is the same at every width)."""
 import types
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
+from conftest import TINY_WIDTH
 
 from hdrjax.models import ALL_STAGES, RefinementNet, Reconstruction, SingleHDR
-from hdrjax.models import refinement
+from hdrjax.models import build, refinement
 from hdrjax.models.layers import crop, pad_to_multiple
 from hdrjax.models.linearization import linearize
 
@@ -30,6 +33,9 @@ def ldr_image(h, w, seed=0):
 
 
 MODEL = SingleHDR(basis=synthetic_basis())
+# The same wiring with 1/8 of the channels: what runs below tests how the stages connect,
+# not the trained network (compiling costs the same, running far less).
+TINY = SingleHDR(basis=synthetic_basis(), width=TINY_WIDTH)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +45,8 @@ def shapes():
 
 @pytest.fixture(scope="module")
 def variables():
-    return jax.jit(MODEL.init)(KEY, jnp.zeros((1, 32, 32, 3)))
+    """Random variables of TINY (nothing compiled; identity BatchNorm, zero biases)."""
+    return build.random_variables(TINY, seed=0)
 
 
 # ----------------------------------------------------------------------------- cheap (shapes only)
@@ -116,6 +123,44 @@ def test_bfloat16_and_border_options_keep_shapes_and_float32(shapes):
     assert rec.refined.shape == (1, 37, 53, 3) and rec.refined.dtype == jnp.float32
 
 
+def test_width_scales_every_network_and_one_is_the_reference(shapes):
+    tiny = jax.eval_shape(TINY.init, KEY, jnp.zeros((1, 32, 32, 3)))
+    # The same variables by name, each conv with 1/8 of the channels (the 3-channel outputs,
+    # RGB inputs and 11 PCA weights stay).
+    assert jax.tree.structure(tiny) == jax.tree.structure(shapes)
+    p, q = tiny["params"], shapes["params"]
+    assert p["dequantization"]["conv2d_9"]["kernel"].shape == (3, 3, 32, 32)  # 256 -> 32
+    assert p["refinement"]["conv2d_18"]["kernel"].shape == (3, 3, 2, 3)
+    assert p["linearization"]["crf_feature_net"]["conv1"]["kernel"].shape == (7, 7, 102, 8)
+    assert p["linearization"]["ae_invcrf_decode_net"]["dense"]["kernel"].shape == (64, 11)
+    assert p["hallucination"]["encoder"]["conv1_1"]["kernel"].shape == (3, 3, 3, 8)
+    assert p["hallucination"]["decoder_h7_fuse_skip_connection"]["kernel"].shape == (1, 1, 6, 3)
+    n = sum(a.size for a in jax.tree.leaves(p))
+    assert 40 * n < sum(a.size for a in jax.tree.leaves(q)) < 80 * n
+    # Width 1.0 is exactly the default model: the TF1 import and the shipped weights rely on it.
+    same = jax.eval_shape(SingleHDR(basis=synthetic_basis(), width=1.0).init, KEY, jnp.zeros((1, 32, 32, 3)))
+    assert jax.tree.map(lambda a: a.shape, same) == jax.tree.map(lambda a: a.shape, shapes)
+
+
+def test_build_model_reads_width_and_gives_old_configs_width_one():
+    from hdrjax import configs
+    from hdrjax.errors import ConfigError
+
+    config = configs.get_config("joint")
+    assert config.model.width == 1.0 and build.OPTIONS_ADDED_LATER["width"] == 1.0
+    config.model.width = 0.25
+    assert build.build_model(config).width == 0.25
+    # A config stored before the option existed has no `width`: it was the paper's network.
+    del config.model["width"]
+    del config.model["conv_kernel_grad"]
+    old = build.build_model(config)
+    assert old.width == 1.0 and old.conv_kernel_grad == "auto"
+    for bad in (0, -1.0, "wide", True):
+        config.model = ml_collections.ConfigDict({**config.model, "width": bad})
+        with pytest.raises(ConfigError, match="config.model.width"):
+            build.build_model(config)
+
+
 # ----------------------------------------------------------------------------- running the networks
 
 
@@ -127,7 +172,7 @@ def run():
     @jax.jit
     def fn(v, x):
         traces.append(x.shape)  # runs only while tracing
-        return MODEL.apply(v, x)
+        return TINY.apply(v, x)
 
     fn.traces = traces
     return fn
@@ -140,7 +185,6 @@ def odd(variables, run):
     return x, run(variables, x)
 
 
-@pytest.mark.slow
 def test_composite_on_odd_sizes_compiles_once_per_shape(variables, run, odd):
     x, rec = odd
     rec2 = run(variables, ldr_image(37, 53, seed=1))
@@ -164,7 +208,6 @@ def test_composite_on_odd_sizes_compiles_once_per_shape(variables, run, odd):
     assert len(run.traces) == n + 1
 
 
-@pytest.mark.slow
 def test_teacher_forced_methods_chain_to_the_composite(variables, odd):
     x, rec = odd
 
@@ -172,11 +215,11 @@ def test_teacher_forced_methods_chain_to_the_composite(variables, odd):
     def chained(v, x):
         # The composite mirror-pads once (symmetric, to 64×64) and crops at the end.
         x, pads = pad_to_multiple(x, 32, mode="symmetric")
-        c = MODEL.apply(v, x, method="dequantize")
-        g = MODEL.apply(v, c, method="estimate_inverse_crf")
+        c = TINY.apply(v, x, method="dequantize")
+        g = TINY.apply(v, c, method="estimate_inverse_crf")
         b = linearize(c, g)
-        a, r = MODEL.apply(v, b, method="hallucinate")
-        refined = MODEL.apply(v, a, b, c, method="refine")
+        a, r = TINY.apply(v, b, method="hallucinate")
+        refined = TINY.apply(v, a, b, c, method="refine")
         return g, r, *(crop(t, pads) for t in (c, b, a, refined))
 
     g, r, c, b, a, refined = chained(variables, x)
@@ -196,11 +239,10 @@ def _bn_layers(tree, path=()):
     return {p: leaf for k, sub in tree.items() for p, leaf in _bn_layers(sub, path + (k,)).items()}
 
 
-@pytest.mark.slow
 def test_train_mode_updates_both_batch_norm_collections(variables):
     x = ldr_image(32, 32)
     stages = ("linearization", "hallucination")
-    rec, updated = jax.jit(lambda v, x: MODEL.apply(v, x, train=True, stages=stages, mutable=["batch_stats"]))(
+    rec, updated = jax.jit(lambda v, x: TINY.apply(v, x, train=True, stages=stages, mutable=["batch_stats"]))(
         variables, x
     )
     assert set(updated["batch_stats"]) == {"linearization", "hallucination"}

@@ -208,6 +208,7 @@ def test_freeze_encoder_keeps_the_vgg_encoder_of_the_hallucination_net():
     assert np.all(np.asarray(updates["hallucination"]["encoder"]["conv1_1"]["kernel"]) != 0)
 
 
+@pytest.mark.slow
 def test_checkpoints_by_wall_clock_when_steps_are_far_apart(tmp_path):
     # checkpoint_every is never reached; checkpoint_every_secs saves at every step here.
     config = load_config("dequantization")

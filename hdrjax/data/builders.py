@@ -75,6 +75,18 @@ def builder_config(config) -> HdrConfig:
                      **resize, **extra)
 
 
+class _LocalDatasetInfo(tfds.core.DatasetInfo):
+    """DatasetInfo of a dataset prepared from local files only.
+
+    TFDS builds a builder whose dataset is not prepared yet with `initialize_from_bucket`,
+    which makes an empty `tmp*tfds` folder in the system temp directory, never removes it,
+    and asks TFDS's public bucket for metadata.  Ours are never there (a user's own files).
+    """
+
+    def initialize_from_bucket(self) -> None:
+        return None
+
+
 # Raw bytes: sizes vary per image, and HDR floats barely compress (reads stay fast).
 _HDR = tfds.features.Tensor(shape=(None, None, 3), dtype=np.float32,
                             encoding=tfds.features.Encoding.BYTES)
@@ -109,7 +121,7 @@ class _ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             }
 
     def _info(self):
-        return tfds.core.DatasetInfo(
+        return _LocalDatasetInfo(
             builder=self, description=self.__doc__,
             features=tfds.features.FeaturesDict({"hdr": _HDR, "name": tfds.features.Text()}))
 
@@ -157,7 +169,7 @@ class HdrReal(_ManualBuilder, skip_registration=True):
             yield f"{i:06d}", sources.load_pair(hdr_path, ldr_path)
 
     def _info(self):
-        return tfds.core.DatasetInfo(
+        return _LocalDatasetInfo(
             builder=self, description=self.__doc__,
             features=tfds.features.FeaturesDict({
                 "hdr": _HDR,

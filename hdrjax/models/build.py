@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from hdrjax.errors import ConfigError
+from hdrjax.models.conv import KERNEL_GRADS
 from hdrjax.models.hallucination import BLEND_THRESHOLD
 from hdrjax.models.singlehdr import ALL_STAGES
 
@@ -50,7 +51,25 @@ def model_defaults() -> ml_collections.ConfigDict:
     m.blend_threshold = BLEND_THRESHOLD  # §2.3: highlights blended in above max_c x = 0.88
     m.border = 0  # mirrored border before padding (§4 inference uses 32; 0 for patches)
     m.dtype = "float32"  # conv compute dtype ("bfloat16" on accelerators; ours)
+    # Channel multiplier of all four networks (ours).  1.0 is the paper's network, the only
+    # width the TF1 weights, the VGG-16 encoder init and the shipped models fit; a width < 1
+    # (e.g. 1/8) is a tiny model with the same wiring, for fast tests (tests/conftest.py).
+    m.width = 1.0
+    # How every convolution's kernel (weight) gradient is computed (hdrjax.models.conv):
+    # "auto" = matmul taps on CPU (7-20x faster than XLA:CPU's own there), XLA's elsewhere;
+    # "matmul" / "xla" force one.  Forward-mode autodiff (jax.jvp, jax.jacfwd) needs "xla":
+    # the matmul path is a custom_vjp, which only reverse mode can differentiate.
+    m.conv_kernel_grad = "auto"
     return m
+
+
+# Options added to model_defaults() after checkpoints and shipped models had been written,
+# with the value that every config stored before then implicitly had.  A stored config
+# lacking one of them gets this value, never today's default (which may change later).
+OPTIONS_ADDED_LATER = {
+    "width": 1.0,  # the only width there was
+    "conv_kernel_grad": "auto",  # was the environment variable HDRJAX_CONV_KERNEL_GRAD, "auto" unless set
+}
 
 
 def reference_model() -> ml_collections.ConfigDict:
@@ -63,12 +82,13 @@ def reference_model() -> ml_collections.ConfigDict:
 def build_model(config):
     """The SingleHDR module with `config.model`'s options and `config.crf.invemor`'s basis.
 
+    A stored config without an option of `OPTIONS_ADDED_LATER` gets that option's old value.
     Raises ConfigError naming the field when an option is unknown or has a bad value.
     """
     from hdrjax.camera import crf
     from hdrjax.models import SingleHDR
 
-    options = dict(config.model.items())
+    options = {**OPTIONS_ADDED_LATER, **dict(config.model.items())}
     unknown = sorted(set(options) - set(model_defaults()))
     if unknown:
         raise ConfigError(f"config.model.{unknown[0]}: not a SingleHDR option "
@@ -81,6 +101,13 @@ def build_model(config):
         options["dtype"] = jnp.dtype(options.get("dtype", "float32"))
     except TypeError as e:
         raise ConfigError(f"config.model.dtype: {options.get('dtype')!r} is not a dtype name") from e
+    width = options["width"]
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ConfigError(f"config.model.width: {width!r} is not a channel multiplier > 0 (1.0 = the paper's)")
+    options["width"] = float(width)
+    if options["conv_kernel_grad"] not in KERNEL_GRADS:
+        raise ConfigError(f"config.model.conv_kernel_grad: {options['conv_kernel_grad']!r} is not one of "
+                          f"{', '.join(KERNEL_GRADS)}")
     return SingleHDR(basis=basis, **options)
 
 

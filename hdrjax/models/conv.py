@@ -1,7 +1,7 @@
 """A drop-in `lax.conv_general_dilated` whose kernel gradient is a few matmuls on CPU.
 
 Every network here builds its convolutions with `nn.Conv(..., conv_general_dilated=
-conv_general_dilated)` from this file. The forward pass and the input gradient are XLA's
+conv_with_kernel_grad(mode))` from this file. The forward pass and the input gradient are XLA's
 own. Only the kernel (weight) gradient differs, and only on the CPU backend: XLA:CPU
 computes it as a convolution whose "kernel" is the whole output image, a layout its
 convolution library handles badly. There it takes 7–20× the forward's time for the same
@@ -12,39 +12,63 @@ input window shifted by (i, j), contracted with the output gradient over batch a
 pixels: one [C_in, N]·[N, C_out] matmul, which runs near the machine's matmul peak.
 The numbers are the same up to float summation order (tests/test_conv.py).
 
-Which path is used is decided when a function is traced:
-  HDRJAX_CONV_KERNEL_GRAD=auto    matmul taps on the CPU backend, XLA elsewhere (default;
-                                  GPU/TPU libraries already do this well)
-  HDRJAX_CONV_KERNEL_GRAD=matmul  matmul taps on every backend
-  HDRJAX_CONV_KERNEL_GRAD=xla     XLA's own gradient everywhere (for comparisons)
+Which path is used is a model option, `config.model.conv_kernel_grad` (every network passes
+it down to its convolutions as `conv_with_kernel_grad(mode)`), resolved when a function is
+traced:
+  "auto"    matmul taps on the CPU backend, XLA elsewhere (the default; GPU/TPU libraries
+            already compute this gradient well)
+  "matmul"  matmul taps on every backend
+  "xla"     XLA's own gradient everywhere (for comparisons, and for forward-mode autodiff)
 Only plain convolutions take the matmul path (NHWC/HWIO, no dilation, no groups,
-non-negative padding: every conv in this package); anything else is passed to XLA.
+non-negative padding, at least MIN_CHANNELS in and out: every wide conv in this package);
+anything else is passed to XLA.
+
+Forward-mode autodiff (`jax.jvp`, `jax.jacfwd`) needs "xla": the matmul
+path is a `jax.custom_vjp`, which JAX can only differentiate in reverse mode; through it
+`jax.jvp` raises `ForwardModeError`, which names the option.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-ENV_VAR = "HDRJAX_CONV_KERNEL_GRAD"
+from hdrjax.errors import HdrjaxError
+
 _NHWC = ("NHWC", "HWIO", "NHWC")
-_CHOICES = ("auto", "matmul", "xla")
+KERNEL_GRADS = ("auto", "matmul", "xla")  # the values of the model option conv_kernel_grad
 MIN_CHANNELS = 32  # input and output channels; narrower convs keep XLA's gradient
 
 
-def kernel_grad_mode() -> str:
-    """'matmul' or 'xla': the kernel-gradient path functions traced now will use."""
-    mode = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
-    if mode not in _CHOICES:
-        raise ValueError(f"{ENV_VAR}={mode!r}: expected one of {', '.join(_CHOICES)}")
-    if mode == "auto":
+class ForwardModeError(HdrjaxError, TypeError):
+    """Forward-mode autodiff reached a convolution on the matmul kernel-gradient path."""
+
+
+def _check(mode: str) -> str:
+    if mode not in KERNEL_GRADS:
+        raise ValueError(f"conv_kernel_grad={mode!r}: expected one of {', '.join(KERNEL_GRADS)}")
+    return mode
+
+
+def kernel_grad_mode(mode: str = "auto") -> str:
+    """'matmul' or 'xla': the path that the option value `mode` takes in functions traced now."""
+    if _check(mode) == "auto":
         return "matmul" if jax.default_backend() == "cpu" else "xla"
     return mode
+
+
+@functools.lru_cache(maxsize=None)
+def conv_with_kernel_grad(mode: str):
+    """`conv_general_dilated` with its kernel-gradient option fixed: what `nn.Conv` takes.
+
+    One function object per mode, so two modules built with the same options compare equal
+    (flax modules are dataclasses; jit caches on them).
+    """
+    return functools.partial(conv_general_dilated, kernel_grad=_check(mode))
 
 
 _NHWC_NUMBERS = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), _NHWC)
@@ -68,8 +92,12 @@ def conv_general_dilated(
     batch_group_count: int = 1,
     precision: Any = None,
     preferred_element_type: Any = None,
+    *,
+    kernel_grad: str = "auto",
 ) -> jax.Array:
-    """`lax.conv_general_dilated`, with the matmul kernel gradient where it applies."""
+    """`lax.conv_general_dilated`, with the matmul kernel gradient where it applies and
+    `kernel_grad` (one of KERNEL_GRADS, see the module docstring) asks for it."""
+    path = kernel_grad_mode(kernel_grad)
     args = dict(lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
                 feature_group_count=feature_group_count, batch_group_count=batch_group_count,
                 precision=precision, preferred_element_type=preferred_element_type)
@@ -90,8 +118,17 @@ def conv_general_dilated(
         pads = tuple((int(lo), int(hi)) for lo, hi in pads)
         # Below ~32 channels XLA's own kernel gradient is faster (the matmuls get too thin).
         wide = min(lhs.shape[-1], rhs.shape[-1]) >= MIN_CHANNELS
-        if wide and all(p >= 0 for pair in pads for p in pair) and kernel_grad_mode() == "matmul":
-            return _conv(lhs, rhs, strides, pads, precision)
+        if wide and all(p >= 0 for pair in pads for p in pair) and path == "matmul":
+            try:
+                return _conv(lhs, rhs, strides, pads, precision)
+            except TypeError as e:  # JAX refuses jvp of a custom_vjp at trace time
+                if "forward-mode" not in str(e):
+                    raise
+                raise ForwardModeError(
+                    f"forward-mode autodiff (jax.jvp, jax.jacfwd) cannot pass a convolution "
+                    f"whose kernel gradient is the matmul taps (conv_kernel_grad={kernel_grad!r} -> "
+                    f"'matmul' on this backend): build the model with conv_kernel_grad='xla' "
+                    f"(config.model.conv_kernel_grad)") from e
     return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **args)
 
 

@@ -47,9 +47,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hdrjax.models.conv import conv_general_dilated
+from hdrjax.errors import ConfigError
+from hdrjax.models.conv import conv_with_kernel_grad
+from hdrjax.models.layers import scale_channels
 from hdrjax.models.vgg import (
     BLOCKS,
+    CONV_SHAPES,
     TORCHVISION_TO_CAFFE_SCALE,
     VGG16Features,
     VGGWeights,
@@ -123,9 +126,15 @@ class HallucinationNet(nn.Module):
     x: linear clipped image f32[B, H, W, 3] in [0, 1], H and W multiples of 32. `train`
     selects batch statistics (and updates `batch_stats`, which must then be mutable) vs the
     running averages. Combine the output with `highlight_blend(x, r)`.
+
+    `width` scales every layer's channels but the 3 of the output (`scale_channels`), the VGG
+    encoder's included: a width other than 1.0 has no pre-trained encoder (`encoder_init`
+    refuses it).
     """
 
     dtype: Any = jnp.float32  # compute dtype (e.g. bfloat16); parameters stay float32
+    width: float = 1.0  # channel multiplier; < 1 only for tests
+    conv_kernel_grad: str = "auto"  # hdrjax.models.conv.KERNEL_GRADS
 
     def _conv(self, features, kernel_size, padding, name, kernel_init=_tl_kernel_init):
         return nn.Conv(
@@ -135,7 +144,7 @@ class HallucinationNet(nn.Module):
             dtype=self.dtype,
             param_dtype=jnp.float32,
             kernel_init=kernel_init,
-            conv_general_dilated=conv_general_dilated,  # matmul kernel grad on CPU
+            conv_general_dilated=conv_with_kernel_grad(self.conv_kernel_grad),
             name=name,
         )
 
@@ -173,17 +182,21 @@ class HallucinationNet(nn.Module):
                 f"HallucinationNet needs H and W to be multiples of 32 (five 2× poolings), got {x.shape[1:3]}"
             )
         x = x.astype(jnp.float32)
-        feats = VGG16Features(preprocessing="caffe", dtype=self.dtype, kernel_init=_tl_kernel_init, name="encoder")(x)
+        feats = VGG16Features(preprocessing="caffe", dtype=self.dtype, kernel_init=_tl_kernel_init, width=self.width,
+                              conv_kernel_grad=self.conv_kernel_grad, name="encoder")(x)
 
-        h = self._conv(512, (3, 3), "SAME", "encoder_h6_conv")(feats["pool5"])
+        def wide(channels):  # this model's count for the paper's `channels`
+            return scale_channels(channels, self.width)
+
+        h = self._conv(wide(512), (3, 3), "SAME", "encoder_h6_conv")(feats["pool5"])
         h = nn.relu(self._bn(train, "encoder_h6_batch_norm")(h))
 
         # Decoder: an up-block, then (fuse with the encoder skip at that scale, up-block) ×4.
-        h = self._up_block(h, 512, train, "decoder_h1_decon2d")
+        h = self._up_block(h, wide(512), train, "decoder_h1_decon2d")
         for k, channels in zip((2, 3, 4, 5), (512, 256, 128, 64)):
             skip = feats[f"beforepool{7 - k}"] / 255.0
             h = SkipFusion(dtype=self.dtype, name=f"decoder_h{k}_fuse_skip_connection")(h, skip)
-            h = self._up_block(h, channels, train, f"decoder_h{k}_decon2d")
+            h = self._up_block(h, wide(channels), train, f"decoder_h{k}_decon2d")
         h = SkipFusion(dtype=self.dtype, name="decoder_h6_fuse_skip_connection")(h, feats["beforepool1"] / 255.0)
 
         h = self._conv(3, (1, 1), "SAME", "decoder_h7_conv2d", kernel_init=nn.initializers.glorot_normal())(h)
@@ -243,6 +256,10 @@ def encoder_init(tree: dict, weights: VGGWeights, *, activation_scale: float | s
     on HDR test patches), which would leave the skips at ~0.002 next to O(1) decoder features. "auto"
     uses `TORCHVISION_TO_CAFFE_SCALE` (≈ 57.6) for torchvision weights and 1 for Caffe ones;
     pass 1.0 for the function-preserving conversion. Pure: `tree` is not modified.
+
+    The weights are VGG-16's, so they fit only a width-1.0 encoder: a narrower model
+    (`config.model.width` < 1) raises ConfigError instead of being initialised from a
+    slice of them (which would be neither the paper's init nor a random one).
     """
     if not isinstance(weights, VGGWeights):
         raise TypeError(
@@ -256,6 +273,12 @@ def encoder_init(tree: dict, weights: VGGWeights, *, activation_scale: float | s
     if "encoder" not in tree:
         raise ValueError(f"not a HallucinationNet param tree: no 'encoder' entry (keys {sorted(tree)})")
     old = tree["encoder"]
+    have = np.shape(old.get("conv1_1", {}).get("kernel"))
+    if have != CONV_SHAPES["conv1_1"]:
+        raise ConfigError(
+            f"config.init.vgg: the pre-trained VGG-16 weights ({weights.source}) fit only config.model.width "
+            f"= 1.0, but this Hallucination-Net's encoder has conv1_1 of shape {have} (expected "
+            f"{CONV_SHAPES['conv1_1']}): set config.init.vgg = '' to start a narrower model from random weights")
     new = {}
     for name, conv in old.items():
         if name not in weights.params:

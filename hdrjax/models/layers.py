@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hdrjax.models.conv import conv_general_dilated
+from hdrjax.models.conv import conv_with_kernel_grad
 
 Dtype = Any
 
@@ -24,6 +24,18 @@ zeros = nn.initializers.zeros
 def tf_layer_name(index: int, base: str = "conv2d") -> str:
     """TF1 auto-generated layer name of the index-th layer: conv2d, conv2d_1, conv2d_2, ..."""
     return base if index == 0 else f"{base}_{index}"
+
+
+def scale_channels(channels: int, width: float) -> int:
+    """A layer's channel count in a model of relative `width` (1.0: the paper's network).
+
+    Width < 1 gives the same architecture with thinner layers, for tests that check wiring
+    rather than the trained network (flax's examples test their loops on such tiny models);
+    width 1.0 returns `channels` exactly, so its parameters are the reference's.
+    """
+    if not width > 0:
+        raise ValueError(f"width must be > 0, got {width!r}")
+    return max(1, round(channels * width))
 
 
 # ----------------------------------------------------------------------------- resizing
@@ -137,9 +149,13 @@ def crop(x: jax.Array, pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Arr
 
 
 def tf_conv(
-    features: int, kernel: int, name: str, *, dtype: Dtype, stride: int = 1, use_bias: bool = True
+    features: int, kernel: int, name: str, *, dtype: Dtype, stride: int = 1, use_bias: bool = True,
+    kernel_grad: str = "auto",
 ) -> nn.Conv:
-    """A `tf.layers.conv2d` look-alike: SAME padding, Glorot-uniform kernel, zero bias, f32 params."""
+    """A `tf.layers.conv2d` look-alike: SAME padding, Glorot-uniform kernel, zero bias, f32 params.
+
+    `kernel_grad`: how its kernel gradient is computed (hdrjax.models.conv, KERNEL_GRADS).
+    """
     return nn.Conv(
         features,
         (kernel, kernel),
@@ -150,7 +166,7 @@ def tf_conv(
         bias_init=zeros,
         dtype=dtype,
         param_dtype=jnp.float32,
-        conv_general_dilated=conv_general_dilated,  # matmul kernel grad on CPU
+        conv_general_dilated=conv_with_kernel_grad(kernel_grad),
         name=name,
     )
 
@@ -162,7 +178,8 @@ class ResidualUNet(nn.Module):
     `output_activation(x[..., :out] + residual_activation(conv_18(...)))`.  Convs are named
     as tf.layers numbers them (`conv2d`, `conv2d_1` … `conv2d_18`), so a TF1 checkpoint maps
     1:1 (kernels are HWIO in both).  4 average-pool downs, 4 legacy-bilinear ups,
-    LeakyReLU 0.1, concatenation order (up-sampled, skip).
+    LeakyReLU 0.1, concatenation order (up-sampled, skip).  `width` scales every layer's
+    channels but the output's (`scale_channels`; 1.0 = the reference).
     """
 
     bottleneck_channels: int = 256
@@ -170,6 +187,8 @@ class ResidualUNet(nn.Module):
     residual_activation: Literal["tanh", "linear"] = "tanh"
     output_activation: Literal["none", "relu"] = "none"
     dtype: Dtype = jnp.float32  # compute dtype; parameters stay float32
+    width: float = 1.0  # channel multiplier (scale_channels); < 1 only for tests
+    conv_kernel_grad: str = "auto"  # hdrjax.models.conv.KERNEL_GRADS
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -182,7 +201,8 @@ class ResidualUNet(nn.Module):
         counter = iter(range(19))
 
         def conv(t, features, kernel):
-            layer = tf_conv(features, kernel, tf_layer_name(next(counter)), dtype=self.dtype)
+            layer = tf_conv(scale_channels(features, self.width), kernel, tf_layer_name(next(counter)),
+                            dtype=self.dtype, kernel_grad=self.conv_kernel_grad)
             return nn.leaky_relu(layer(t), 0.1)
 
         def down(t, features, kernel):
@@ -203,7 +223,8 @@ class ResidualUNet(nn.Module):
         t = up(t, 64, s3)
         t = up(t, 32, s2)
         t = up(t, 16, s1)
-        r = tf_conv(self.out_channels, 3, tf_layer_name(next(counter)), dtype=self.dtype)(t)
+        r = tf_conv(self.out_channels, 3, tf_layer_name(next(counter)), dtype=self.dtype,
+                    kernel_grad=self.conv_kernel_grad)(t)
         # The residual is added in float32 so a bfloat16 trunk does not quantise the image.
         r = r.astype(jnp.float32)
         if self.residual_activation == "tanh":

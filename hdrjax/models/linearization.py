@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hdrjax.camera.crf import N_SAMPLES, apply_curve, monotone_projection
-from hdrjax.models.layers import mirror_pad, tf_conv
+from hdrjax.models.layers import mirror_pad, scale_channels, tf_conv
 from hdrjax.errors import HdrjaxError
 
 Dtype = Any
@@ -128,16 +128,22 @@ def crf_feature_net_layers(in_channels: int = 102) -> dict[str, dict[str, tuple[
 
 
 class CrfFeatureNet(nn.Module):
-    """ResNet-50 conv1 … res3b (Caffe layout, stride on res3a's 1×1s) + global mean -> f32[B, 512]."""
+    """ResNet-50 conv1 … res3b (Caffe layout, stride on res3a's 1×1s) + global mean -> f32[B, 512].
+
+    `width` scales every layer's channels (`scale_channels`; the feature is then 512·width).
+    """
 
     bn_momentum: float = 0.999  # slim batch_norm decay
     bn_epsilon: float = 1e-3  # slim batch_norm epsilon
     dtype: Dtype = jnp.float32
+    width: float = 1.0  # channel multiplier; 1.0 = ResNet-50's (the weights of crf_net_v2.npy)
+    conv_kernel_grad: str = "auto"  # hdrjax.models.conv.KERNEL_GRADS
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         def conv(t, features, kernel, name, stride=1, use_bias=False):
-            return tf_conv(features, kernel, name, dtype=self.dtype, stride=stride, use_bias=use_bias)(t)
+            return tf_conv(scale_channels(features, self.width), kernel, name, dtype=self.dtype, stride=stride,
+                           use_bias=use_bias, kernel_grad=self.conv_kernel_grad)(t)
 
         def bn(t, name, relu):
             t = nn.BatchNorm(
@@ -251,14 +257,17 @@ class LinearizationNet(nn.Module):
     head_init: str = "glorot"  # "zeros": start at the basis mean curve
     monotone: str = "shift"  # "shift" = the reference's _increase; "clip" (see monotone_projection)
     dtype: Dtype = jnp.float32
+    width: float = 1.0  # channel multiplier of the CNN (CrfFeatureNet); < 1 only for tests
+    conv_kernel_grad: str = "auto"  # hdrjax.models.conv.KERNEL_GRADS
 
     def setup(self):
-        self.crf_feature_net = CrfFeatureNet(bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon, dtype=self.dtype)
+        self.crf_feature_net = CrfFeatureNet(bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon, dtype=self.dtype,
+                                             width=self.width, conv_kernel_grad=self.conv_kernel_grad)
         self.ae_invcrf_decode_net = AEInvcrfDecodeNet(
             n_components=self.n_components, coefficient_scale=self.coefficient_scale, head_init=self.head_init)
 
     def features(self, ldr: jax.Array, *, train: bool) -> jax.Array:
-        """The 512-d global CRF feature of an LDR batch."""
+        """The 512-d (512·width) global CRF feature of an LDR batch."""
         x = linearization_features(ldr.astype(jnp.float32), self.histogram_layout)
         return self.crf_feature_net(x, train=train)
 

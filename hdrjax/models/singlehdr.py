@@ -65,7 +65,11 @@ class SingleHDR(nn.Module):
     `hdrjax.camera.crf.default_basis()`).  `dtype` is the compute dtype of the convolutions
     (e.g. bfloat16); parameters and stage outputs stay float32.  `border` adds that many
     mirrored pixels on each side before padding to the multiple of 32 (the reference's
-    inference uses 32; 0 keeps training patches untouched).  Variables:
+    inference uses 32; 0 keeps training patches untouched).  `width` scales every network's
+    channels (1.0: the paper's; smaller only for fast wiring tests, see
+    `hdrjax.models.layers.scale_channels`); `conv_kernel_grad` picks how the convolutions'
+    kernel gradients are computed (`hdrjax.models.conv`: "xla" for forward-mode autodiff).
+    Variables:
     `{"params": {dequantization, linearization, hallucination, refinement},
     "batch_stats": {linearization, hallucination}}`.
     """
@@ -81,9 +85,12 @@ class SingleHDR(nn.Module):
     blend_threshold: float = 0.12  # §2.3: highlights blended in above max_c = 0.88
     border: int = 0
     dtype: Dtype = jnp.float32
+    width: float = 1.0  # channel multiplier of all four networks
+    conv_kernel_grad: str = "auto"  # hdrjax.models.conv.KERNEL_GRADS
 
     def setup(self):
-        self.dequantization = DequantizationNet(dtype=self.dtype)
+        nets = dict(dtype=self.dtype, width=self.width, conv_kernel_grad=self.conv_kernel_grad)
+        self.dequantization = DequantizationNet(**nets)
         self.linearization = LinearizationNet(
             basis=self.basis,
             n_components=self.n_components,
@@ -93,10 +100,10 @@ class SingleHDR(nn.Module):
             coefficient_scale=self.lin_coefficient_scale,
             head_init=self.lin_head_init,
             monotone=self.lin_monotone,
-            dtype=self.dtype,
+            **nets,
         )
-        self.hallucination = HallucinationNet(dtype=self.dtype)
-        self.refinement = RefinementNet(dtype=self.dtype)
+        self.hallucination = HallucinationNet(**nets)
+        self.refinement = RefinementNet(**nets)
 
     # -- stages, each usable alone with model.apply(..., method=...) ---------------------------
 

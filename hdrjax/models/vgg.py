@@ -35,8 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from hdrjax.models.conv import conv_general_dilated
 from hdrjax.errors import HdrjaxError
+from hdrjax.models.conv import conv_with_kernel_grad
+from hdrjax.models.layers import scale_channels
 
 # (block, convs per block, channels) of VGG-16's convolutional part.
 BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
@@ -116,12 +117,16 @@ class VGG16Features(nn.Module):
     `__call__(x)` takes an RGB image f32[B, H, W, 3] in [0, 1] (or an already preprocessed
     tensor when `preprocessing=None`) and returns a dict with, for k = 1 … `last_block`,
     ``beforepool{k}`` (the block's last ReLU output) and ``pool{k}`` (after max-pooling).
+    `width` scales every conv's channels (`scale_channels`): only 1.0 is VGG-16 and takes
+    pre-trained weights; narrower encoders exist for tiny test models.
     """
 
     preprocessing: str | None = "caffe"
     last_block: int = 5  # stop early: the perceptual loss needs blocks 1-3 only
     dtype: Any = jnp.float32  # compute dtype; parameters stay float32
     kernel_init: Any = default_kernel_init
+    width: float = 1.0  # channel multiplier; 1.0 = VGG-16
+    conv_kernel_grad: str = "auto"  # hdrjax.models.conv.KERNEL_GRADS
 
     @nn.compact
     def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
@@ -133,13 +138,13 @@ class VGG16Features(nn.Module):
         for block, n_convs, channels in BLOCKS[: self.last_block]:
             for i in range(1, n_convs + 1):
                 h = nn.Conv(
-                    channels,
+                    scale_channels(channels, self.width),
                     (3, 3),
                     padding="SAME",
                     dtype=self.dtype,
                     param_dtype=jnp.float32,
                     kernel_init=self.kernel_init,
-                    conv_general_dilated=conv_general_dilated,  # matmul kernel grad on CPU
+                    conv_general_dilated=conv_with_kernel_grad(self.conv_kernel_grad),
                     name=f"conv{block}_{i}",
                 )(h)
                 h = nn.relu(h)
