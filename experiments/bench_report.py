@@ -402,7 +402,7 @@ def render_markdown(results: dict) -> str:
         add("")
         add("Kernel gradient: on CPU our convs compute the weight gradient as one matmul per kernel tap "
             "(`hdrjax/models/conv.py`); the last column traces the same step with XLA's own weight-gradient "
-            "convolution (`HDRJAX_CONV_KERNEL_GRAD=xla`).")
+            "convolution (`model.conv_kernel_grad='xla'`).")
         add("Largest batch: XLA's buffer sizes at this batch extrapolated to 80 % of the memory limit "
             "(activations scale with the batch); 'tried' runs a step there when that fits the time budget.")
         add("")

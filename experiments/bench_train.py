@@ -12,8 +12,6 @@ experiments/bench_train_steps.py reuses `train_step_for` for its reference-setti
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from typing import Any
 
@@ -77,22 +75,6 @@ def _compile_step(cfg, model, optimizer, state, batch, bank, vgg, mesh, *, donat
     return compiled, time.perf_counter() - t0
 
 
-@contextlib.contextmanager
-def _xla_kernel_grad():
-    """Trace inside with XLA's own conv kernel gradient (HDRJAX_CONV_KERNEL_GRAD=xla)."""
-    from hdrjax.models import conv
-
-    saved = os.environ.get(conv.ENV_VAR)
-    os.environ[conv.ENV_VAR] = "xla"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(conv.ENV_VAR)
-        else:
-            os.environ[conv.ENV_VAR] = saved
-
-
 def _step_flops(entry: dict) -> float | None:
     """The train step's FLOPs, counted on its loop-free form.
 
@@ -102,11 +84,10 @@ def _step_flops(entry: dict) -> float | None:
     """
     from hdrjax.models import conv
 
-    if conv.kernel_grad_mode() == "xla":
+    if conv.kernel_grad_mode(entry["model"].conv_kernel_grad) == "xla":
         return None
-    with _xla_kernel_grad():
-        lowered = _lower_step(entry["cfg"], entry["model"], entry["optimizer"], entry["state"], entry["batch"],
-                              entry["bank"], entry["vgg"], entry["mesh"], donate=False)
+    lowered = _lower_step(entry["cfg"], entry["model"].clone(conv_kernel_grad="xla"), entry["optimizer"],
+                          entry["state"], entry["batch"], entry["bank"], entry["vgg"], entry["mesh"], donate=False)
     try:
         ca = lowered.cost_analysis()
     except Exception:  # noqa: BLE001 - optional: fall back to the compiled count
@@ -165,11 +146,10 @@ def _xla_kernel_grad_step(entry: dict) -> dict:
     """The same step traced with XLA's own conv kernel gradient (hdrjax/models/conv.py)."""
     from hdrjax.models import conv
 
-    if conv.kernel_grad_mode() == "xla":
+    if conv.kernel_grad_mode(entry["model"].conv_kernel_grad) == "xla":
         return {"skipped": "the default already uses XLA's kernel gradient on this backend"}
-    with _xla_kernel_grad():  # a fresh trace: the path is chosen when the step is traced
-        comp, cs = _compile_step(entry["cfg"], entry["model"], entry["optimizer"], entry["state"], entry["batch"],
-                                 entry["bank"], entry["vgg"], entry["mesh"], donate=False)
+    comp, cs = _compile_step(entry["cfg"], entry["model"].clone(conv_kernel_grad="xla"), entry["optimizer"],
+                             entry["state"], entry["batch"], entry["bank"], entry["vgg"], entry["mesh"], donate=False)
     args = (entry["state"], entry["batch"], entry["bank"], entry["vgg"])
     # One call, no warm-up (not donating, so the state stays usable): allocation is a small
     # part of a multi-second step, and this comparison must fit the 10-minute CPU budget.

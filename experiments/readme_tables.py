@@ -207,7 +207,7 @@ def benchmark_changes_block(results: dict, source: str) -> str:
          "`hdrjax/models/conv.py` computes it as one matmul per kernel tap inside a `lax.scan`: train steps × "
          f"{lin['xla_kernel_grad']['default_over_xla']:.2f} (Lin, {lin['batch']} × {lin['patch']}²) and × "
          f"{hal['xla_kernel_grad']['default_over_xla']:.2f} (Hal, {hal['batch']} × {hal['patch']}²) of XLA's own. "
-         "GPUs keep XLA's (cuDNN); `HDRJAX_CONV_KERNEL_GRAD=xla` turns it off.",
+         "GPUs keep XLA's (cuDNN); `--config.model.conv_kernel_grad=xla` turns it off.",
          "",
          f"What did not win here: bf16 compute (× {bf16['ratio']:.2f} on the Hallucination-Net forward: this CPU's "
          f"bf16 matmul peaks at {peak['peak_bf16_gflops']:.0f} GFLOP/s against float32's {peak['peak_gflops']:.0f}), "

@@ -142,7 +142,7 @@ def check_shapes(expected, variables, where: str) -> None:
 
 def _model_options(stored, where: str) -> dict:
     """The stored `model` block completed from model_defaults(), saying what was filled in."""
-    from hdrjax.models.build import model_defaults
+    from hdrjax.models.build import OPTIONS_ADDED_LATER, model_defaults
 
     if stored is None:
         raise LoadError(
@@ -150,7 +150,8 @@ def _model_options(stored, where: str) -> dict:
             "belong to is unknown; save them again with their training config "
             "(hdrjax.checkpoints.save_variables(path, variables, config)) or add the 'model' options "
             "(hdrjax.models.build.model_defaults()) to the stored config")
-    options = dict(stored.items())
+    # Options added after the weights were written take the value they implicitly had then.
+    options = {**OPTIONS_ADDED_LATER, **dict(stored.items())}
     defaults = model_defaults()
     missing = [k for k in defaults if k not in options]
     if missing:

@@ -24,7 +24,7 @@ from flax import struct
 
 from hdrjax import checkpoints, parallel
 from hdrjax.errors import ConfigError
-from hdrjax.models.build import NETWORKS, init_variables
+from hdrjax.models.build import NETWORKS, OPTIONS_ADDED_LATER, init_variables
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,14 @@ def check_init_sources(config) -> None:
             raise ConfigError(f"config.init.{field}: {spec!r} is neither 'lpips' nor an existing .npy file")
     if config.init.crf_net and not os.path.isfile(os.path.expanduser(config.init.crf_net)):
         raise ConfigError(f"config.init.crf_net: {config.init.crf_net!r} is not a file (crf_net_v2.npy)")
+    # Pre-trained weights (VGG-16 for the encoder, crf_net_v2) fit the paper's widths only: say
+    # so now rather than after the first compile.
+    width = config.model.get("width", 1.0)
+    if width != 1.0:
+        for field in ("vgg", "crf_net"):
+            if config.init[field]:
+                raise ConfigError(f"config.init.{field}: {config.init[field]!r} holds weights of the width-1.0 "
+                                  f"networks, this config has model.width={width}; set config.init.{field}=''")
 
 
 def is_shipped(path) -> bool:
@@ -89,9 +97,13 @@ def _check_shipped(config, net: str, path) -> None:
         manifest = pretrained.read_manifest(pretrained.resolve(path))
     except pretrained.PretrainedError as e:
         raise ConfigError(f"config.init.{net}: {e}") from None
-    stored = manifest["config"].get("model", {})
+    # Options the manifest predates have the value they implicitly had; the compute-only options
+    # (dtype, how conv weight gradients are computed) do not change what the weights mean.
+    stored = {**OPTIONS_ADDED_LATER, **manifest["config"].get("model", {})}
     wanted = checkpoints.config_to_json(config.model)
-    diff = {k: (stored.get(k), v) for k, v in wanted.items() if k in stored and stored[k] != v and k != "dtype"}
+    compute_only = ("dtype", "conv_kernel_grad")
+    diff = {k: (stored.get(k), v) for k, v in wanted.items()
+            if k in stored and stored[k] != v and k not in compute_only}
     if diff:
         k, (old, new) = sorted(diff.items())[0]
         raise ConfigError(f"config.init.{net}: the model in {pretrained.resolve(path)} was trained with "

@@ -56,7 +56,8 @@ def model_defaults() -> ml_collections.ConfigDict:
     # (e.g. 1/8) is a tiny model with the same wiring, for fast tests (tests/conftest.py).
     m.width = 1.0
     # How every convolution's kernel (weight) gradient is computed (hdrjax.models.conv):
-    # "auto" = matmul taps on CPU (7-20x faster than XLA:CPU's own there), XLA's elsewhere;
+    # "auto" = matmul taps on CPU (much faster than XLA:CPU's own there: see the kernel-gradient
+    # rows of experiments/results/benchmark-cpu-2core.json), XLA's elsewhere;
     # "matmul" / "xla" force one.  Forward-mode autodiff (jax.jvp, jax.jacfwd) needs "xla":
     # the matmul path is a custom_vjp, which only reverse mode can differentiate.
     m.conv_kernel_grad = "auto"
