@@ -126,6 +126,24 @@ def tiny_variables(tiny_model):
     return build.random_variables(tiny_model, seed=0)
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """A command line run in-process sets up the "hdrjax" logger and Python's warning display for
+    the whole process (hdrjax.cli.configure_logging: its own handler, no propagation); restore
+    both so later tests' caplog and pytest.warns still see hdrjax records."""
+    import logging
+    import warnings
+
+    package = logging.getLogger("hdrjax")
+    handlers, propagate, level = package.handlers[:], package.propagate, package.level
+    showwarning = warnings.showwarning
+    yield
+    package.handlers[:] = handlers
+    package.propagate = propagate
+    package.setLevel(level)
+    warnings.showwarning = showwarning
+
+
 # ---------------------------------------------------------------- nothing left behind
 
 _LEFT_BY: dict = {}  # name in SESSION_TMP -> the test during which it appeared

@@ -72,14 +72,10 @@ def test_console_entry_points_name_real_functions():
 
 
 def test_warnings_and_errors_print_as_one_line(capsys):
-    cli.configure_logging()
-    try:
-        logging.getLogger("hdrjax.anything").info("progress")
-        warnings.warn("a file had NaNs", UserWarning)
-        code = cli.fail(HdrjaxError("photo.png: not an image\nsecond line"))
-    finally:
-        logging.getLogger("hdrjax").handlers[:] = []
-        logging.getLogger("hdrjax").propagate = True
+    cli.configure_logging()  # conftest's autouse fixture restores logging and warnings after the test
+    logging.getLogger("hdrjax.anything").info("progress")
+    warnings.warn("a file had NaNs", UserWarning)
+    code = cli.fail(HdrjaxError("photo.png: not an image\nsecond line"))
     err = capsys.readouterr().err.splitlines()
     assert err == ["progress", "warning: a file had NaNs", "error: photo.png: not an image second line"]
     assert code == cli.ERROR_EXIT == 1

@@ -7,7 +7,6 @@ load a shipped-model folder (random smoke-config weights, `hdrjax.pretrained.exp
 """
 import csv
 import json
-import logging
 
 import numpy as np
 import pytest
@@ -42,18 +41,6 @@ def hdr_folder(tmp_path_factory):
     write_image(folder / "a.exr", scene(0))
     write_image(folder / "b.hdr", scene(1))
     return folder
-
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """main() sets up the "hdrjax" logger for the whole process (hdrjax.cli.configure_logging: its
-    own handler, no propagation); restore it so later tests' caplog still sees hdrjax records."""
-    package = logging.getLogger("hdrjax")
-    handlers, propagate, level = package.handlers[:], package.propagate, package.level
-    yield
-    package.handlers[:] = handlers
-    package.propagate = propagate
-    package.setLevel(level)
 
 
 def read_csv(path):
