@@ -1,4 +1,4 @@
-"""Training losses of the four stages (reference-spec §3.2, §3.4), as pure functions.
+"""Training losses of the four stages (docs/reference.md §3.2, §3.4), as pure functions.
 
 Each returns ``(loss, terms)``: a scalar and a dict of scalars for logging, with
 ``loss == Σ weight · terms[name]`` over the weighted terms. Per-sample losses are multiplied

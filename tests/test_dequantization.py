@@ -11,7 +11,7 @@ from hdrjax.models.dequantization import DequantizationNet
 # "rbg" keys: XLA:CPU compiles partitionable threefry for many parameter arrays very slowly.
 KEY = jax.random.key(0, impl="rbg")
 
-# reference-spec §2.1: (kernel, in, out) of conv2d, conv2d_1, ... conv2d_18.
+# docs/reference.md §2.1: (kernel, in, out) of conv2d, conv2d_1, ... conv2d_18.
 LAYER_TABLE = [
     (7, 3, 16), (7, 16, 16),
     (5, 16, 32), (5, 32, 32),

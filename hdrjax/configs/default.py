@@ -1,4 +1,4 @@
-"""Base configuration: the reference's stage-wise settings (reference-spec §1, §3.1).
+"""Base configuration: the reference's stage-wise settings (docs/reference.md §1, §3.1).
 
 Every experiment config starts from `get_config()` here and changes a few fields.
 Variants are chosen with `--config=hdrjax/configs/<file>.py:<variant>[,<variant>...]`:

@@ -1,6 +1,6 @@
 """The `data` config schema (nested by the trainer as `config.data`) and its validation.
 
-Section numbers (§) refer to ../shared/design/reference-spec.md; "ours" marks a choice that
+Section numbers (§) refer to docs/reference.md; "ours" marks a choice that
 is not in the reference.
 """
 from __future__ import annotations

@@ -14,7 +14,7 @@ Sources
   `hdrjax.data` dataset (TFDS array_record, prepared on first use; `hdr_synth` = the
   reference's 60 HDR-Synth test images).
 
-Synthetic protocol (reference-spec §1.7 unless marked *ours*)
+Synthetic protocol (docs/reference.md §1.7 unless marked *ours*)
 -------------------------------------------------------------
 1. Test patches: each HDR image is resized so its shorter side is `resolution` (512; area
    averaging — the reference ran bilinear by accident, `--resize-interpolation linear`), the

@@ -1,4 +1,4 @@
-"""Hallucination-Net: HDRCNN-style VGG-16 encoder / up-sampling decoder (reference-spec §2.3).
+"""Hallucination-Net: HDRCNN-style VGG-16 encoder / up-sampling decoder (docs/reference.md §2.3).
 
 The net predicts a raw residual r for a linear, clipped image x in [0, 1]; only the blend
 ``A = x + α·relu(r)`` with ``α = clip((max_c x − (1 − 0.12)) / 0.12, 0, 1)`` is used

@@ -1,6 +1,6 @@
 """VGG-16 convolutional features (conv1_1 … conv5_3) and loaders for pre-trained weights.
 
-Two sets of ImageNet/Places VGG-16 weights are in play (reference-spec §2.3, §3.2), and they
+Two sets of ImageNet/Places VGG-16 weights are in play (docs/reference.md §2.3, §3.2), and they
 expect *different* input conventions, so the convention travels with the weights
 (`VGGWeights.preprocessing`) instead of being guessed by the caller:
 

@@ -18,7 +18,7 @@ exactly `test_real.py`'s output); the other layers keep a seeded Glorot init.  S
 stored as stage "hallucination" with `output_stage: "hallucination"`, so predict and evaluate
 report and use the hallucinated output; with `--joint` it is stage "joint" (output after refinement).
 
-Names and layouts (reference-spec §2.5): TF1 kernels are HWIO like Flax `nn.Conv`
+Names and layouts (docs/reference.md §2.5): TF1 kernels are HWIO like Flax `nn.Conv`
 (`tf.layers.conv2d` and slim store kernel_size + (in, out)), so no array is transposed;
 `weights|biases|kernel|bias|W_conv2d|b_conv2d` -> `kernel|bias`, BN `gamma|beta` ->
 `scale|bias` (params) and `moving_mean|moving_variance` -> `mean|var` (batch_stats).
