@@ -562,7 +562,7 @@ def test_cli_user_errors(capsys, tmp_path, monkeypatch, model_setup, tf1_checkpo
                       "--hal", paths["hallucination"], "--invemor", invemor, "--out", tmp_path / "o")
     assert rc == 1 and "dequantization variables are missing" in err
     for e in err.strip().splitlines():  # one line each, no traceback
-        assert e.startswith("import_tf1: error:")
+        assert e.startswith("error:")
     assert not (tmp_path / "o").exists()
 
 

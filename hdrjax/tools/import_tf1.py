@@ -46,7 +46,7 @@ import numpy as np
 
 from hdrjax.errors import HdrjaxError
 from hdrjax.models import build
-from hdrjax.tools.tf_checkpoint import TFCheckpointError, open_reader, resolve_prefix
+from hdrjax.tools.tf_checkpoint import open_reader, resolve_prefix
 
 NETWORKS = build.NETWORKS
 # TF1 variable scopes of each network (the prefixes test_real.py's restorers filter on).
@@ -377,14 +377,16 @@ def run(args, log=print) -> pathlib.Path:
 
 def main(argv=None) -> int:
     """CLI entry point: 0 on success, 1 with one line on stderr for a user error."""
-    from hdrjax.checkpoints import CheckpointError
+    from hdrjax import cli
 
     args = _parser().parse_args(argv)
+    cli.configure_logging()
     try:
         run(args)
-    except (TF1ImportError, TFCheckpointError, CheckpointError, OSError) as e:
-        print(f"import_tf1: error: {e}", file=sys.stderr)
-        return 1
+    except HdrjaxError as e:
+        return cli.fail(e)
+    except OSError as e:  # a folder that cannot be written, a file that vanished
+        return cli.fail(HdrjaxError(str(e)))
     return 0
 
 
