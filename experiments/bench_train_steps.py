@@ -31,7 +31,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import results_io  # noqa: E402
 
-STAGES = ("dequantization", "linearization", "hallucination", "joint")
+from hdrjax.models.build import TRAINING_STAGES as STAGES  # noqa: E402
 
 
 def measure_stage(stage: str, *, batch: int, patch: int, steps: int) -> dict:

@@ -41,9 +41,9 @@ ABLATIONS = ("no_dequantization", "g0_linearization", "no_hallucination", "no_re
 # Stage prefixes: the model run through its first k stages (hdrjax.models.build.NETWORKS), so each
 # stage's contribution is the difference between consecutive rows.
 STAGE_METHODS = {
-    "stages_dequantization_linearization": ("dequantization", "linearization"),
-    "stages_hallucination": ("dequantization", "linearization", "hallucination"),
-    "stages_refinement": ("dequantization", "linearization", "hallucination", "refinement"),
+    "stages_dequantization_linearization": NETWORKS[:2],
+    "stages_hallucination": NETWORKS[:3],
+    "stages_refinement": NETWORKS[:4],
 }
 MEAN_CRF = "mean_crf"  # the training split's mean inverse CRF (needs the CRF bank, see mean_crf_method)
 BASELINES = baselines.NAMES + (MEAN_CRF,)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from hdrjax.models.dequantization import DequantizationNet
-from hdrjax.models.hallucination import HallucinationNet, highlight_blend
+from hdrjax.models.hallucination import BLEND_THRESHOLD, HallucinationNet, highlight_blend
 from hdrjax.models.layers import crop, pad_to_multiple
 from hdrjax.models.linearization import N_COMPONENTS, LinearizationNet, linearize
 from hdrjax.models.refinement import RefinementNet
@@ -82,7 +82,7 @@ class SingleHDR(nn.Module):
     lin_coefficient_scale: float = 1.0  # PCA-head output scale (1.0 = reference; see AEInvcrfDecodeNet)
     lin_head_init: str = "glorot"  # "zeros": the PCA head starts at the basis mean curve
     lin_monotone: str = "shift"  # reference _increase; "clip" drops negative steps only
-    blend_threshold: float = 0.12  # §2.3: highlights blended in above max_c = 0.88
+    blend_threshold: float = BLEND_THRESHOLD  # §2.3: highlights blended in above max_c = 0.88
     border: int = 0
     dtype: Dtype = jnp.float32
     width: float = 1.0  # channel multiplier of all four networks
