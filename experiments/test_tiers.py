@@ -28,15 +28,17 @@ FAST = ["-m", "not slow"]
 
 def run_tier(name: str, args: list[str]) -> dict:
     """One pytest run: wall seconds, pytest's own summary line, the load around it."""
-    command = [sys.executable, "-m", "pytest", "-q", *args]
+    command = [sys.executable, "-m", "pytest", "-q", "-rfE", *args]
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     summary = next((line for line in reversed(proc.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)), "")
-    print(f"{name}: {seconds:.0f} s, rc {proc.returncode}: {summary}", flush=True)
+    failures = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    print(f"{name}: {seconds:.0f} s, rc {proc.returncode}: {summary}", *failures, sep="\n", flush=True)
     return {"tier": name, "command": "python -m pytest -q " + " ".join(f'"{a}"' if " " in a else a for a in args),
             "seconds": round(seconds, 1), "returncode": proc.returncode, "summary": summary.strip("= "),
+            "failures": failures,
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()]}
 

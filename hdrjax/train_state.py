@@ -73,11 +73,12 @@ def check_init_sources(config) -> None:
     if config.init.crf_net and not os.path.isfile(os.path.expanduser(config.init.crf_net)):
         raise ConfigError(f"config.init.crf_net: {config.init.crf_net!r} is not a file (crf_net_v2.npy)")
     # Pre-trained weights (VGG-16 for the encoder, crf_net_v2) fit the paper's widths only: say
-    # so now rather than after the first compile.
+    # so now rather than after the first compile, when this run would initialise that network.
     width = config.model.get("width", 1.0)
     if width != 1.0:
-        for field in ("vgg", "crf_net"):
-            if config.init[field]:
+        fresh = {"vgg": "hallucination", "crf_net": "linearization"}
+        for field, net in fresh.items():
+            if config.init[field] and net in TRAINABLE[config.stage] and not config.init[net]:
                 raise ConfigError(f"config.init.{field}: {config.init[field]!r} holds weights of the width-1.0 "
                                   f"networks, this config has model.width={width}; set config.init.{field}=''")
 

@@ -108,10 +108,13 @@ def test_model_method_stages(loaded):
     cfg = predict.PredictConfig(engine="tiles", batch_size=2)
     out, curves = model_method(model, variables, stages=stages, predict_config=cfg).run(ldr, meta)
     ref = predict.reconstruct(model, variables, ldr[0], predict.PredictConfig(engine="tiles", stages=stages))
-    np.testing.assert_allclose(out[0], ref.refined, rtol=1e-5, atol=1e-5)
+    # Batch 2 against batch 1: XLA may pick other conv algorithms per batch size (float32 sums in
+    # another order), ~3e-5 on values ~1 with these random weights.
+    close = dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out[0], ref.refined, **close)
     assert curves.shape == (2, 1024)
     out_nr, _ = model_method(model, variables, name="no_refinement", stages=stages, predict_config=cfg).run(ldr, meta)
-    np.testing.assert_allclose(out_nr[0], ref.hallucinated, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out_nr[0], ref.hallucinated, **close)
 
 
 @pytest.mark.slow
