@@ -82,11 +82,8 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "preemption-cpu-2core.json"))
     args = parser.parse_args(argv)
 
-
     env = dict(os.environ)
-    cache = tempfile.mkdtemp(prefix="hdrjax_preempt_cache_")
-    env.update(JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    env.update(JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     rng = random.Random(0)
     base = [f"--config={ROOT / 'hdrjax' / 'configs' / 'dequantization.py'}:{args.variant}",
             "--config.train.num_steps=100000", "--config.train.log_every=1",
@@ -94,6 +91,8 @@ def main(argv=None):
             "--config.train.checkpoint_every=100000", "--config.train.checkpoint_every_secs=0"]
     trials = []
     with tempfile.TemporaryDirectory(prefix="hdrjax_preempt_") as tmp:
+        # One compilation cache for all trials, removed with the runs' folder at the end.
+        env["JAX_COMPILATION_CACHE_DIR"] = str(pathlib.Path(tmp) / "jax-cache")
         for trial in range(args.trials):
             workdir = pathlib.Path(tmp) / f"run{trial}"
             run = Run([*base, f"--workdir={workdir}"], env)
