@@ -134,11 +134,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from hdrjax.evaluation.methods import load_checkpoint
     from hdrjax.evaluation.protocol import EvalConfig, EvalError, load_test_bank
-    from hdrjax import loading, predict
+    from hdrjax import cli, loading, predict
     from hdrjax.io import ImageReadError, read_image
 
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cli.configure_logging()
     try:
         stops = tuple(float(s) for s in args.stops.split(",") if s.strip())
     except ValueError:
@@ -154,11 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         bank = bank.take([args.crf_index])
         model, variables, train_config, step, _, warning = load_checkpoint(args.checkpoint)
     except EvalError as e:
-        sys.stderr.write(f"error: {e}\n")
-        return 1
+        return cli.fail(e)
     stages = loading.stages_for_checkpoint(train_config)
     if warning:
-        logger.warning(f"warning: {args.checkpoint}: {warning}")
+        logger.warning(f"{args.checkpoint}: {warning}")
     config = predict.PredictConfig(stages=stages)
     logger.info(f"CRF {bank.names[0]} (test split of {args.crf}), {args.exposure:+g} stops, JPEG q{args.jpeg_quality}; "
                 f"output after {stages[-1]}")
@@ -168,13 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             hdr = prepare_hdr(read_image(path), args.max_side)
         except ImageReadError as e:
-            sys.stderr.write(f"error: {e}\n")
+            cli.fail(e)
             failed += 1
             continue
         ldr, gt, mask, _ = camera_input(f"{path.stem}_full", hdr, bank, stops=args.exposure,
                                         jpeg_quality=args.jpeg_quality, seed=args.seed)
         if not mask:
-            logger.warning(f"warning: {path.name}: over 50 % of the JPEG is clipped or black "
+            logger.warning(f"{path.name}: over 50 % of the JPEG is clipped or black "
                            "(the evaluation would exclude this sample)")
         ours = predict.reconstruct(model, variables, ldr, config).output
         rows.append((path.stem, panels(ldr, np.asarray(ours, np.float32), gt, stops)))
