@@ -22,10 +22,11 @@ def now() -> str:
 
 def write(path, data: dict) -> pathlib.Path:
     """Write data as indented JSON, atomically (temporary file + rename), and say where."""
+    from hdrjax.io import atomic_write
+
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")
     return path

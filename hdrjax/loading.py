@@ -142,7 +142,7 @@ def check_shapes(expected, variables, where: str) -> None:
 
 def _model_options(stored, where: str) -> dict:
     """The stored `model` block completed from model_defaults(), saying what was filled in."""
-    from hdrjax.models.build import OPTIONS_ADDED_LATER, model_defaults
+    from hdrjax.models.build import model_defaults, with_added_options
 
     if stored is None:
         raise LoadError(
@@ -151,7 +151,7 @@ def _model_options(stored, where: str) -> dict:
             "(hdrjax.checkpoints.save_variables(path, variables, config)) or add the 'model' options "
             "(hdrjax.models.build.model_defaults()) to the stored config")
     # Options added after the weights were written take the value they implicitly had then.
-    options = {**OPTIONS_ADDED_LATER, **dict(stored.items())}
+    options = with_added_options(stored)
     defaults = model_defaults()
     missing = [k for k in defaults if k not in options]
     if missing:

@@ -85,21 +85,14 @@ def make_eval_set(config, num_crfs: int, num_devices: int) -> list[dict]:
     return batches
 
 
-def evaluate(eval_fn, variables, eval_set, bank, mesh, *, max_batches: int | None = None):
-    """(mean of each eval metric over the fixed eval set, preview images of its first batch).
-
-    `eval_fn` is the jitted `hdrjax.train.make_eval_step`; this waits for the result.
-    """
-    return collect_eval(dispatch_eval(eval_fn, variables, eval_set, bank, mesh, max_batches=max_batches))
-
-
 def dispatch_eval(eval_fn, variables, eval_set, bank, mesh, *, max_batches: int | None = None) -> list:
     """Start the eval computations of every batch (device arrays, nothing waited for)."""
     return [eval_fn(variables, _put_eval_batch(batch, mesh), bank) for batch in eval_set[:max_batches]]
 
 
 def collect_eval(outputs):
-    """evaluate()'s result from the outputs of dispatch_eval (waits for them)."""
+    """(mean of each eval metric over the eval set, preview images of its first batch) from
+    the outputs of `dispatch_eval`; waits for them."""
     totals: dict[str, float] = {}
     images = parallel.fetch(outputs[0][1])
     for sums, _ in outputs:

@@ -24,7 +24,7 @@ from flax import struct
 
 from hdrjax import checkpoints, parallel
 from hdrjax.errors import ConfigError
-from hdrjax.models.build import NETWORKS, OPTIONS_ADDED_LATER, init_variables
+from hdrjax.models.build import NETWORKS, init_variables, with_added_options
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def _check_shipped(config, net: str, path) -> None:
         raise ConfigError(f"config.init.{net}: {e}") from None
     # Options the manifest predates have the value they implicitly had; the compute-only options
     # (dtype, how conv weight gradients are computed) do not change what the weights mean.
-    stored = {**OPTIONS_ADDED_LATER, **manifest["config"].get("model", {})}
+    stored = with_added_options(manifest["config"].get("model", {}))
     wanted = checkpoints.config_to_json(config.model)
     compute_only = ("dtype", "conv_kernel_grad")
     diff = {k: (stored.get(k), v) for k, v in wanted.items()

@@ -18,6 +18,7 @@ from hdrjax.evaluate import main as evaluate_main
 from hdrjax.evaluation.methods import ABLATIONS, BASELINES, ablate_variables, model_method
 from hdrjax.evaluation.protocol import EvalConfig, EvalError
 from hdrjax.models import build
+from hdrjax.models.build import random_variables
 from hdrjax import loading, predict
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -31,10 +32,6 @@ def load_ablations():
 
 
 abl = load_ablations()
-
-
-def random_variables(model, seed=0):
-    return build.random_variables(model, seed=seed)
 
 
 @pytest.fixture(scope="module")

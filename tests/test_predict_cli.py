@@ -15,6 +15,7 @@ from PIL import Image
 from hdrjax import checkpoints, io, loading, predict, tonemap
 from hdrjax import configs
 from hdrjax.models import build
+from hdrjax.models.build import random_variables
 from hdrjax.models.build import NETWORKS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -29,10 +30,6 @@ def save_checkpoint(path, variables, config):
     """A standalone checkpoint through the public writer (hdrjax.checkpoints.save_variables)."""
     checkpoints.save_variables(path, variables, config)
     return path
-
-
-def random_variables(model, seed=0):
-    return build.random_variables(model, seed=seed)
 
 
 @pytest.fixture(scope="module")

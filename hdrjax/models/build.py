@@ -73,6 +73,11 @@ OPTIONS_ADDED_LATER = {
 }
 
 
+def with_added_options(stored) -> dict:
+    """A stored `model` block (dict or ConfigDict) with the options it predates at their old values."""
+    return {**OPTIONS_ADDED_LATER, **dict(stored.items())}
+
+
 def reference_model() -> ml_collections.ConfigDict:
     """The model options of the authors' TF1 weights (what hdrjax.tools.import_tf1 stores)."""
     m = model_defaults()
@@ -89,7 +94,7 @@ def build_model(config):
     from hdrjax.camera import crf
     from hdrjax.models import SingleHDR
 
-    options = {**OPTIONS_ADDED_LATER, **dict(config.model.items())}
+    options = with_added_options(config.model)
     unknown = sorted(set(options) - set(model_defaults()))
     if unknown:
         raise ConfigError(f"config.model.{unknown[0]}: not a SingleHDR option "
