@@ -8,7 +8,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["hdrjax", "hdrjax.*"]),
+    # The experiment configs live in the top-level configs/ folder, where a researcher opens and
+    # copies them (`python -m hdrjax.main --config=configs/joint.py`); they are installed as the
+    # package hdrjax.configs, so `--config=joint` and `hdrjax.configs.get_config` work installed too.
+    packages=find_packages(include=["hdrjax", "hdrjax.*"]) + ["hdrjax.configs"],
+    package_dir={"hdrjax.configs": "configs"},
     # The reference HDR-Synth image lists are data files of hdrjax.data; the default trained
     # model (hdrjax.pretrained: .npz shards + manifest.json) ships inside the package.
     package_data={

@@ -57,7 +57,7 @@ PALETTE = ((0, 0, 0), (230, 159, 0), (86, 180, 233), (0, 158, 115), (213, 94, 0)
 
 
 def smoke_config(variant: str = "smoke", stage: str = "joint"):
-    """hdrjax/configs/<stage>.py's config with `variant`."""
+    """configs/<stage>.py's config with `variant`."""
     from hdrjax import configs
 
     return configs.get_config(stage, variant)

@@ -6,7 +6,7 @@
 
 For an accelerator machine without network: `bash experiments/gpu_smoke.sh` (installs the
 carried wheels, as gpu_benchmark.sh does, and runs this).  Production settings are each
-stage's config file as shipped (hdrjax/configs/<stage>.py, 256² patches, global batch 8; the joint
+stage's config file as shipped (configs/<stage>.py, 256² patches, global batch 8; the joint
 stage fine-tunes the shipped model) on the built-in procedural scenes, so no data files are
 needed.  For every stage and for [first device] and [all devices] it builds the state,
 compiles the train step (compile_s: the first step, compilation included), runs `--steps`

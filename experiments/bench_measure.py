@@ -210,7 +210,7 @@ def bandwidth_gbs(n_floats: int, repeats: int = 5) -> float:
 
 
 def load_config(stage: str, variant: str | None = None):
-    """hdrjax/configs/<stage>.py's config (the Refinement-Net is trained by the joint config)."""
+    """configs/<stage>.py's config (the Refinement-Net is trained by the joint config)."""
     from hdrjax import configs
 
     return configs.get_config("joint" if stage == "refinement" else stage, variant)

@@ -5,7 +5,7 @@ the figures of the README's "How long on a CPU" table.
         --note "what else ran on the machine"
 
 One fresh process per stage, so the peak RSS recorded is that stage's alone: the stage's
-config as `python -m hdrjax.main --config=<stage>` trains it (hdrjax/configs/<stage>.py,
+config as `python -m hdrjax.main --config=<stage>` trains it (configs/<stage>.py,
 including the joint config's default-model options), random weights (timings do not depend
 on their values), the train step compiled as the trainer compiles it (state donated), then
 `--steps` steps timed one by one. The first step after compiling carries the allocations a
@@ -55,7 +55,7 @@ def measure_stage(stage: str, *, batch: int, patch: int, steps: int) -> dict:
     seconds = m._median(times)
     cfg = entry["cfg"]
     return {
-        "stage": stage, "config": f"hdrjax/configs/{stage}.py", "batch": batch, "patch": patch,
+        "stage": stage, "config": f"configs/{stage}.py", "batch": batch, "patch": patch,
         "options": {"freeze_encoder": bool(cfg.train.get("freeze_encoder", False)), "dtype": str(cfg.model.dtype),
                     "perceptual_weight": float(cfg.loss.perceptual_weight)},
         "setup_s": setup_s, "compile_s": entry["compile_s"], "times": times,

@@ -8,7 +8,7 @@ moments, the network outputs and the loss stay float32 (the SingleHDR modules ca
 tests/test_dequantization.py, test_hallucination.py).  Each stage is trained twice in this
 process from the same initial parameters, data and camera noise (same seed), once per dtype,
 at the `cpu` variant's 128² x 4; the per-step losses are compared.  float32 stays the
-reference setting (hdrjax/configs/default.py).
+reference setting (configs/default.py).
 """
 from __future__ import annotations
 

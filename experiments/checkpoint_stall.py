@@ -4,7 +4,7 @@
         [--out experiments/results/checkpoint-stall-cpu-2core.json]
     python experiments/checkpoint_stall.py --what eval --out experiments/results/eval-stall-cpu-2core.json
 
-Trains the Dequantization-Net (`hdrjax/configs/dequantization.py:<variant>`, 128² x 4 for `cpu`; every
+Trains the Dequantization-Net (`configs/dequantization.py:<variant>`, 128² x 4 for `cpu`; every
 stage checkpoint holds the whole TrainState, 118 MB) in this process, once with
 `train.async_checkpoint=True` and once with False, saving every `--every` steps and logging
 every step.  The logged s/step of the step after a save includes whatever the save kept the
@@ -96,7 +96,7 @@ def main(argv=None):
         "what": ("s/step of the step after a checkpoint save vs between saves, async vs sync orbax saves"
                  if args.what == "checkpoint" else
                  "s/step of the step after an evaluation vs between evaluations, train.async_eval True vs False"),
-        "config": f"hdrjax/configs/dequantization.py:{args.variant}", "script": "experiments/checkpoint_stall.py",
+        "config": f"configs/dequantization.py:{args.variant}", "script": "experiments/checkpoint_stall.py",
         "save_every_steps": args.every,
         "machine": results_io.machine(),
         **results,

@@ -89,7 +89,7 @@ def build(results=RESULTS, manifest_path=ROOT / "hdrjax" / "weights" / "default"
     lines = []
     total_s = sum(e["wall_seconds"] for e in stages.values())
     lines.append(
-        f"Trained with `experiments/train_default_model.py --size cpu` (hdrjax/configs/recipe.py) on this project's "
+        f"Trained with `experiments/train_default_model.py --size cpu` (configs/recipe.py) on this project's "
         f"2-core CPU in {total_s / 3600:.1f} h of wall time; weights: `hdrjax/weights/default` "
         f"({len(manifest['files'])} float32 `.npz` shards, {sum(f['bytes'] for f in manifest['files']) / 2**20:.0f} MiB; "
         f"the VGG16 encoder is {'frozen at ImageNet weights and not stored' if manifest.get('encoder') else 'stored'}). "

@@ -27,13 +27,13 @@ CRFS="${CRFS:-3}"
 RES="${RES:-256}"
 DORF="$SHARED/crf/dorf_201.npz"
 
-# The held-out set: hdrjax/configs/recipe.TEST_NAMES from the panorama folder + the four real photos.
+# The held-out set: configs/recipe.TEST_NAMES from the panorama folder + the four real photos.
 HELDOUT="$(mktemp -d)"
 trap 'rm -rf "$HELDOUT"' EXIT
 "$PY" - "$HELDOUT" "$SHARED" <<'PYEOF'
 import importlib.util, os, pathlib, sys
 out, shared = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]).absolute()
-spec = importlib.util.spec_from_file_location("recipe", "hdrjax/configs/recipe.py")
+spec = importlib.util.spec_from_file_location("recipe", "configs/recipe.py")
 recipe = importlib.util.module_from_spec(spec); spec.loader.exec_module(recipe)
 files = [shared / "train_hdr" / n for n in recipe.TEST_NAMES] + sorted((shared / "real_hdr").glob("*.exr"))
 for f in files:

@@ -2,7 +2,7 @@
 
     python experiments/frozen_encoder_speed.py --out experiments/results/frozen-encoder-speed.json
 
-Compiles the Hallucination-Net train step of hdrjax/configs/recipe.py (128² × 4 by default) twice —
+Compiles the Hallucination-Net train step of configs/recipe.py (128² × 4 by default) twice —
 encoder trained (the reference) and frozen (the default model's recipe) — and times them
 interleaved, step for step, so that whatever else the machine does affects both alike.
 Reports the median seconds per step of each and their ratio (same run, same process).

@@ -5,7 +5,7 @@
 #   OUT=/somewhere SIZE=gpu WHEELS=/path/to/wheels bash experiments/gpu_train_default_model.sh
 #   ALLOW_CPU=1 SIZE=tiny bash experiments/gpu_train_default_model.sh   # try it on a CPU (seconds)
 #
-# Runs experiments/train_default_model.py --size $SIZE (hdrjax/configs/recipe.py) on the panoramas of
+# Runs experiments/train_default_model.py --size $SIZE (configs/recipe.py) on the panoramas of
 # ../shared/data/train_hdr (or the procedural scenes when that folder is absent) with the DoRF
 # CRFs when present, and exports the weights to $OUT/model: at most 6 files of at most 16 MiB
 # (.npz shards + manifest.json), plus $OUT/stages.json (steps, images, wall time per stage) and

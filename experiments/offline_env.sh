@@ -46,12 +46,13 @@ if [ -n "$MISSING" ]; then
     # shellcheck disable=SC2086
     "$PY" -m pip install -q --no-index --find-links "$WHEELS" -c "$CONSTRAINTS" $MISSING
 fi
-if ! "$PY" -c "import hdrjax" 2>/dev/null; then
+# hdrjax.configs is the top-level configs/ folder, mapped by setup.py: it exists only installed.
+if ! "$PY" -c "import hdrjax.configs" 2>/dev/null; then
     echo "== installing hdrjax (editable, no dependencies)"
     # --no-build-isolation: building the editable wheel needs setuptools, which must come from
     # this machine (no index to fetch a build environment from).
     "$PY" -m pip install -q --no-index --find-links "$WHEELS" --no-deps --no-build-isolation -e . \
-        || { echo "pip install -e . failed; running from the source tree instead" >&2; export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"; }
+        || { echo "pip install -e . failed: hdrjax must be installed (its configs/ become hdrjax.configs)" >&2; exit 1; }
 fi
 
 # Let XLA allocate what it needs (the default preallocation would hide the peak memory use

@@ -78,14 +78,14 @@ class Run:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--variant", default="cpu", help="config variant of hdrjax/configs/dequantization.py")
+    parser.add_argument("--variant", default="cpu", help="config variant of configs/dequantization.py")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "preemption-cpu-2core.json"))
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
     env.update(JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     rng = random.Random(0)
-    base = [f"--config={ROOT / 'hdrjax' / 'configs' / 'dequantization.py'}:{args.variant}",
+    base = [f"--config={ROOT / 'configs' / 'dequantization.py'}:{args.variant}",
             "--config.train.num_steps=100000", "--config.train.log_every=1",
             "--config.train.eval_every=0", "--config.train.image_summary_every=0",
             "--config.train.checkpoint_every=100000", "--config.train.checkpoint_every_secs=0"]
@@ -136,7 +136,7 @@ def main(argv=None):
 
     result = {
         "what": "SIGTERM to `python -m hdrjax.main` mid-step: time to stop, save and exit",
-        "config": f"hdrjax/configs/dequantization.py:{args.variant}", "script": "experiments/preemption.py",
+        "config": f"configs/dequantization.py:{args.variant}", "script": "experiments/preemption.py",
         "machine": results_io.machine(),
         "trials": trials,
         "max_after_step_s": max(t["after_step_s"] for t in trials),

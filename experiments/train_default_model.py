@@ -6,7 +6,7 @@
 
 The chain of the paper (§3.1, §3.4): Dequantization-, Linearization- and Hallucination-Net
 trained stage-wise with teacher forcing, then all four networks fine-tuned jointly with the
-Refinement-Net, starting from the three stage runs.  Settings: hdrjax/configs/recipe.py (`--size`
+Refinement-Net, starting from the three stage runs.  Settings: configs/recipe.py (`--size`
 cpu ≈ 2 h on a 2-core CPU, gpu ≈ 10 min on an H200, tiny = seconds, for tests).
 
 Every stage runs in `<workdir>/<stage>` through `hdrjax.train.train_and_evaluate`, so the
@@ -18,7 +18,7 @@ sha256, recipe, commit and images seen).  Evaluate and plot afterwards (README, 
 model").
 
 `--hdr-folder`: a folder of real HDR panoramas (equirectangular .hdr/.exr), seen through
-random pinhole views; hdrjax/configs/recipe.TEST_NAMES are held out when present.  Without it, the
+random pinhole views; configs/recipe.TEST_NAMES are held out when present.  Without it, the
 embedded procedural scenes.  `--crf`: the CRF bank (`dorf:PATH` = DoRF's 191 training
 curves, the paper's; default the built-in family).
 """
@@ -47,7 +47,7 @@ def _recipe_module():
 
 def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: str = "", crf: str = "family",
                  variants: str = "", devices: int = 0):
-    """The config of one stage of the chain (hdrjax/configs/recipe.py plus data, CRFs and inits)."""
+    """The config of one stage of the chain (configs/recipe.py plus data, CRFs and inits)."""
     recipe = _recipe_module()
     c = recipe.get_config(",".join(p for p in (stage, size, variants) if p))
     if hdr_folder:
@@ -164,7 +164,7 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
             [f"--size {size}", f"--workdir {workdir_arg or workdir}"]
             + ([f"--hdr-folder {hdr_folder}"] if hdr_folder else []) + [f"--crf {crf}"]
             + ([f"--variants {variants}"] if variants else [])),
-        "config": f"hdrjax/configs/recipe.py:<stage>,{size}" + (f",{variants}" if variants else ""),
+        "config": f"configs/recipe.py:<stage>,{size}" + (f",{variants}" if variants else ""),
         "held_out": list(config.data.split.test_names) if config.data.name == "hdr_folder" else [],
     }
     metadata = {"recipe": recipe, "commit": _git_commit(), "step": step, "stages": stages,
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", required=True, help="one sub-folder per stage is created here")
     p.add_argument("--hdr-folder", default="", help="folder of HDR panoramas (default: procedural scenes)")
     p.add_argument("--crf", default="family", help="CRF bank: family | dorf:PATH (default %(default)s)")
-    p.add_argument("--variants", default="", help="extra hdrjax/configs/default.py variants, comma separated")
+    p.add_argument("--variants", default="", help="extra configs/default.py variants, comma separated")
     p.add_argument("--stages", default=",".join(STAGES), help="stages to run, in order (default: all)")
     p.add_argument("--devices", type=int, default=0, help="use only the first N devices (default 0: all)")
     p.add_argument("--export", default="", help="write the final weights here as a shipped-model folder")

@@ -1,7 +1,7 @@
 """Run training as N cooperating processes on this machine, the way a pod runs it.
 
     python -m hdrjax.launch --processes 2 --devices_per_process 4 -- \\
-        --config=dequantization:smoke --workdir=runs/deq2
+        --config=configs/dequantization.py:smoke --workdir=runs/deq2
 
 starts N copies of `python -m hdrjax.main <arguments after -->` with
 `--config.parallel.multi_host=True` and a local coordinator, so each goes through
@@ -70,7 +70,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m hdrjax.launch",
         description="Train as N cooperating processes on this machine (the multi-host code path).",
-        epilog="Everything after -- goes to `python -m hdrjax.main` (e.g. --config=... --workdir=...).")
+        epilog="Everything after -- goes to `python -m hdrjax.main` (e.g. --config=configs/joint.py --workdir=...).")
     parser.add_argument("--processes", type=int, required=True, help="number of processes (>= 1)")
     parser.add_argument("--devices_per_process", type=int, default=0,
                         help="fake CPU devices per process (0 = the devices JAX finds)")
@@ -84,8 +84,9 @@ def parse_args(argv):
         parser.error(f"--processes must be >= 1, got {args.processes}")
     if args.devices_per_process < 0:
         parser.error(f"--devices_per_process must be >= 0, got {args.devices_per_process}")
-    if not any(a.startswith("--workdir") for a in main_args) or not any(a.startswith("--config") for a in main_args):
-        parser.error("give the training arguments after --, at least --config=... and --workdir=...")
+    if not any(a.startswith("--config") for a in main_args):
+        # --workdir may be left out: every process then uses the same default, runs/<config name>.
+        parser.error("give the training arguments after --, at least --config=...")
     return args, main_args
 
 

@@ -73,7 +73,7 @@ def stages_for_checkpoint(train_config) -> tuple[str, ...]:
 
 
 def reference_steps(stage) -> int | None:
-    """Steps the reference trains `stage` for (its config in hdrjax/configs), None if unknown."""
+    """Steps the reference trains `stage` for (its config in configs), None if unknown."""
     if stage not in TRAINING_STAGES:
         return None
     from hdrjax import configs
@@ -100,7 +100,7 @@ def checkpoint_warning(train_config, step: int | None, manifest: dict | None = N
     stage = cfg.get("stage")
     reference = reference_steps(stage)
     # Only a known training stage has a reference length to compare with (its config in
-    # hdrjax/configs); any other is given no figure rather than one that may be wrong for it.
+    # configs); any other is given no figure rather than one that may be wrong for it.
     compare = f"; the reference trains the {stage} stage for {reference:,} steps" if reference else ""
     return f"the checkpoint was trained for only {trained} steps (stage {stage!r}{compare}): expect poor results"
 

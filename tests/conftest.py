@@ -93,7 +93,7 @@ def env():
 
 
 def make_tiny_config(stage: str = "joint", variant: str = "smoke"):
-    """hdrjax/configs/<stage>.py:<variant> with the tiny model and no pre-trained init (the
+    """configs/<stage>.py:<variant> with the tiny model and no pre-trained init (the
     VGG-16 and CRF-Net weights fit width 1.0 only)."""
     from hdrjax import configs
 

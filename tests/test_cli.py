@@ -21,7 +21,7 @@ def test_main_help_lists_configs_and_variants_and_exits_0():
     proc = subprocess.run([sys.executable, "-m", "hdrjax.main", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     for name in ("dequantization", "linearization", "hallucination", "joint", "recipe"):
-        assert f"  {name} " in proc.stdout
+        assert f"  configs/{name}.py " in proc.stdout
     for variant in ("smoke", "cpu", "dorf", "scratch"):
         assert f"  {variant} " in proc.stdout
     assert "--config.<section>.<field>=<value>" in proc.stdout
@@ -115,26 +115,33 @@ def _hdrjax_imports(path):
             yield from (a.name.split(".")[1] for a in node.names if a.name.startswith("hdrjax."))
 
 
+def _package_modules():
+    """(path, owner, name shown) of every module of the installed package: hdrjax/ and the
+    top-level configs/, which setup.py installs as hdrjax.configs."""
+    for path in sorted((ROOT / "hdrjax").rglob("*.py")):
+        rel = path.relative_to(ROOT / "hdrjax")
+        yield path, (rel.parts[0] if len(rel.parts) > 1 else rel.stem), f"hdrjax/{rel}"
+    for path in sorted((ROOT / "configs").glob("*.py")):
+        yield path, "configs", f"configs/{path.name}"
+
+
 def test_every_module_is_in_the_map_and_imports_only_its_layer_or_below():
     layers = _module_map()
-    package = ROOT / "hdrjax"
+    assert "configs" in layers
     upward = []
-    for path in sorted(package.rglob("*.py")):
-        rel = path.relative_to(package)
-        owner = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+    for path, owner, shown in _package_modules():
         if owner == "__init__":
             continue
-        assert owner in layers, f"hdrjax/{rel} is not in DESIGN.md's module map"
-        mine = layers["main"] if rel.stem == "__main__" else layers[owner]
+        assert owner in layers, f"{shown} is not in DESIGN.md's module map"
+        mine = layers["main"] if path.stem == "__main__" else layers[owner]
         for imported in _hdrjax_imports(path):
             if imported in layers and layers[imported] > mine:
-                upward.append(f"hdrjax/{rel} imports hdrjax.{imported}")
+                upward.append(f"{shown} imports hdrjax.{imported}")
     assert upward == []
 
 
 def test_only_the_entry_point_imports_train():
-    users = [str(p.relative_to(ROOT)) for p in (ROOT / "hdrjax").rglob("*.py")
-             if "train" in set(_hdrjax_imports(p))]
+    users = [shown for p, _, shown in _package_modules() if "train" in set(_hdrjax_imports(p))]
     assert users == ["hdrjax/main.py"]
 
 

@@ -16,7 +16,7 @@ CONFIG_FILES = ("dequantization", "linearization", "hallucination", "joint")
 def load(name, variant=None):
     fv = flags.FlagValues()
     config_flags.DEFINE_config_file("config", flag_values=fv)
-    arg = f"--config={ROOT / 'hdrjax' / 'configs' / name}.py" + (f":{variant}" if variant else "")
+    arg = f"--config={ROOT / 'configs' / name}.py" + (f":{variant}" if variant else "")
     fv(["prog", arg])
     return fv.config
 
@@ -63,7 +63,7 @@ def test_command_line_overrides():
         " c.value.data.patch_size))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script, f"--config={ROOT / 'hdrjax' / 'configs' / 'joint.py'}:smoke",
+        [sys.executable, "-c", script, f"--config={ROOT / 'configs' / 'joint.py'}:smoke",
          "--config.train.num_steps=3", "--config.init.dequantization=runs/deq",
          "--config.data.patch_size=48"],
         capture_output=True, text=True, timeout=300, check=True,

@@ -15,7 +15,7 @@ from hdrjax import checkpoints
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NUM_STEPS = 12
 SMOKE = [
-    f"--config={ROOT / 'hdrjax' / 'configs' / 'dequantization.py'}:smoke",
+    f"--config={ROOT / 'configs' / 'dequantization.py'}:smoke",
     f"--config.train.num_steps={NUM_STEPS}",
     "--config.train.checkpoint_every=4",
     "--config.train.keep_checkpoints=3",
@@ -69,7 +69,7 @@ def test_kill_9_and_restart_reaches_the_same_parameters(tmp_path, env):
 
     # Restarting with a config that changes what the checkpoint means is refused, in one line.
     changed = run([sys.executable, "-m", "hdrjax.main", f"--workdir={killed}",
-                   f"--config={ROOT / 'hdrjax' / 'configs' / 'linearization.py'}:smoke"], env)
+                   f"--config={ROOT / 'configs' / 'linearization.py'}:smoke"], env)
     assert changed.returncode != 0
     assert "Traceback" not in changed.stderr
     error_lines = [line for line in changed.stderr.splitlines() if line.startswith("error:")]

@@ -2,7 +2,7 @@
 
 Everything that makes a model — training, inference, the TF1 importer, experiments, tests —
 calls `build_model(config)` and `init_variables` / `random_variables` here, so a model option
-has one default and one meaning.  `config` is a training config (hdrjax/configs) or the one
+has one default and one meaning.  `config` is a training config (configs) or the one
 stored with a checkpoint: `config.model` holds SingleHDR's options (`model_defaults()`), and
 `config.crf.invemor` optionally names an inverse-EMoR basis file (docs/reference.md §2.2.3).
 """

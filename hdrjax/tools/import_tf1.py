@@ -160,7 +160,7 @@ def reference_config(invemor: str, imported_from: Mapping[str, str], *, joint: b
         c.output_stage = "hallucination"  # read by hdrjax.loading.stages_for_checkpoint
     c.model = build.reference_model()  # §2.2.4 "shift": as the TF1 weights were trained
     c.crf = ml_collections.ConfigDict()
-    c.crf.bank = "family"  # unused by inference; the default of hdrjax/configs/default.py
+    c.crf.bank = "family"  # unused by inference; the default of configs/default.py
     c.crf.invemor = os.fspath(invemor)  # §2.2.3: the basis the TF Linearization-Net was trained with
     c.imported_from = ml_collections.ConfigDict(dict(imported_from))
     return c

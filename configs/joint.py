@@ -1,19 +1,19 @@
 """Joint fine-tuning of all four networks + the Refinement-Net, loss on R vs the HDR (§3.4).
 
-  python -m hdrjax.main --config=hdrjax/configs/joint.py --workdir=runs/joint
+  python -m hdrjax.main --config=configs/joint.py --workdir=runs/joint
   # from your own stage runs (each a workdir of an earlier stage training):
-  python -m hdrjax.main --config=hdrjax/configs/joint.py --workdir=runs/joint \
+  python -m hdrjax.main --config=configs/joint.py --workdir=runs/joint \
       --config.init.dequantization=runs/deq --config.init.linearization=runs/lin \
       --config.init.hallucination=runs/hal --config.init.refinement=
   # every network from scratch:
-  python -m hdrjax.main --config=hdrjax/configs/joint.py:scratch --workdir=runs/joint
+  python -m hdrjax.main --config=configs/joint.py:scratch --workdir=runs/joint
 
 The paper's joint stage starts from trained stages, so by default all four networks start
 from the model shipped in hdrjax/weights/default (`init.<net>="default"`), with that model's
-options (hdrjax/configs/recipe.recipe_model: the "clip" curve projection, the scaled PCA head, the
+options (configs/recipe.recipe_model: the "clip" curve projection, the scaled PCA head, the
 frozen VGG16 encoder).  The reference fine-tunes on HDR-Real pairs; by default we fine-tune
 on the synthetic pipeline (target = the exposed HDR X); `data.name=hdr_real` uses real pairs.
-Variants (`:smoke`, `:cpu`, `:dorf`, `:scratch`, comma-separated) are in hdrjax/configs/default.py.
+Variants (`:smoke`, `:cpu`, `:dorf`, `:scratch`, comma-separated) are in configs/default.py.
 """
 
 from hdrjax.configs import default  # noqa: E402  (the shared base)

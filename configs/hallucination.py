@@ -1,7 +1,7 @@
 """Stage 3: Hallucination-Net, input Xc (clipped linear), target X (exposed HDR) (§1.6, §3.2).
 
-  python -m hdrjax.main --config=hdrjax/configs/hallucination.py --workdir=runs/hal
-Variants (`:smoke`, `:cpu`, `:dorf`, comma-separated) are described in hdrjax/configs/default.py.
+  python -m hdrjax.main --config=configs/hallucination.py --workdir=runs/hal
+Variants (`:smoke`, `:cpu`, `:dorf`, comma-separated) are described in configs/default.py.
 """
 
 from hdrjax.configs import default  # noqa: E402  (the shared base)

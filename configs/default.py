@@ -1,13 +1,13 @@
 """Base configuration: the reference's stage-wise settings (docs/reference.md §1, §3.1).
 
 Every experiment config starts from `get_config()` here and changes a few fields.
-Variants are chosen with `--config=hdrjax/configs/<file>.py:<variant>[,<variant>...]`:
+Variants are chosen with `--config=configs/<file>.py:<variant>[,<variant>...]`:
 
   (none)  the reference settings (batch 8, 256² patches, Adam 1e-4, 500k steps)
   smoke   32² patches, 6 steps: about a minute on a CPU, mostly compilation (tests, CI)
   cpu     128² x 4 and a few thousand steps: a run that learns something on a laptop CPU
   dorf    sample CRFs from the DoRF curves in ../shared/data/crf (the reference's bank)
-  scratch no init checkpoints (hdrjax/configs/joint.py otherwise fine-tunes the shipped model)
+  scratch no init checkpoints (configs/joint.py otherwise fine-tunes the shipped model)
 
 Any field can also be overridden on the command line, e.g. `--config.train.batch_size=16`.
 """

@@ -1,18 +1,18 @@
 """The recipe of the model that ships with hdrjax (hdrjax/weights/default), one stage at a time.
 
-    python -m hdrjax.main --config=hdrjax/configs/recipe.py:linearization,cpu --workdir=runs/default/linearization
+    python -m hdrjax.main --config=configs/recipe.py:linearization,cpu --workdir=runs/default/linearization
 
 `experiments/train_default_model.py` runs the whole chain (Dequantization → Linearization →
 Hallucination stage-wise, then joint fine-tuning with the Refinement-Net, each stage started
 from the previous ones) and exports the weights; read its docstring first.
 
-Argument: "<stage>,<size>[,<variant>...]" with stage one of hdrjax/configs/default.STAGES and size
+Argument: "<stage>,<size>[,<variant>...]" with stage one of configs/default.STAGES and size
   cpu   the shipped model: 79 min for the whole chain on a 2-core CPU (training-stages.json)
   gpu   sized for about 10 minutes on one H200-class GPU (not run on one yet)
   tiny  seconds per stage, for tests
-Further variants from hdrjax/configs/default.py (e.g. "dorf") may follow.
+Further variants from configs/default.py (e.g. "dorf") may follow.
 
-What differs from the reference settings (hdrjax/configs/default.py) and why — the reference trains
+What differs from the reference settings (configs/default.py) and why — the reference trains
 each stage 500k steps at batch 8 from pretrained weights; a short run needs:
   * Linearization-Net: monotone projection "clip" (the reference's "shift" cannot beat the
     mean curve, see hdrjax.camera.crf.monotone_projection), a PCA head that starts at the
@@ -70,7 +70,7 @@ SCHEDULE = {
 
 
 def recipe_model(c):
-    """The model options of the shipped model (also used by hdrjax/configs/joint.py to fine-tune it)."""
+    """The model options of the shipped model (also used by configs/joint.py to fine-tune it)."""
     c.model.lin_monotone = "clip"
     c.model.lin_coefficient_scale = 4.0
     c.model.lin_head_init = "zeros"
@@ -81,7 +81,7 @@ def recipe_model(c):
 def get_config(arg=None):
     parts = [p.strip() for p in (arg or "").split(",") if p.strip()]
     if len(parts) < 2 or parts[0] not in default.STAGES or parts[1] not in SIZES:
-        raise ValueError(f"hdrjax/configs/recipe.py needs '<stage>,<size>' with stage in {default.STAGES} "
+        raise ValueError(f"configs/recipe.py needs '<stage>,<size>' with stage in {default.STAGES} "
                          f"and size in {SIZES}, got {arg!r}")
     stage, size, extra = parts[0], parts[1], parts[2:]
     c = default.base_config()

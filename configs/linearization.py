@@ -1,7 +1,7 @@
 """Stage 2: Linearization-Net, input L (continuous LDR), targets Xc and the GT inverse CRF (§1.6).
 
-  python -m hdrjax.main --config=hdrjax/configs/linearization.py --workdir=runs/lin
-Variants (`:smoke`, `:cpu`, `:dorf`, comma-separated) are described in hdrjax/configs/default.py.
+  python -m hdrjax.main --config=configs/linearization.py --workdir=runs/lin
+Variants (`:smoke`, `:cpu`, `:dorf`, comma-separated) are described in configs/default.py.
 """
 
 from hdrjax.configs import default  # noqa: E402  (the shared base)

@@ -1,7 +1,7 @@
 """Stage 1: Dequantization-Net, input J (JPEG LDR), target L (continuous LDR) (§1.6, §3.1-3.2).
 
-  python -m hdrjax.main --config=hdrjax/configs/dequantization.py --workdir=runs/deq
-Variants (`:smoke`, `:cpu`, `:dorf`, comma-separated) are described in hdrjax/configs/default.py.
+  python -m hdrjax.main --config=configs/dequantization.py --workdir=runs/deq
+Variants (`:smoke`, `:cpu`, `:dorf`, comma-separated) are described in configs/default.py.
 """
 
 from hdrjax.configs import default  # noqa: E402  (the shared base)
