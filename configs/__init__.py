@@ -60,11 +60,11 @@ def load_file(value: str):
     mod = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(mod)
-    except Exception as e:  # noqa: BLE001 - any failure of a user's file is reported, not raised
+    except Exception as e:  # any failure of a user's file is reported, not raised
         raise ConfigError(f"{file}: fails to import: {type(e).__name__}: {e}") from e
     if not callable(getattr(mod, "get_config", None)):
         raise ConfigError(f"{file}: has no get_config(arg) function")
     try:
         return mod.get_config(arg or None) if arg else mod.get_config()
-    except Exception as e:  # noqa: BLE001 - e.g. an unknown variant: ValueError from the file
+    except Exception as e:  # e.g. an unknown variant: ValueError from the file
         raise ConfigError(f"{file}: get_config({arg!r}) failed: {type(e).__name__}: {e}") from e

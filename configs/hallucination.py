@@ -4,7 +4,7 @@
 Variants (`:smoke`, `:cpu`, `:dorf`, comma-separated) are described in configs/default.py.
 """
 
-from hdrjax.configs import default  # noqa: E402  (the shared base)
+from hdrjax.configs import default  # the shared base
 
 
 def get_config(arg=None):

@@ -16,9 +16,9 @@ on the synthetic pipeline (target = the exposed HDR X); `data.name=hdr_real` use
 Variants (`:smoke`, `:cpu`, `:dorf`, `:scratch`, comma-separated) are in configs/default.py.
 """
 
-from hdrjax.configs import default  # noqa: E402  (the shared base)
-from hdrjax.configs import recipe  # noqa: E402
-from hdrjax.models import build  # noqa: E402
+from hdrjax.configs import default  # the shared base
+from hdrjax.configs import recipe
+from hdrjax.models import build
 
 
 def get_config(arg=None):

@@ -27,7 +27,7 @@ the embedded procedural scenes.  CRFs: DoRF's 191 training curves when the file 
 (`crf.bank=dorf:PATH`), else the built-in family.
 """
 
-from hdrjax.configs import default  # noqa: E402  (the shared base)
+from hdrjax.configs import default  # the shared base
 
 SIZES = ("cpu", "gpu", "tiny")
 

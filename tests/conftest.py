@@ -1,13 +1,22 @@
-"""Test setup: eight fake CPU devices, a compilation cache, one folder for what a session
-writes outside tmp_path (checked for leftovers), a tiny model for wiring tests, shared data.
+"""Test setup and the fixtures every test module shares.
 
-Two tiers (pytest.ini): `python -m pytest -q -m "not slow"` after every change, the whole
-suite `python -m pytest -q` before a merge (and in CI).
+Setup: eight fake CPU devices, a compilation cache, one folder for what a session writes
+outside tmp_path (checked for leftovers).  Fixtures: ../shared/data (`shared_data`), the tiny
+model for wiring tests (`tiny_config`, `make_tiny_config`, `tiny_model`, `tiny_variables`) and
+what is made from it once per session (`tiny_checkpoint`, `tiny_shipped_model`), small inputs
+(`hdr_scene`, `hdr_folder`, `ldr_image`, `write_png`) and the predict command line in-process
+(`predict_cli`).  Test modules import nothing from each other or from this file: what two of
+them share is a fixture here.
+
+Two tiers (pytest.ini): `python -m pytest -q -m "not slow"` after every change, then
+`python -m pytest -q -m slow`; CI (.ci/run) runs both, in that order.
 """
 import atexit
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import tempfile
 
 # Set before jax is imported.
@@ -47,11 +56,15 @@ JAX_CACHE_ENV = {
 # (JAX's own LRU bound needs the filelock package).
 JAX_CACHE_MAX_BYTES = 500 * 2**20
 
+import flax.linen as nn  # noqa: E402  (jax after XLA_FLAGS)
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 # ../shared/data beside the project checkout; absent on a user's fresh clone.
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = REPOSITORY.parent / "shared" / "data"
 
 # Channel multiplier of the tiny SingleHDR (config.model.width): the paper's wiring with 1/8
 # of its channels (~1/60 of its parameters; compiling takes as long, running far less).  For
@@ -77,8 +90,9 @@ def shared_path(*parts):
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data():
+    """`shared_data("crf", "dorf_201.npz")`: a path under ../shared/data, or the test is skipped."""
     return shared_path
 
 
@@ -89,10 +103,23 @@ def env():
     return {**os.environ, **JAX_CACHE_ENV}
 
 
+@pytest.fixture(scope="module")
+def run_module(env):
+    """`run_module("experiments.benchmark", "--quick", timeout=600, extra_env=None)`: run
+    `python -m <module> <args>` from the repository root, as the README documents its commands,
+    with the `env` environment; returns the finished subprocess (output captured as text)."""
+
+    def run(module: str, *args, timeout: float = 600, extra_env: dict | None = None):
+        return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPOSITORY, timeout=timeout,
+                              env={**env, **(extra_env or {})}, capture_output=True, text=True)
+
+    return run
+
+
 # ------------------------------------------------------------------------- tiny model
 
 
-def make_tiny_config(stage: str = "joint", variant: str = "smoke"):
+def _tiny_config(stage: str = "joint", variant: str = "smoke"):
     """configs/<stage>.py:<variant> with the tiny model and no pre-trained init (the
     VGG-16 and CRF-Net weights fit width 1.0 only)."""
     from hdrjax import configs
@@ -104,18 +131,24 @@ def make_tiny_config(stage: str = "joint", variant: str = "smoke"):
     return config
 
 
+@pytest.fixture(scope="session")
+def make_tiny_config():
+    """`make_tiny_config(stage="joint", variant="smoke")`: a fresh tiny config of any stage."""
+    return _tiny_config
+
+
 @pytest.fixture
 def tiny_config():
-    """A fresh `make_tiny_config()` (joint stage, smoke variant) that a test may change."""
-    return make_tiny_config()
+    """A fresh tiny config (joint stage, smoke variant: the smoke config of wiring tests) that a test may change."""
+    return _tiny_config()
 
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    """The tiny SingleHDR of `make_tiny_config()`, built once per session."""
+    """The tiny SingleHDR of the joint smoke config, built once per session."""
     from hdrjax.models import build
 
-    return build.build_model(make_tiny_config())
+    return build.build_model(_tiny_config())
 
 
 @pytest.fixture(scope="session")
@@ -124,6 +157,104 @@ def tiny_variables(tiny_model):
     from hdrjax.models import build
 
     return build.random_variables(tiny_model, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_variables):
+    """A standalone checkpoint folder (checkpoints.save_variables) of `tiny_variables`, joint
+    stage, smoke config: what predict, evaluate and the ablations load in wiring tests."""
+    from hdrjax import checkpoints
+
+    path = tmp_path_factory.mktemp("tiny-checkpoint") / "run"
+    checkpoints.save_variables(path, tiny_variables, _tiny_config())
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_shipped_model(tmp_path_factory, tiny_variables):
+    """A shipped-model folder (pretrained.export) of `tiny_variables` that records 123456
+    training steps, so loading it warns of no smoke test."""
+    from hdrjax import pretrained
+
+    folder = tmp_path_factory.mktemp("tiny-shipped") / "model"
+    return pretrained.export(tiny_variables, _tiny_config(), folder, metadata={"step": 123456, "recipe": "test"})
+
+
+# ------------------------------------------------------------------------- small inputs
+
+HDR_SIZE = (40, 56)  # the HDR scenes' shape: the networks compile once for every test using them
+LDR_SIZE = (48, 80)  # the LDR photos' shape (predict's tests; one compilation per stage)
+
+
+def _hdr_scene(seed: int = 0, h: int = HDR_SIZE[0], w: int = HDR_SIZE[1], light: float = 8.0):
+    """f32[h, w, 3] linear HDR: smooth shading plus one bright light in the middle."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = 0.3 + 0.2 * np.sin(xx[..., None] / 5.0 + rng.uniform(0, 6, 3)) * np.cos(yy[..., None] / 7.0)
+    img = img + light * np.exp(-((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / 20.0)[..., None]
+    return img.astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def hdr_scene():
+    """`hdr_scene(seed=0, h=40, w=56, light=8.0)`: a small HDR scene with one bright light."""
+    return _hdr_scene
+
+
+@pytest.fixture(scope="session")
+def hdr_folder(tmp_path_factory):
+    """A folder of two 40×56 HDR scenes, `a.exr` and `b.hdr` (seeds 0 and 1)."""
+    from hdrjax.io import write_image
+
+    folder = tmp_path_factory.mktemp("hdr")
+    write_image(folder / "a.exr", _hdr_scene(0))
+    write_image(folder / "b.hdr", _hdr_scene(1))
+    return folder
+
+
+def _ldr_image(seed: int = 0, h: int = LDR_SIZE[0], w: int = LDR_SIZE[1]):
+    """f64[h, w, 3] in [0, 1]: smooth gradients, one saturated blob, a little noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = 0.4 + 0.3 * np.sin(xx[..., None] / 7.0 + np.arange(3)) * np.cos(yy[..., None] / 9.0)
+    img = img + 1.5 * np.exp(-((yy - h / 2) ** 2 + (xx - 0.6 * w) ** 2) / 60.0)[..., None]
+    return np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1)
+
+
+@pytest.fixture(scope="session")
+def ldr_image():
+    """`ldr_image(seed=0, h=48, w=80)`: an LDR photo with a clipped highlight, values in [0, 1]."""
+    return _ldr_image
+
+
+def _write_png(path, img, bits: int = 8):
+    if bits == 8:
+        from PIL import Image
+
+        Image.fromarray(np.round(img * 255).astype(np.uint8)).save(path)
+    else:
+        import cv2
+
+        cv2.imwrite(str(path), np.round(img[..., ::-1] * 65535).astype(np.uint16))
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_png():
+    """`write_png(path, img, bits=8)`: an RGB image in [0, 1] as an 8- or 16-bit PNG; returns path."""
+    return _write_png
+
+
+@pytest.fixture
+def predict_cli(capsys):
+    """`predict_cli([args])` runs `python -m hdrjax.predict` in this process: (exit status, stderr)."""
+    from hdrjax import predict
+
+    def run(args):
+        code = predict.main([str(a) for a in args])
+        return code, capsys.readouterr().err
+
+    return run
 
 
 @pytest.fixture(autouse=True)
@@ -142,6 +273,79 @@ def _restore_logging():
     package.propagate = propagate
     package.setLevel(level)
     warnings.showwarning = showwarning
+
+
+# ------------------------------------------------------------------ a stand-in for the engines
+
+
+class StandIn(nn.Module):
+    """SingleHDR look-alike: same methods and data flow, receptive field radius < 16 px per stage."""
+
+    def setup(self):
+        init = nn.initializers.normal(0.3)
+        self.deq1 = nn.Conv(6, (3, 3), kernel_init=init)
+        self.deq2 = nn.Conv(3, (3, 3), kernel_init=init)
+        self.crf = nn.Dense(1)
+        self.hal1 = nn.Conv(6, (3, 3), kernel_init=init)
+        self.hal2 = nn.Conv(6, (3, 3), kernel_init=init)
+        self.hal3 = nn.Conv(3, (3, 3), kernel_init=init)
+        self.ref = nn.Conv(3, (3, 3), kernel_init=init)
+
+    def dequantize(self, ldr):
+        return jnp.clip(ldr + 0.05 * jnp.tanh(self.deq2(nn.relu(self.deq1(ldr)))), 0.0, 1.0)
+
+    def estimate_inverse_crf(self, c, *, train=False):
+        # A global statistic, like the Linearization-Net's average pool: gamma from the mean.
+        g = 1.0 + jax.nn.sigmoid(self.crf(jnp.mean(c, axis=(1, 2))))  # f32[B, 1] in (1, 2)
+        return jnp.linspace(0.0, 1.0, 1024)[None, :] ** g
+
+    def hallucinate(self, linear, *, train=False):
+        from hdrjax.models.hallucination import blend_weight
+
+        h = nn.relu(self.hal1(linear))
+        h = nn.avg_pool(h, (2, 2), strides=(2, 2))
+        h = nn.relu(self.hal2(h))
+        h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
+        r = 3.0 * self.hal3(h)
+        return linear + blend_weight(linear) * nn.relu(r), r
+
+    def refine(self, hallucinated, linear, dequantized):
+        x = jnp.concatenate([hallucinated, linear, dequantized], axis=-1)
+        return nn.relu(hallucinated + 0.1 * self.ref(x))
+
+    def __call__(self, ldr):
+        c = self.dequantize(ldr)
+        g = self.estimate_inverse_crf(c)
+        a, _ = self.hallucinate(c ** 1.5)
+        return self.refine(a, c, c), g
+
+
+@pytest.fixture(scope="session")
+def standin():
+    """(StandIn(), its variables): SingleHDR's four stage methods with a receptive field of a
+    few pixels, so a tiled or cropped run must equal one pass up to float rounding."""
+    model = StandIn()
+    # jit: one compilation instead of one per initialiser op (eager init is slow on a busy CPU).
+    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    return model, variables
+
+
+def _photo_like(h, w, seed=0):
+    """A smooth LDR test image with saturated blobs (so some tiles have α > 0, some not)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = 0.35 + 0.25 * np.sin(xx[..., None] / 37.0 + np.arange(3)) * np.cos(yy[..., None] / 23.0)
+    for _ in range(3):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.03, 0.08) * min(h, w)
+        img += 1.2 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None]
+    img += rng.normal(0, 0.02, img.shape)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def photo_like():
+    """`photo_like(h, w, seed=0)`: a smooth LDR photo with saturated blobs, float32 in [0, 1]."""
+    return _photo_like
 
 
 # ---------------------------------------------------------------- nothing left behind

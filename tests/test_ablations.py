@@ -1,11 +1,12 @@
-"""Ablations with a real SingleHDR checkpoint (smoke config, random weights of the model's shapes).
+"""Ablations: the stage swaps, the evaluation CLI with a checkpoint, the ablation run and its notebook.
 
 The stage swaps of `hdrjax.evaluation.methods.ablate_variables` must be exact, the evaluation CLI must run
-the model and its ablations, and `experiments/ablations.py` (and its notebook) must produce the
-tables and figures. Images are 40×56 evaluated at 32² so the networks compile once per module.
+the model and its ablations, and `hdrjax.evaluation.ablations` (and the notebook
+experiments/paper/ablations.ipynb) must produce the tables and figures. What is under test is
+the wiring, so the checkpoint is the tiny model's (tests/conftest.py: `tiny_checkpoint`); the
+HDR scenes are 40×56 evaluated at 32² so the networks compile once per session.
 """
 import csv
-import importlib.util
 import json
 import pathlib
 
@@ -14,62 +15,32 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hdrjax import loading, predict
 from hdrjax.evaluate import main as evaluate_main
+from hdrjax.evaluation.ablations import run_ablations
+from hdrjax.evaluation.charts import PALETTE, line_plot
 from hdrjax.evaluation.methods import ABLATIONS, BASELINES, ablate_variables, model_method
 from hdrjax.evaluation.protocol import EvalConfig, EvalError
 from hdrjax.models import build
-from hdrjax.models.build import random_variables
-from hdrjax import loading, predict
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def load_ablations():
-    spec = importlib.util.spec_from_file_location("ablations_script", ROOT / "experiments" / "ablations.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-abl = load_ablations()
-
-
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from hdrjax import checkpoints
-
-    config = abl.smoke_config()
-    variables = random_variables(build.build_model(config))
-    path = tmp_path_factory.mktemp("ckpt") / "run"
-    checkpoints.save_variables(path, variables, config)
-    return path
+def loaded(tiny_checkpoint):
+    return loading.load_model(tiny_checkpoint)
 
 
-@pytest.fixture(scope="module")
-def hdr_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hdr")
-    abl.write_test_images(folder, n=2, size=(40, 56))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def loaded(checkpoint):
-    return loading.load_model(checkpoint)
-
-
-def ldr_image(h=32, w=48, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = 0.45 + 0.3 * np.sin(xx[..., None] / 6.0 + np.arange(3)) * np.cos(yy[..., None] / 5.0)
-    img[h // 3: h // 2, w // 3: w // 2] = 1.0  # a clipped highlight, so α > 0 somewhere
-    return np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1).astype(np.float32)
+def photo(ldr_image, seed=0):
+    """A 32×48 LDR photo with a clipped highlight (so α > 0 somewhere), float32."""
+    return np.asarray(ldr_image(seed, 32, 48), np.float32)
 
 
 @pytest.mark.slow
-def test_ablated_stages_are_exact(loaded):
+def test_ablated_stages_are_exact(loaded, ldr_image):
     model, variables, _, _ = loaded
     before = jax.tree.map(np.array, variables)
-    ldr = ldr_image()
+    ldr = photo(ldr_image)
     cfg = predict.PredictConfig(engine="tiles", stages=build.NETWORKS)
     full = predict.reconstruct(model, variables, ldr, cfg)
 
@@ -96,11 +67,11 @@ def test_ablated_stages_are_exact(loaded):
 
 
 @pytest.mark.slow
-def test_model_method_stages(loaded):
+def test_model_method_stages(loaded, ldr_image):
     model, variables, train_config, _ = loaded
     stages = loading.stages_for_checkpoint(train_config)
     assert stages[-1] == "refinement"  # the smoke checkpoint is a joint one
-    ldr = np.stack([ldr_image(seed=1), ldr_image(seed=2)])
+    ldr = np.stack([photo(ldr_image, 1), photo(ldr_image, 2)])
     meta = [{}, {}]
     cfg = predict.PredictConfig(engine="tiles", batch_size=2)
     out, curves = model_method(model, variables, stages=stages, predict_config=cfg).run(ldr, meta)
@@ -115,9 +86,9 @@ def test_model_method_stages(loaded):
 
 
 @pytest.mark.slow
-def test_cli_with_checkpoint_runs_model_and_ablations(checkpoint, hdr_folder, tmp_path, capsys):
+def test_cli_with_checkpoint_runs_model_and_ablations(tiny_checkpoint, hdr_folder, tmp_path, capsys):
     out = tmp_path / "eval"
-    code = evaluate_main([str(hdr_folder), "--workdir", str(out), "--checkpoint", str(checkpoint), "--methods",
+    code = evaluate_main([str(hdr_folder), "--workdir", str(out), "--checkpoint", str(tiny_checkpoint), "--methods",
                           "model,ablations,g0", "--resolution", "32", "--max-crfs", "1", "--exposures=0,2",
                           "--limit", "2"])
     err = capsys.readouterr().err
@@ -138,9 +109,9 @@ def test_cli_with_checkpoint_runs_model_and_ablations(checkpoint, hdr_folder, tm
 
 
 @pytest.mark.slow
-def test_ablation_script_writes_tables_and_figures(checkpoint, hdr_folder, tmp_path):
+def test_run_ablations_writes_tables_and_figures(tiny_checkpoint, hdr_folder, tmp_path):
     cfg = EvalConfig(resolution=32, exposure_stops=(0.0, 2.0), batch_size=4)
-    out = abl.run_ablations(str(hdr_folder), tmp_path / "abl", checkpoint=str(checkpoint), config=cfg,
+    out = run_ablations(str(hdr_folder), tmp_path / "abl", checkpoint=str(tiny_checkpoint), config=cfg,
                             max_crfs=2, limit=2, figure_crfs=2)
     paths = out["paths"]
     for name in ("per_image.csv", "summary.csv", "summary.md", "protocol.json", "ablations.md",
@@ -163,24 +134,24 @@ def test_ablation_script_writes_tables_and_figures(checkpoint, hdr_folder, tmp_p
 
 
 def test_line_plot_draws_series_and_skips_gaps():
-    img = abl.line_plot({"a": ([0, 1, 2], [1.0, float("nan"), 3.0]), "b": ([0, 2], [2.0, 2.5])},
+    img = line_plot({"a": ([0, 1, 2], [1.0, float("nan"), 3.0]), "b": ([0, 2], [2.0, 2.5])},
                         title="t", xlabel="x", ylabel="y", size=(320, 200))
     assert img.size == (320, 200)
     colours = {c for _, c in img.getcolors(maxcolors=1 << 16)}
-    assert abl.PALETTE[0] in colours and abl.PALETTE[1] in colours
+    assert PALETTE[0] in colours and PALETTE[1] in colours
 
 
 @pytest.mark.slow
-def test_notebook_executes(checkpoint, hdr_folder, tmp_path):
+def test_notebook_executes(tiny_checkpoint, hdr_folder, tmp_path):
     import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.read(ROOT / "experiments" / "ablations.ipynb", as_version=4)
+    nb = nbformat.read(ROOT / "experiments" / "paper" / "ablations.ipynb", as_version=4)
     # The notebook reads its inputs from these variables when they are set (first cell).
     nb.cells.insert(0, nbformat.v4.new_code_cell(
-        f"CHECKPOINT = {str(checkpoint)!r}\nSOURCE = {str(hdr_folder)!r}\nWORKDIR = {str(tmp_path / 'nb')!r}"))
+        f"CHECKPOINT = {str(tiny_checkpoint)!r}\nSOURCE = {str(hdr_folder)!r}\nWORKDIR = {str(tmp_path / 'nb')!r}"))
     NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "experiments")}}).execute()
+                   resources={"metadata": {"path": str(ROOT / "experiments" / "paper")}}).execute()
     assert (tmp_path / "nb" / "ablations.md").is_file()
     assert (tmp_path / "nb" / "comparison.png").is_file()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]

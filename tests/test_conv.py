@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import make_tiny_config
 from jax import lax
 
 from hdrjax.models import build, conv
@@ -108,7 +107,10 @@ def test_unusual_or_narrow_convs_fall_back_to_xla(monkeypatch):
     np.testing.assert_array_equal(y, ref)
     assert not uses_custom_vjp(lambda x: matmul(x, k, (1, 1), "SAME", dimension_numbers=NHWC,
                                                 feature_group_count=2), x)
-    plain = lambda x, k: matmul(x, k, (1, 1), "SAME", dimension_numbers=NHWC)  # noqa: E731
+
+    def plain(x, k):
+        return matmul(x, k, (1, 1), "SAME", dimension_numbers=NHWC)
+
     k4 = jnp.ones((3, 3, 4, 4))
     assert uses_custom_vjp(plain, x, k4)
     monkeypatch.setattr(conv, "MIN_CHANNELS", 32)
@@ -133,7 +135,7 @@ def test_mode_is_validated():
 # -------------------------------------------------------------- the model option
 
 
-def tiny(mode):
+def tiny(make_tiny_config, mode):
     config = make_tiny_config()
     config.model.conv_kernel_grad = mode
     return build.build_model(config)
@@ -146,21 +148,21 @@ def conv_layers(variables) -> int:
     return sum("fuse_skip_connection" not in p for p in paths)
 
 
-def test_option_reaches_every_convolution_of_the_model(tiny_variables):
+def test_option_reaches_every_convolution_of_the_model(tiny_variables, make_tiny_config):
     x = jnp.zeros((1, 32, 32, 3))
 
     def calls(mode):
-        model = tiny(mode)
+        model = tiny(make_tiny_config, mode)
         return str(jax.make_jaxpr(lambda x: model.apply(tiny_variables, x).output)(x)).count("custom_vjp_call[")
 
     # MIN_CHANNELS is 1 here (autouse fixture): every convolution takes the option's path.
     assert calls("matmul") == conv_layers(tiny_variables) == 19 + 19 + 18 + 20  # Deq, Ref, Lin, Hal
     assert calls("xla") == 0
     with pytest.raises(build.ConfigError, match="config.model.conv_kernel_grad: 'fast'"):
-        tiny("fast")
+        tiny(make_tiny_config, "fast")
 
 
-def test_forward_mode_autodiff_needs_xla(tiny_variables):
+def test_forward_mode_autodiff_needs_xla(tiny_variables, make_tiny_config):
     rng = np.random.default_rng(3)
     x = jnp.asarray(rng.uniform(0, 1, (1, 32, 32, 3)).astype(np.float32))
     v = jnp.asarray(rng.standard_normal(x.shape).astype(np.float32))
@@ -169,14 +171,14 @@ def test_forward_mode_autodiff_needs_xla(tiny_variables):
         return lambda x: model.apply(tiny_variables, x).output
 
     # Through the whole model with "xla" (compiled once: 4 networks on 32² take seconds).
-    y, jv = jax.jit(lambda x, v: jax.jvp(output(tiny("xla")), (x,), (v,)))(x, v)
+    y, jv = jax.jit(lambda x, v: jax.jvp(output(tiny(make_tiny_config, "xla")), (x,), (v,)))(x, v)
     assert jv.shape == y.shape == x.shape and bool(jnp.all(jnp.isfinite(jv))) and float(jnp.max(jnp.abs(jv))) > 0
     # Through the matmul path: one error that names the option (raised while tracing).
     with pytest.raises(conv.ForwardModeError, match="conv_kernel_grad='xla'"):
-        jax.jvp(output(tiny("matmul")), (x,), (v,))
+        jax.jvp(output(tiny(make_tiny_config, "matmul")), (x,), (v,))
 
 
-def test_forward_mode_agrees_with_the_matmul_reverse_mode(tiny_variables):
+def test_forward_mode_agrees_with_the_matmul_reverse_mode(tiny_variables, make_tiny_config):
     # <u, J v> by jvp ("xla") equals <J^T u, v> by the matmul path's vjp, on one network (a
     # U-Net of 19 convolutions; the whole model takes 3x the compile time for the same check).
     rng = np.random.default_rng(4)
@@ -186,8 +188,8 @@ def test_forward_mode_agrees_with_the_matmul_reverse_mode(tiny_variables):
     def dequantize(model):
         return lambda x: model.apply(tiny_variables, x, method=model.dequantize)
 
-    _, jv = jax.jit(lambda x, v: jax.jvp(dequantize(tiny("xla")), (x,), (v,)))(x, v)
-    jtu = jax.jit(jax.grad(lambda x: jnp.vdot(u, dequantize(tiny("matmul"))(x))))(x)
+    _, jv = jax.jit(lambda x, v: jax.jvp(dequantize(tiny(make_tiny_config, "xla")), (x,), (v,)))(x, v)
+    jtu = jax.jit(jax.grad(lambda x: jnp.vdot(u, dequantize(tiny(make_tiny_config, "matmul"))(x))))(x)
     forward, reverse = float(jnp.vdot(u, jv)), float(jnp.vdot(jtu, v))
     assert abs(forward) > 1e-3
     assert forward == pytest.approx(reverse, rel=1e-4)

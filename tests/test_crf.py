@@ -5,7 +5,6 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-from conftest import shared_path
 from hdrjax.camera import crf
 
 N = crf.N_SAMPLES
@@ -101,9 +100,9 @@ def test_monotone_projection_clip_keeps_a_dipping_curve_and_shift_ramps_it():
         crf.monotone_projection(jnp.asarray(raw), mode="sort")
 
 
-def test_dorf_curves_survive_the_clip_projection_not_the_shift():
+def test_dorf_curves_survive_the_clip_projection_not_the_shift(shared_data):
     # The measured reason behind model.lin_monotone="clip" (docs in hdrjax.camera.crf).
-    path = shared_path("crf", "dorf_201.npz")
+    path = shared_data("crf", "dorf_201.npz")
     g = np.asarray(crf.load_bank(f"dorf:{path}", "all").inverse, np.float64)
     b = crf.default_basis(11)
     rec = b.mean + ((g - b.mean) @ b.components) @ b.components.T
@@ -143,9 +142,9 @@ def test_invert_curve_flat_runs_are_deterministic():
     np.testing.assert_array_equal(crf.invert_curve(np.stack([f, GRID]))[0], g)
 
 
-def test_invert_curve_matches_reference_interp1d_on_dorf():
+def test_invert_curve_matches_reference_interp1d_on_dorf(shared_data):
     scipy_interpolate = pytest.importorskip("scipy.interpolate")
-    bank = crf.load_dorf(shared_path("crf", "dorf_201.npz"))
+    bank = crf.load_dorf(shared_data("crf", "dorf_201.npz"))
     for k in (0, 118, 124, 125, 130, 200):  # 118..130 have flat runs
         rf = np.asarray(bank.forward[k], np.float64)
         ref = scipy_interpolate.interp1d(rf, GRID)(GRID)  # dataset._inverse_rf
@@ -215,8 +214,8 @@ def test_load_bank_errors(tmp_path):
         crf.load_bank("family", "validation")
 
 
-def test_dorf_split_matches_reference_file():
-    path = shared_path("singlehdr", "dorf_split.txt")
+def test_dorf_split_matches_reference_file(shared_data):
+    path = shared_data("singlehdr", "dorf_split.txt")
     rows = {}
     for line in path.read_text().splitlines():
         if line and not line.startswith("#"):
@@ -231,8 +230,8 @@ def test_dorf_split_matches_reference_file():
     np.testing.assert_array_equal(arr[:, 0] / 3, np.concatenate([train, test]))
 
 
-def test_load_bank_dorf_npz_splits():
-    path = shared_path("crf", "dorf_201.npz")
+def test_load_bank_dorf_npz_splits(shared_data):
+    path = shared_data("crf", "dorf_201.npz")
     full = crf.load_bank(f"dorf:{path}", "all")
     train = crf.load_bank(f"dorf:{path}", "train")
     test = crf.load_bank(f"dorf:{path}", "test")
@@ -276,8 +275,8 @@ def test_parametric_family_is_valid_and_split():
     np.testing.assert_array_equal(crf.family_split()[1], test)  # deterministic
 
 
-def test_parametric_family_spans_dorf():
-    dorf = crf.load_dorf(shared_path("crf", "dorf_201.npz"))
+def test_parametric_family_spans_dorf(shared_data):
+    dorf = crf.load_dorf(shared_data("crf", "dorf_201.npz"))
     family = crf.parametric_bank()
     err = _nearest_rmse(dorf.forward, family.forward)
     # Measured 0.0117 mean, 0.034 worst (448 members); a single gamma law gives 0.047.
@@ -291,43 +290,43 @@ def test_parametric_family_spans_dorf():
 
 
 @pytest.mark.parametrize("name", ["invemor.txt", "invemor.npz"])
-def test_load_invemor(name):
-    basis = crf.load_invemor(shared_path("singlehdr", name))
+def test_load_invemor(name, shared_data):
+    basis = crf.load_invemor(shared_data("singlehdr", name))
     assert basis.mean.shape == (N,) and basis.components.shape == (N, 11)
     assert basis.mean[0] == 0 and basis.mean[-1] == pytest.approx(1.0)
     np.testing.assert_allclose(basis.components[[0, -1]], 0.0, atol=1e-6)
     gram = basis.components.T.astype(np.float64) @ basis.components
     np.testing.assert_allclose(gram, np.eye(11), atol=1e-4)
-    assert crf.load_invemor(shared_path("singlehdr", name), k=None).k == 25
+    assert crf.load_invemor(shared_data("singlehdr", name), k=None).k == 25
     w = jnp.zeros((2, 11)).at[:, 0].set(1.0)
     np.testing.assert_allclose(basis.curve(w)[0], basis.mean + basis.components[:, 0], atol=1e-6)
 
 
-def test_load_emor_txt_and_npz_agree():
-    a = crf.load_emor(shared_path("singlehdr", "emor.txt"))
-    b = crf.load_emor(shared_path("singlehdr", "emor.npz"))
+def test_load_emor_txt_and_npz_agree(shared_data):
+    a = crf.load_emor(shared_data("singlehdr", "emor.txt"))
+    b = crf.load_emor(shared_data("singlehdr", "emor.npz"))
     np.testing.assert_allclose(a.components, b.components, atol=1e-6)
     np.testing.assert_allclose(a.mean, b.mean, atol=1e-6)
     assert a.k == 25
 
 
-def test_basis_file_errors(tmp_path):
-    emor = shared_path("singlehdr", "emor.txt")
+def test_basis_file_errors(tmp_path, shared_data):
+    emor = shared_data("singlehdr", "emor.txt")
     with pytest.raises(crf.CRFFileError, match="is this an invemor.txt file"):
         crf.load_invemor(emor)  # an EMoR file is not an invEMoR file
     cut = tmp_path / "invemor.txt"
-    cut.write_text("\n".join(shared_path("singlehdr", "invemor.txt").read_text().splitlines()[:400]))
+    cut.write_text("\n".join(shared_data("singlehdr", "invemor.txt").read_text().splitlines()[:400]))
     with pytest.raises(crf.CRFFileError, match="values, expected 1024"):
         crf.load_invemor(cut)
     with pytest.raises(crf.CRFFileError, match="asked for 30"):
-        crf.load_invemor(shared_path("singlehdr", "invemor.npz"), k=30)
+        crf.load_invemor(shared_data("singlehdr", "invemor.npz"), k=30)
     with pytest.raises(crf.CRFFileError, match="no such file"):
         crf.load_invemor(tmp_path / "none.txt")
 
 
-def test_fit_basis_on_dorf_reproduces_invemor():
-    dorf = crf.load_dorf(shared_path("crf", "dorf_201.npz"))
-    hinv = crf.load_invemor(shared_path("singlehdr", "invemor.npz"), k=None).components
+def test_fit_basis_on_dorf_reproduces_invemor(shared_data):
+    dorf = crf.load_dorf(shared_data("crf", "dorf_201.npz"))
+    hinv = crf.load_invemor(shared_data("singlehdr", "invemor.npz"), k=None).components
     fit = crf.fit_basis(dorf, 5)
     comp = np.asarray(fit.components, np.float64)
     cos = [abs(comp[:, i] @ hinv[:, i]) / np.linalg.norm(comp[:, i]) / np.linalg.norm(hinv[:, i])
@@ -338,12 +337,12 @@ def test_fit_basis_on_dorf_reproduces_invemor():
     np.testing.assert_allclose(comp.T @ comp, np.eye(5), atol=1e-5)
 
 
-def test_default_basis_needs_no_file_and_represents_dorf():
+def test_default_basis_needs_no_file_and_represents_dorf(shared_data):
     basis = crf.default_basis()
     assert basis.k == 11 and basis.mean.shape == (N,)
     assert np.all(basis.components[[0, -1]] == 0)
     assert crf.default_basis() is basis  # cached
-    dorf = shared_path("crf", "dorf_201.npz")
+    dorf = shared_data("crf", "dorf_201.npz")
     g = np.asarray(crf.load_dorf(dorf).inverse, np.float64)
     w = (g - basis.mean) @ basis.components
     rec = np.asarray(basis.curve(w), np.float64)

@@ -4,8 +4,6 @@ import os
 
 import numpy as np
 import pytest
-from conftest import shared_path
-
 from hdrjax import data, io
 from hdrjax.data import __main__ as cli
 from hdrjax.data import sources, transforms
@@ -40,8 +38,8 @@ def folder_config(folder, tmp_path, **overrides):
 # ------------------------------------------------------------------------- hdr_folder, real data
 
 @pytest.fixture(scope="module")
-def real_folder(tmp_path_factory):
-    src = shared_path("train_hdr")
+def real_folder(tmp_path_factory, shared_data):
+    src = shared_data("train_hdr")
     folder = tmp_path_factory.mktemp("train_hdr_subset")
     for name in REAL_FILES:
         os.symlink(src / name, folder / name)
@@ -179,7 +177,7 @@ def write_pairs(root, names, *, ldr_names=None, size=(40, 48), seed=0):
 def test_hdr_real_pairing_rules(tmp_path):
     root = write_pairs(tmp_path / "ok", ["001", "002"])
     pairs = sources.hdr_real_pairs(root)
-    assert [(h.name, l.name) for h, l in pairs] == [("001.hdr", "001.png"), ("002.hdr", "002.png")]
+    assert [(hdr.name, ldr.name) for hdr, ldr in pairs] == [("001.hdr", "001.png"), ("002.hdr", "002.png")]
     bad = write_pairs(tmp_path / "bad", ["001", "002"], ldr_names=["001", "003"])
     with pytest.raises(DataError, match="002.hdr / 003.png"):
         sources.hdr_real_pairs(bad)

@@ -2,8 +2,8 @@
 
 Images are 40×56 HDR scenes evaluated at --resolution 32 (two 32² crops each), with 2 test
 CRFs and 3 exposures, so every run is a few seconds after the first compile. The last tests
-load a shipped-model folder (random smoke-config weights, `hdrjax.pretrained.export`) for
-`--checkpoint <folder>|default` and the stage-prefix methods.
+load a shipped-model folder of the tiny model (tests/conftest.py: `tiny_shipped_model`) for
+`--checkpoint <folder>|default` and the stage-prefix methods: their plumbing is under test.
 """
 import csv
 import json
@@ -18,29 +18,11 @@ from hdrjax.evaluation.loop import evaluate, summarize
 from hdrjax.evaluation.methods import STAGE_METHODS, baseline_method, mean_crf_method, parse_methods
 from hdrjax.evaluation.protocol import EvalConfig, EvalError, Example, open_source
 from hdrjax.evaluation.report import ROW_FIELDS
-from hdrjax.models import build
 from hdrjax.camera import crf
 from hdrjax.io import write_image
 from hdrjax.metrics import METRIC_NAMES
 
-H, W = 40, 56
 BASE = ["--resolution", "32", "--max-crfs", "2", "--exposures=-3,0,3", "--batch-size", "4"]
-
-
-def scene(seed=0, h=H, w=W, light=8.0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = 0.3 + 0.2 * np.sin(xx[..., None] / 5.0 + rng.uniform(0, 6, 3)) * np.cos(yy[..., None] / 7.0)
-    img = img + light * np.exp(-((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / 20.0)[..., None]
-    return img.astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def hdr_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hdr")
-    write_image(folder / "a.exr", scene(0))
-    write_image(folder / "b.hdr", scene(1))
-    return folder
 
 
 def read_csv(path):
@@ -100,10 +82,10 @@ def test_folder_writes_per_image_csv_and_summary(hdr_folder, tmp_path, capsys):
     assert proto["examples"] == 4 and proto["skipped"] == []
 
 
-def test_mask_excludes_extreme_samples_from_the_means(tmp_path):
+def test_mask_excludes_extreme_samples_from_the_means(tmp_path, hdr_scene):
     # A scene bright enough that +3 stops saturates nearly everything, dark enough that −3
     # stops is mostly black: the masks must differ across exposures and drive the means.
-    flat = scene(2, 32, 32, light=0.0)
+    flat = hdr_scene(2, 32, 32, light=0.0)
     examples = [Example("plain", flat * np.float32(0.5 / flat.mean()))]
     bank = crf.load_bank("family", "test").take([0, 1])
     cfg = EvalConfig(exposure_stops=(-3.0, 0.0, 3.0), batch_size=4)
@@ -185,12 +167,12 @@ def test_bad_file_is_skipped_counted_and_fails_the_run(hdr_folder, tmp_path, cap
     assert "Skipped inputs (2)" in stdout
 
 
-def test_input_warning_is_one_line_without_a_source_line(hdr_folder, tmp_path, capsys):
+def test_input_warning_is_one_line_without_a_source_line(hdr_folder, tmp_path, capsys, hdr_scene):
     # A negative value in an HDR file is replaced by 0 with an io.NonFiniteWarning: the CLI
     # prints it as one `warning:` line (hdrjax.cli), not Python's "file:line: Category" + source.
     folder = tmp_path / "negative"
     folder.mkdir()
-    image = scene(4)
+    image = hdr_scene(4)
     image[0, 0, 0] = -1.0
     write_image(folder / "neg.exr", image)
     code, _, err = run([folder, "--workdir", tmp_path / "out", "--methods", "identity"] + BASE, capsys)
@@ -200,12 +182,12 @@ def test_input_warning_is_one_line_without_a_source_line(hdr_folder, tmp_path, c
     assert "NonFiniteWarning" not in err and "warnings.warn" not in err and ".py:" not in err
 
 
-def test_real_pairs_mode(tmp_path, capsys):
+def test_real_pairs_mode(tmp_path, capsys, hdr_scene):
     root = tmp_path / "real"
     (root / "HDR_gt").mkdir(parents=True)
     (root / "LDR_in").mkdir()
     for i in range(2):
-        hdr = scene(10 + i, 36, 48)
+        hdr = hdr_scene(10 + i, 36, 48)
         write_image(root / "HDR_gt" / f"p{i}.hdr", hdr)
         ldr = np.clip(hdr / hdr.mean() * 0.4, 0, 1) ** (1 / 2.2)
         Image.fromarray(np.round(ldr * 255).astype(np.uint8)).save(root / "LDR_in" / f"p{i}.jpg", quality=95)
@@ -226,11 +208,11 @@ def test_real_pairs_mode(tmp_path, capsys):
     assert "real LDR/HDR pairs" in stdout and "## Per exposure" not in stdout
 
 
-def test_real_pair_smaller_than_crop_is_skipped(tmp_path, capsys):
+def test_real_pair_smaller_than_crop_is_skipped(tmp_path, capsys, hdr_scene):
     root = tmp_path / "real"
     (root / "HDR_gt").mkdir(parents=True)
     (root / "LDR_in").mkdir()
-    write_image(root / "HDR_gt" / "tiny.hdr", scene(3, 20, 24))
+    write_image(root / "HDR_gt" / "tiny.hdr", hdr_scene(3, 20, 24))
     Image.fromarray(np.zeros((20, 24, 3), np.uint8) + 100).save(root / "LDR_in" / "tiny.jpg")
     code, _, err = run([root, "--workdir", tmp_path / "out", "--resolution", "32", "--methods", "identity"], capsys)
     assert code == cli.ERROR_EXIT
@@ -314,10 +296,8 @@ def test_mean_crf_is_the_training_split_mean(hdr_folder, tmp_path, capsys):
     assert "mean_crf" in parse_methods("baselines", have_model=False)
 
 
-def test_mean_crf_of_dorf_averages_its_191_training_curves():
-    from conftest import shared_path
-
-    path = shared_path("crf", "dorf_201.npz")
+def test_mean_crf_of_dorf_averages_its_191_training_curves(shared_data):
+    path = shared_data("crf", "dorf_201.npz")
     method = mean_crf_method(f"dorf:{path}")
     assert method.info["curves"] == 191
     train = crf.load_bank(f"dorf:{path}", "train")
@@ -339,23 +319,10 @@ def test_stage_methods_parse():
         parse_methods("stages_hallucination", have_model=False)
 
 
-@pytest.fixture(scope="module")
-def shipped_model(tmp_path_factory):
-    """A shipped-model folder (hdrjax.pretrained.export) of random smoke-config weights."""
-    from test_ablations import abl, random_variables
-
-    from hdrjax import pretrained
-
-    config = abl.smoke_config()
-    variables = random_variables(build.build_model(config))
-    return pretrained.export(variables, config, tmp_path_factory.mktemp("shipped") / "model",
-                             metadata={"step": 123456, "recipe": "test"})
-
-
 @pytest.mark.slow
-def test_shipped_model_and_stage_prefixes(shipped_model, hdr_folder, tmp_path, capsys):
+def test_shipped_model_and_stage_prefixes(tiny_shipped_model, hdr_folder, tmp_path, capsys):
     out = tmp_path / "eval"
-    code, _, err = run([hdr_folder, "--workdir", out, "--checkpoint", shipped_model,
+    code, _, err = run([hdr_folder, "--workdir", out, "--checkpoint", tiny_shipped_model,
                         "--methods", "model,stages,no_refinement", "--resolution", "32", "--max-crfs", "1",
                         "--exposures=0", "--limit", "1", "--mask", "include"], capsys)
     assert code == 0, err
@@ -374,19 +341,19 @@ def test_shipped_model_and_stage_prefixes(shipped_model, hdr_folder, tmp_path, c
         assert float(hal[m]) == pytest.approx(float(nr[m]), rel=1e-6, abs=1e-6)
     assert float(lin["tone_psnr"]) != pytest.approx(float(hal["tone_psnr"]), abs=1e-6)
     proto = json.loads((out / "protocol.json").read_text())
-    assert proto["checkpoint"]["path"] == str(shipped_model) and proto["checkpoint"]["step"] == 123456
+    assert proto["checkpoint"]["path"] == str(tiny_shipped_model) and proto["checkpoint"]["step"] == 123456
     assert proto["checkpoint"]["output_stage"] == "refinement"
     assert [m["kind"] for m in proto["methods"]] == ["model", "stages", "stages", "stages", "ablation"]
 
 
 @pytest.mark.slow
-def test_checkpoint_default_is_the_packaged_model(shipped_model, hdr_folder, tmp_path, capsys, monkeypatch):
+def test_checkpoint_default_is_the_packaged_model(tiny_shipped_model, hdr_folder, tmp_path, capsys, monkeypatch):
     from hdrjax import pretrained
 
-    monkeypatch.setattr(pretrained, "DEFAULT_DIR", shipped_model)
+    monkeypatch.setattr(pretrained, "DEFAULT_DIR", tiny_shipped_model)
     from hdrjax import pretrained
 
-    assert pretrained.is_model_dir("default") and pretrained.is_model_dir(shipped_model)
+    assert pretrained.is_model_dir("default") and pretrained.is_model_dir(tiny_shipped_model)
     assert not pretrained.is_model_dir(tmp_path)
     out = tmp_path / "eval"
     code, _, err = run([hdr_folder, "--workdir", out, "--checkpoint", "default", "--methods",

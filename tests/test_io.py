@@ -14,7 +14,6 @@ import OpenEXR
 import pytest
 from PIL import Image, ImageOps
 
-from conftest import shared_path
 from hdrjax import io
 from hdrjax.io import exr as io_exr
 from hdrjax.io import exr_yca
@@ -495,10 +494,10 @@ def test_radiance_orientations(tmp_path, line, transform):
     np.testing.assert_array_equal(io.read_image(tmp_path / "o.hdr"), transform(stored))
 
 
-def test_radiance_matches_opencv_in_rgb_order():
+def test_radiance_matches_opencv_in_rgb_order(shared_data):
     import cv2
 
-    path = shared_path("train_hdr", "adams_place_bridge_1k.hdr")
+    path = shared_data("train_hdr", "adams_place_bridge_1k.hdr")
     np.testing.assert_array_equal(io.read_image(path), cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[..., ::-1])
 
 
@@ -621,8 +620,8 @@ def _truncations(path, count=40):
     return out
 
 
-def test_every_damaged_exr_raises_image_read_error(tmp_path):
-    folder = shared_path("exr_damaged")
+def test_every_damaged_exr_raises_image_read_error(tmp_path, shared_data):
+    folder = shared_data("exr_damaged")
     damaged = sorted(str(p) for p in folder.iterdir())
     assert len(damaged) == 93  # 92 fuzzed files + README.rst (also not an EXR)
     # Structural damage of our own on valid scan-line, tiled and multi-part files.
@@ -702,8 +701,8 @@ _REAL = {"CandleGlass.exr": (810, 1000, 100.0, 1e5), "Cannon.exr": (566, 780, 2.
 
 
 @pytest.mark.parametrize("name", sorted(_REAL))
-def test_real_hdr_photographs(name):
-    path = shared_path("real_hdr", name)
+def test_real_hdr_photographs(name, shared_data):
+    path = shared_data("real_hdr", name)
     h, w, brightest, ratio = _REAL[name]
     img = _read_quiet(path)
     stats = _luminance_stats(img)
@@ -733,8 +732,8 @@ def test_real_hdr_photographs(name):
         np.testing.assert_allclose(img @ REC709_YW, raw["Y"].pixels.astype(np.float32), rtol=0.02, atol=1e-3)
 
 
-def test_train_hdr_files_match_their_manifest_statistics():
-    folder = shared_path("train_hdr")
+def test_train_hdr_files_match_their_manifest_statistics(shared_data):
+    folder = shared_data("train_hdr")
     with open(folder / "MANIFEST.tsv", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     exr = [r for r in rows if r["file"].endswith(".exr")]

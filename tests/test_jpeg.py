@@ -7,7 +7,6 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-from conftest import shared_path
 from hdrjax.camera import jpeg
 
 cv2 = pytest.importorskip("cv2")
@@ -40,11 +39,11 @@ def _synthetic(h, w, seed):
     return np.round(img * 255).astype(np.uint8)
 
 
-def _test_images():
+def _test_images(shared_data):
     """Odd-sized 8-bit crops: tone-mapped real HDR photographs (if present) + synthetic ones."""
     images = [_synthetic(61, 45, 0), _synthetic(40, 64, 1)]
     try:
-        folder = shared_path("train_hdr")
+        folder = shared_data("train_hdr")
     except pytest.skip.Exception:
         return images
     from hdrjax.io import read_image
@@ -62,8 +61,8 @@ def _test_images():
 
 
 @pytest.fixture(scope="module")
-def images():
-    imgs = _test_images()
+def images(shared_data):
+    imgs = _test_images(shared_data)
     return [im for im in imgs if im.shape == (61, 45, 3)], [im for im in imgs if im.shape != (61, 45, 3)]
 
 

@@ -115,7 +115,10 @@ def test_feature_stack_layout():
 
 def test_parameter_counts_and_names(variables):
     params, stats = variables["params"], variables["batch_stats"]
-    count = lambda tree: sum(a.size for a in jax.tree.leaves(tree))  # noqa: E731
+
+    def count(tree):
+        return sum(a.size for a in jax.tree.leaves(tree))
+
     assert count(params["crf_feature_net"]) == lin.N_TRUNK_PARAMS == 1_195_328
     assert count(params["ae_invcrf_decode_net"]) == lin.N_HEAD_PARAMS == 5_643
     assert params["ae_invcrf_decode_net"]["dense"]["kernel"].shape == (512, 11)
@@ -210,10 +213,8 @@ def test_without_a_basis_the_package_default_is_used(variables):
     assert not np.allclose(curve(LinearizationNet()), curve(LinearizationNet(basis=synthetic_basis())))
 
 
-def test_real_inverse_emor_basis_gives_monotone_curves(variables):
-    from conftest import shared_path
-
-    data = np.load(shared_path("singlehdr", "invemor.npz"))
+def test_real_inverse_emor_basis_gives_monotone_curves(variables, shared_data):
+    data = np.load(shared_data("singlehdr", "invemor.npz"))
     net = LinearizationNet(basis=types.SimpleNamespace(mean=data["g0"], components=data["hinv"]))
     g = jax.jit(net.apply)(variables, smooth_batch()[1])
     assert np.all(np.diff(np.asarray(g), axis=-1) >= 0)

@@ -156,5 +156,8 @@ def test_joint_loss_is_scale_invariant_per_sample():
     # Mean 0.5 normalisation, then L1 in the log-tone domain (§3.4), written out.
     rn = np.asarray(r) / (1e-6 + np.asarray(r).mean(axis=(1, 2, 3), keepdims=True)) * 0.5
     hn = np.asarray(h) / (1e-6 + np.asarray(h).mean(axis=(1, 2, 3), keepdims=True)) * 0.5
-    t = lambda v: np.log(1 + 10 * v) / np.log(11.0)
+
+    def t(v):
+        return np.log(1 + 10 * v) / np.log(11.0)
+
     np.testing.assert_allclose(base, np.mean(np.abs(t(rn) - t(hn))), rtol=1e-5)

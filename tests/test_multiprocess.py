@@ -16,7 +16,6 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import TINY_WIDTH, make_tiny_config
 
 from hdrjax import checkpoints, launch
 from hdrjax.models import build
@@ -31,7 +30,7 @@ ARGS = [
     "--config.train.eval_every=0",
     "--config.train.image_summary_every=0",
     f"--config.parallel.heartbeat_timeout_secs={HEARTBEAT_S}",
-    f"--config.model.width={TINY_WIDTH}",  # what is tested is the processes' cooperation
+    "--config.model.width=0.125",  # the tiny model (tests/conftest.py): the processes' cooperation is tested
 ]
 
 
@@ -83,7 +82,8 @@ def test_two_processes_cooperate_and_each_writes_its_part(two_process_run):
 
 
 @pytest.mark.slow
-def test_two_processes_reach_the_parameters_of_one_process_on_the_same_global_batch(two_process_run):
+def test_two_processes_reach_the_parameters_of_one_process_on_the_same_global_batch(two_process_run,
+                                                                                    make_tiny_config):
     """Steps 3-4 again in this process on 8 devices, from the 2-process checkpoint of step 2.
 
     The global batch is what the two processes loaded: process 0's shard on devices 0-3 and
@@ -93,7 +93,7 @@ def test_two_processes_reach_the_parameters_of_one_process_on_the_same_global_ba
     from hdrjax.camera import crf
 
     workdir, _ = two_process_run
-    config = _load_config()
+    config = make_tiny_config("dequantization")  # = ARGS' config
     mesh = parallel.make_mesh()
     assert mesh.devices.size == 8
     model, optimizer = build.build_model(config), train.make_optimizer(config)
@@ -132,15 +132,11 @@ def test_two_processes_reach_the_parameters_of_one_process_on_the_same_global_ba
     assert diff.max() <= config.optim.learning_rate * 2, diff.max()
 
 
-def _load_config():
-    return make_tiny_config("dequantization")  # = ARGS' config
-
-
-def test_processes_read_disjoint_shards_that_cover_the_data():
+def test_processes_read_disjoint_shards_that_cover_the_data(make_tiny_config):
     from hdrjax import data
     from hdrjax.data import procedural, transforms
 
-    config = _load_config().data
+    config = make_tiny_config("dequantization").data  # = ARGS' config
     with config.unlocked():
         config.procedural.num_train_scenes = 12
     # One epoch: 12 scenes = 3 global batches of 4, 2 items per process and batch.

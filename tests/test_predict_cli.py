@@ -1,7 +1,10 @@
-"""`python -m hdrjax.predict` end to end with a real (freshly initialised) SingleHDR checkpoint.
+"""`python -m hdrjax.predict` end to end: command-line plumbing on the tiny SingleHDR.
 
-All images are 48×80 so the stages compile once for the whole module; tests that only check
-file handling stop after the (cheap) Dequantization-Net.
+What is under test is the command line (inputs, outputs, stages, errors, the checkpoint it
+loads), not the network, so the checkpoints are of the tiny model (tests/conftest.py:
+`tiny_checkpoint`; one freshly initialised by the model's own initialisers for the end-to-end
+run). All images are 48×80 so the stages compile once for the whole session; tests that only
+check file handling stop after the (cheap) Dequantization-Net.
 """
 import pathlib
 import subprocess
@@ -13,75 +16,36 @@ import pytest
 from PIL import Image
 
 from hdrjax import checkpoints, io, loading, predict, tonemap
-from hdrjax import configs
 from hdrjax.models import build
-from hdrjax.models.build import random_variables
-from hdrjax.models.build import NETWORKS
+from hdrjax.models.build import NETWORKS, random_variables
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-H, W = 48, 80
-
-
-def smoke_config(stage="joint"):
-    return configs.get_config(stage, "smoke")
-
-
-def save_checkpoint(path, variables, config):
-    """A standalone checkpoint through the public writer (hdrjax.checkpoints.save_variables)."""
-    checkpoints.save_variables(path, variables, config)
-    return path
+H, W = 48, 80  # the shape of the `ldr_image` photos
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    config = smoke_config()
-    model = build.build_model(config)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "run", random_variables(model), config)
+def run_dir(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
-def fresh_run_dir(tmp_path_factory):
-    """A checkpoint of freshly initialised SingleHDR variables (the model's own initialisers)."""
-    config = smoke_config()
-    model = build.build_model(config)
-    variables = jax.jit(lambda k: build.init_variables(model, k))(jax.random.key(0))
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "fresh", variables, config)
-
-
-def ldr_image(seed=0, h=H, w=W):
-    """Smooth gradients plus one saturated blob, 8-bit range values in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = 0.4 + 0.3 * np.sin(xx[..., None] / 7.0 + np.arange(3)) * np.cos(yy[..., None] / 9.0)
-    img = img + 1.5 * np.exp(-((yy - h / 2) ** 2 + (xx - 0.6 * w) ** 2) / 60.0)[..., None]
-    return np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1)
-
-
-def write_png(path, img, bits=8):
-    if bits == 8:
-        Image.fromarray(np.round(img * 255).astype(np.uint8)).save(path)
-    else:
-        import cv2
-
-        cv2.imwrite(str(path), np.round(img[..., ::-1] * 65535).astype(np.uint16))
+def fresh_run_dir(tmp_path_factory, tiny_model, make_tiny_config):
+    """A checkpoint of freshly initialised tiny SingleHDR variables (the model's own initialisers)."""
+    variables = jax.jit(lambda k: build.init_variables(tiny_model, k))(jax.random.key(0))
+    path = tmp_path_factory.mktemp("ckpt") / "fresh"
+    checkpoints.save_variables(path, variables, make_tiny_config())
     return path
-
-
-def run(args, capsys):
-    code = predict.main([str(a) for a in args])
-    err = capsys.readouterr().err
-    return code, err
 
 
 @pytest.mark.slow
-def test_end_to_end_exr_and_preview(fresh_run_dir, tmp_path, capsys):
+def test_end_to_end_exr_and_preview(fresh_run_dir, tmp_path, ldr_image, write_png, predict_cli):
     run_dir = fresh_run_dir
     src = tmp_path / "in"
     src.mkdir()
     write_png(src / "photo.png", ldr_image(0))
     write_png(src / "deep.png", ldr_image(1), bits=16)
     out = tmp_path / "out"
-    code, err = run(["--checkpoint", run_dir, "--output", out, "--preview", src], capsys)
+    code, err = predict_cli(["--checkpoint", run_dir, "--output", out, "--preview", src])
     assert code == 0, err
     assert "warning:" in err and "only 6 steps" in err  # smoke checkpoint is flagged
     assert "output after refinement" in err  # a joint checkpoint defaults to the refined output
@@ -97,19 +61,19 @@ def test_end_to_end_exr_and_preview(fresh_run_dir, tmp_path, capsys):
     np.testing.assert_array_equal(preview, tonemap.preview(hdr))
 
 
-def test_hdr_format_half_and_stages(run_dir, tmp_path, capsys):
+def test_hdr_format_half_and_stages(run_dir, tmp_path, ldr_image, write_png, predict_cli):
     write_png(tmp_path / "a.png", ldr_image(2))
-    code, err = run(["--checkpoint", run_dir, "--output", tmp_path / "o1", "--format", "hdr", "--stages", "linearization", tmp_path / "a.png"], capsys)
+    code, err = predict_cli(["--checkpoint", run_dir, "--output", tmp_path / "o1", "--format", "hdr", "--stages", "linearization", tmp_path / "a.png"])
     assert code == 0, err
     b = io.read_image(tmp_path / "o1" / "a.hdr")
     assert b.shape == (H, W, 3) and b.max() <= 1.0 + 1e-2  # B: linear, clipped range (RGBE rounding)
-    code, err = run(["--checkpoint", run_dir, "--output", tmp_path / "o2", "--half", "--stages", "dequantization", tmp_path / "a.png"], capsys)
+    code, err = predict_cli(["--checkpoint", run_dir, "--output", tmp_path / "o2", "--half", "--stages", "dequantization", tmp_path / "a.png"])
     assert code == 0, err
     c = io.read_image(tmp_path / "o2" / "a.exr")
     assert 0.0 <= c.min() and c.max() <= 1.0
 
 
-def test_mixed_folder_good_written_broken_reported(run_dir, tmp_path, capsys):
+def test_mixed_folder_good_written_broken_reported(run_dir, tmp_path, ldr_image, write_png, predict_cli):
     src = tmp_path / "mixed"
     src.mkdir()
     write_png(src / "good1.png", ldr_image(3))
@@ -122,7 +86,7 @@ def test_mixed_folder_good_written_broken_reported(run_dir, tmp_path, capsys):
     frames[0].save(src / "animated.png", save_all=True, append_images=frames[1:])
     (src / "notes.txt").write_text("ignored: not an image extension")
     out = tmp_path / "out"
-    code, err = run(["--checkpoint", run_dir, "--output", out, "--stages", "dequantization", src, tmp_path / "missing.jpg"], capsys)
+    code, err = predict_cli(["--checkpoint", run_dir, "--output", out, "--stages", "dequantization", src, tmp_path / "missing.jpg"])
     assert code == 1
     assert sorted(p.name for p in out.iterdir()) == ["good1.exr", "good2.exr"]  # no temp files left
     errors = [line for line in err.splitlines() if line.startswith("error:")]
@@ -132,21 +96,21 @@ def test_mixed_folder_good_written_broken_reported(run_dir, tmp_path, capsys):
     assert "Traceback" not in err
 
 
-def test_existing_outputs_skipped_unless_overwrite(run_dir, tmp_path, capsys):
+def test_existing_outputs_skipped_unless_overwrite(run_dir, tmp_path, ldr_image, write_png, predict_cli):
     write_png(tmp_path / "x.png", ldr_image(5))
     out = tmp_path / "out"
     out.mkdir()
     (out / "x.exr").write_bytes(b"sentinel")
     args = ["--checkpoint", run_dir, "--output", out, "--stages", "dequantization", tmp_path / "x.png"]
-    code, err = run(args, capsys)
+    code, err = predict_cli(args)
     assert code == 0 and "skipped, exists" in err
     assert (out / "x.exr").read_bytes() == b"sentinel"
-    code, err = run(args + ["--overwrite"], capsys)
+    code, err = predict_cli(args + ["--overwrite"])
     assert code == 0, err
     assert io.read_image(out / "x.exr").shape == (H, W, 3)
     # A missing preview is still written when the HDR exists; the HDR is left alone.
     before = (out / "x.exr").read_bytes()
-    code, err = run(args + ["--preview"], capsys)
+    code, err = predict_cli(args + ["--preview"])
     assert code == 0 and (out / "x.png").exists() and (out / "x.exr").read_bytes() == before
 
 
@@ -154,7 +118,7 @@ def test_existing_outputs_skipped_unless_overwrite(run_dir, tmp_path, capsys):
     "extra",
     [["--half", "--format", "hdr"], ["--tile", "100"], ["--overlap", "512"], ["--batch-size", "0"]],
 )
-def test_usage_errors_exit_2(run_dir, tmp_path, extra, capsys):
+def test_usage_errors_exit_2(run_dir, tmp_path, extra, ldr_image, write_png):
     write_png(tmp_path / "x.png", ldr_image(6))
     with pytest.raises(SystemExit) as e:
         predict.main(["--checkpoint", str(run_dir), "--output", str(tmp_path / "o"), *extra, str(tmp_path / "x.png")])
@@ -168,16 +132,18 @@ def test_no_inputs_is_a_usage_error(run_dir, tmp_path, capsys):
     assert "no .png" in capsys.readouterr().err
 
 
-def test_bad_checkpoints_one_line(run_dir, tmp_path, capsys):
+def test_bad_checkpoints_one_line(run_dir, tmp_path, ldr_image, write_png, predict_cli, tiny_config):
     write_png(tmp_path / "x.png", ldr_image(7))
-    code, err = run(["--checkpoint", tmp_path / "nowhere", "--output", tmp_path / "o", tmp_path / "x.png"], capsys)
+    code, err = predict_cli(["--checkpoint", tmp_path / "nowhere", "--output", tmp_path / "o", tmp_path / "x.png"])
     assert code == 1 and [line for line in err.splitlines() if line.startswith("error:")] and "Traceback" not in err
     # Parameters of another shape: one line naming the parameter.
     model, variables, cfg, _ = loading.load_model(run_dir)
     params = jax.tree.map(np.asarray, variables["params"])
-    params["refinement"]["conv2d"]["kernel"] = np.zeros((3, 3, 9, 8), np.float32)
-    bad = save_checkpoint(tmp_path / "bad", {"params": params, "batch_stats": variables["batch_stats"]}, smoke_config())
-    code, err = run(["--checkpoint", bad, "--output", tmp_path / "o", tmp_path / "x.png"], capsys)
+    kernel = params["refinement"]["conv2d"]["kernel"]
+    params["refinement"]["conv2d"]["kernel"] = np.zeros(kernel.shape[:-1] + (kernel.shape[-1] + 1,), np.float32)
+    bad = tmp_path / "bad"
+    checkpoints.save_variables(bad, {"params": params, "batch_stats": variables["batch_stats"]}, tiny_config)
+    code, err = predict_cli(["--checkpoint", bad, "--output", tmp_path / "o", tmp_path / "x.png"])
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(lines) == 1
     assert "does not match" in lines[0] and "refinement/conv2d/kernel" in lines[0]
@@ -207,8 +173,8 @@ def test_stored_config_without_a_model_block_is_refused():
     assert message.startswith("runs/old: ") and "no 'model' block" in message and "save_variables" in message
 
 
-def test_stored_model_options_are_checked_against_the_defaults(caplog):
-    stored = checkpoints.config_to_json(smoke_config())
+def test_stored_model_options_are_checked_against_the_defaults(caplog, tiny_config):
+    stored = checkpoints.config_to_json(tiny_config)
     defaults = build.model_defaults()
     # A missing option is taken from model_defaults(), and the warning names it and its value.
     for name in ("lin_monotone", "border"):
@@ -229,9 +195,9 @@ def test_stored_model_options_are_checked_against_the_defaults(caplog):
         loading.model_from_config(stored, "runs/bad")
 
 
-def test_a_bug_while_building_the_model_keeps_its_traceback(monkeypatch):
+def test_a_bug_while_building_the_model_keeps_its_traceback(monkeypatch, tiny_config):
     """Only user errors (HdrjaxError, OSError) become a LoadError line; anything else is a bug."""
-    stored = checkpoints.config_to_json(smoke_config())
+    stored = checkpoints.config_to_json(tiny_config)
     stored["model"]["border"] = 7  # an architecture not built (cached) yet
 
     def broken(config):
@@ -252,34 +218,33 @@ def test_module_help_runs():
     assert r.returncode == 0 and "--checkpoint" in r.stdout and "--reference-mode" in r.stdout
 
 
-def test_moved_checkpoint_finds_its_basis_file(tmp_path, capsys):
+def test_moved_checkpoint_finds_its_basis_file(tmp_path, shared_data, ldr_image, write_png, predict_cli, tiny_config,
+                                               tiny_model):
     """A checkpoint whose config names an invemor file that moved with it (e.g. a TF1 import)."""
-    from conftest import shared_path
-
-    invemor = shared_path("singlehdr", "invemor.txt")
-    config = smoke_config()
+    invemor = shared_data("singlehdr", "invemor.txt")
+    config = tiny_config
     config.crf.invemor = str(tmp_path / "gone" / "invemor.txt")  # where it was when saved
-    model = build.build_model(smoke_config())  # same shapes: the basis is not a variable
-    ckpt = save_checkpoint(tmp_path / "imported", random_variables(model, seed=1), config)
+    ckpt = tmp_path / "imported"  # the tiny model's shapes: the basis is not a variable
+    checkpoints.save_variables(ckpt, random_variables(tiny_model, seed=1), config)
     (ckpt / "invemor.txt").write_bytes(invemor.read_bytes())
     write_png(tmp_path / "x.png", ldr_image(8))
-    code, err = run(["--checkpoint", ckpt, "--output", tmp_path / "o", "--stages", "dequantization", tmp_path / "x.png"], capsys)
+    code, err = predict_cli(["--checkpoint", ckpt, "--output", tmp_path / "o", "--stages", "dequantization", tmp_path / "x.png"])
     assert code == 0, err
     (ckpt / "invemor.txt").unlink()
-    code, err = run(["--checkpoint", ckpt, "--output", tmp_path / "o2", "--stages", "dequantization", tmp_path / "x.png"], capsys)
+    code, err = predict_cli(["--checkpoint", ckpt, "--output", tmp_path / "o2", "--stages", "dequantization", tmp_path / "x.png"])
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1 and "invemor" in errors[0]
 
 
-def test_memory_budget_that_cannot_be_met_warns_once_and_still_writes(run_dir, tmp_path, capsys):
+def test_memory_budget_that_cannot_be_met_warns_once_and_still_writes(run_dir, tmp_path, ldr_image, write_png, predict_cli):
     for name in ("a.png", "b.png"):
         write_png(tmp_path / name, ldr_image(3))
-    code, err = run(["--checkpoint", run_dir, "--output", tmp_path / "o", "--memory-budget", "1M", "--stages",
-                     "dequantization", tmp_path], capsys)
+    code, err = predict_cli(["--checkpoint", run_dir, "--output", tmp_path / "o", "--memory-budget", "1M", "--stages",
+                     "dequantization", tmp_path])
     assert code == 0, err
     assert (tmp_path / "o" / "a.exr").exists() and (tmp_path / "o" / "b.exr").exists()
-    warnings = [l for l in err.splitlines() if "memory budget cannot be met" in l]
-    assert len(warnings) <= 1 and all(l.startswith("warning:") for l in warnings), err
+    warnings = [line for line in err.splitlines() if "memory budget cannot be met" in line]
+    assert len(warnings) <= 1 and all(line.startswith("warning:") for line in warnings), err
 
 
 @pytest.mark.parametrize("text,value", [("4G", 4e9), ("1500M", 1.5e9), ("2.5GB", 2.5e9), ("3GiB", 3 * 2**30),
@@ -288,7 +253,7 @@ def test_memory_budget_sizes(text, value):
     assert predict._parse_bytes(text) == value
 
 
-def test_memory_budget_nonsense_is_a_usage_error(run_dir, tmp_path, capsys):
+def test_memory_budget_nonsense_is_a_usage_error(run_dir, tmp_path, capsys, ldr_image, write_png):
     write_png(tmp_path / "a.png", ldr_image(3))
     with pytest.raises(SystemExit) as e:
         predict.main(["--checkpoint", str(run_dir), "--output", str(tmp_path / "o"), "--memory-budget", "lots",
@@ -297,7 +262,7 @@ def test_memory_budget_nonsense_is_a_usage_error(run_dir, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_compilation_cache_is_kept_between_runs(run_dir, tmp_path):
+def test_compilation_cache_is_kept_between_runs(run_dir, tmp_path, ldr_image, write_png):
     """A fresh process fills --compilation-cache; the folder is what the README says to delete."""
     write_png(tmp_path / "a.png", ldr_image(4))
     cache = tmp_path / "compiled"

@@ -1,82 +1,17 @@
 """The tiles engine (hdrjax.tiles; `predict.reconstruct` with `engine="tiles"`), checked with a tiny stand-in model.
 
-The stand-in has the four stage methods of SingleHDR but a limited receptive field (a few
-3×3 convs and one 2× pooling), so a tiled run whose discarded overlap margin exceeds that
-field must equal the one-pass run up to float rounding: any layout, blending or alignment
-bug shows up as a large difference.
+The stand-in (tests/conftest.py: `standin`) has the four stage methods of SingleHDR but a
+limited receptive field (a few 3×3 convs and one 2× pooling), so a tiled run whose discarded
+overlap margin exceeds that field must equal the one-pass run up to float rounding: any
+layout, blending or alignment bug shows up as a large difference.
 """
-import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from hdrjax import predict, tiles
-from hdrjax.models.build import NETWORKS
+from hdrjax.models.build import NETWORKS as ALL
 from hdrjax.models.hallucination import blend_weight
-
-
-class StandIn(nn.Module):
-    """SingleHDR look-alike: same methods and data flow, receptive field radius < 16 px per stage."""
-
-    def setup(self):
-        init = nn.initializers.normal(0.3)
-        self.deq1 = nn.Conv(6, (3, 3), kernel_init=init)
-        self.deq2 = nn.Conv(3, (3, 3), kernel_init=init)
-        self.crf = nn.Dense(1)
-        self.hal1 = nn.Conv(6, (3, 3), kernel_init=init)
-        self.hal2 = nn.Conv(6, (3, 3), kernel_init=init)
-        self.hal3 = nn.Conv(3, (3, 3), kernel_init=init)
-        self.ref = nn.Conv(3, (3, 3), kernel_init=init)
-
-    def dequantize(self, ldr):
-        return jnp.clip(ldr + 0.05 * jnp.tanh(self.deq2(nn.relu(self.deq1(ldr)))), 0.0, 1.0)
-
-    def estimate_inverse_crf(self, c, *, train=False):
-        # A global statistic, like the Linearization-Net's average pool: gamma from the mean.
-        g = 1.0 + jax.nn.sigmoid(self.crf(jnp.mean(c, axis=(1, 2))))  # f32[B, 1] in (1, 2)
-        return jnp.linspace(0.0, 1.0, 1024)[None, :] ** g
-
-    def hallucinate(self, linear, *, train=False):
-        h = nn.relu(self.hal1(linear))
-        h = nn.avg_pool(h, (2, 2), strides=(2, 2))
-        h = nn.relu(self.hal2(h))
-        h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
-        r = 3.0 * self.hal3(h)
-        return linear + blend_weight(linear) * nn.relu(r), r
-
-    def refine(self, hallucinated, linear, dequantized):
-        x = jnp.concatenate([hallucinated, linear, dequantized], axis=-1)
-        return nn.relu(hallucinated + 0.1 * self.ref(x))
-
-    def __call__(self, ldr):
-        c = self.dequantize(ldr)
-        g = self.estimate_inverse_crf(c)
-        a, _ = self.hallucinate(c ** 1.5)
-        return self.refine(a, c, c), g
-
-
-@pytest.fixture(scope="module")
-def standin():
-    model = StandIn()
-    # jit: one compilation instead of one per initialiser op (eager init is slow on a busy CPU).
-    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
-    return model, variables
-
-
-def photo_like(h, w, seed=0):
-    """A smooth LDR test image with saturated blobs (so some tiles have α > 0, some not)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = 0.35 + 0.25 * np.sin(xx[..., None] / 37.0 + np.arange(3)) * np.cos(yy[..., None] / 23.0)
-    for _ in range(3):
-        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.03, 0.08) * min(h, w)
-        img += 1.2 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None]
-    img += rng.normal(0, 0.02, img.shape)
-    return np.clip(img, 0, 1).astype(np.float32)
-
-
-ALL = NETWORKS
 
 
 def one_pass(model, variables, ldr, **kw):
@@ -106,7 +41,7 @@ def test_blend_weights_partition_of_unity():
     assert total.min() == pytest.approx(1.0, abs=1e-6)
 
 
-def test_small_image_single_tile_any_size(standin):
+def test_small_image_single_tile_any_size(standin, photo_like):
     model, variables = standin
     ldr = photo_like(37, 53)
     r = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", stages=ALL))
@@ -116,7 +51,7 @@ def test_small_image_single_tile_any_size(standin):
     assert r.stats["tiles"] == 1 and r.stats["tile_shape"] == (64, 64)
 
 
-def test_tiled_equals_one_pass_and_no_seams(standin):
+def test_tiled_equals_one_pass_and_no_seams(standin, photo_like):
     model, variables = standin
     ldr = photo_like(200, 333, seed=1)
     full = one_pass(model, variables, ldr)
@@ -135,7 +70,7 @@ def test_tiled_equals_one_pass_and_no_seams(standin):
     assert diff[rows].max() < 2e-5 and diff[:, cols].max() < 2e-5
 
 
-def test_skipping_unlit_tiles_matches_full_where_alpha_positive(standin):
+def test_skipping_unlit_tiles_matches_full_where_alpha_positive(standin, photo_like):
     model, variables = standin
     ldr = photo_like(256, 384, seed=2)
     base = dict(tile=128, overlap=64, stages=ALL[:3])
@@ -153,7 +88,7 @@ def test_skipping_unlit_tiles_matches_full_where_alpha_positive(standin):
     assert np.abs(full.hallucinated - full.linear).max() > 0.05
 
 
-def test_batch_across_images_equals_one_by_one(standin):
+def test_batch_across_images_equals_one_by_one(standin, photo_like):
     model, variables = standin
     images = [photo_like(64, 64, 3), photo_like(90, 130, 4), photo_like(64, 64, 5)]
     cfg = predict.PredictConfig(engine="tiles", tile=64, overlap=32, stages=ALL, batch_size=4)
@@ -163,7 +98,7 @@ def test_batch_across_images_equals_one_by_one(standin):
         np.testing.assert_allclose(r.refined, alone.refined, atol=1e-6)
 
 
-def test_stages_stop_early(standin):
+def test_stages_stop_early(standin, photo_like):
     model, variables = standin
     ldr = photo_like(40, 40)
     r = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", stages=ALL[:2]))
@@ -173,7 +108,7 @@ def test_stages_stop_early(standin):
     assert r.inverse_crf is None and r.output is r.dequantized
 
 
-def test_reference_mode_stretches_pads_and_restores_size(standin):
+def test_reference_mode_stretches_pads_and_restores_size(standin, photo_like):
     model, variables = standin
     ldr = photo_like(50, 70)
     r = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", stages=ALL, reference_mode=True))
@@ -192,7 +127,7 @@ def test_config_validation(kw):
 
 
 @pytest.mark.slow
-def test_large_image_tiled_equals_one_pass(standin):
+def test_large_image_tiled_equals_one_pass(standin, photo_like):
     """3000×2000 (the issue's size): default tiles vs one pass, stand-in model."""
     model, variables = standin
     ldr = photo_like(2000, 3000, seed=7)

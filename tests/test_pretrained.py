@@ -1,10 +1,11 @@
 """hdrjax.pretrained (shipped-model folders) and `python -m hdrjax.predict` with the default model.
 
 No training and no compiled initialisation: the variables are seeded random arrays of the real
-SingleHDR shapes (`jax.eval_shape` of `train.init_variables`, as in test_predict_cli). The big
-folders are exported once per module and deleted afterwards; the broken-file cases use a tiny
-model-less export (they all fail before a model is built). Only the CLI tests run a network, the
-cheap Dequantization-Net, on the same 48×80 images as test_predict_cli (shared compilation).
+SingleHDR shapes (`build.random_variables`): what a shipped folder holds (shards, the frozen
+VGG16 encoder) depends on the real widths. The big folders are exported once per module and
+deleted afterwards; the broken-file cases use a tiny model-less export (they all fail before a
+model is built). Only the CLI tests run a network, the cheap Dequantization-Net, on the 48×80
+`ldr_image` photos of tests/conftest.py.
 """
 import json
 import pathlib
@@ -17,8 +18,7 @@ import pytest
 
 from hdrjax import checkpoints, io, loading, pretrained
 from hdrjax.models import build
-from hdrjax.models.build import NETWORKS
-from test_predict_cli import H, W, ldr_image, random_variables, run, write_png
+from hdrjax.models.build import NETWORKS, random_variables
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARD_LIMIT = 12 * 1024 * 1024  # < the default 16 MiB: forces more shards; the largest array is 9 MiB
@@ -215,27 +215,28 @@ def test_update_manifest_keeps_the_folder_valid(tmp_path):
 # ------------------------------------------------------------------------ CLI
 
 
-def test_cli_shipped_folder_and_default_model(shipped, tmp_path, capsys, monkeypatch):
-    write_png(tmp_path / "x.png", ldr_image(9))
-    code, err = run(["--checkpoint", shipped.dir, "--output", tmp_path / "o1", "--stages", "dequantization",
-                     tmp_path / "x.png"], capsys)
+def test_cli_shipped_folder_and_default_model(shipped, tmp_path, monkeypatch, ldr_image, write_png, predict_cli):
+    ldr = ldr_image(9)
+    write_png(tmp_path / "x.png", ldr)
+    code, err = predict_cli(["--checkpoint", shipped.dir, "--output", tmp_path / "o1", "--stages", "dequantization",
+                             tmp_path / "x.png"])
     assert code == 0, err
-    assert io.read_image(tmp_path / "o1" / "x.exr").shape == (H, W, 3)
+    assert io.read_image(tmp_path / "o1" / "x.exr").shape == ldr.shape
     assert f"shipped model {shipped.dir} (stage joint" in err and "warning:" not in err, err
     # Without --checkpoint: the default model (here the exported folder).
     monkeypatch.setattr(pretrained, "DEFAULT_DIR", shipped.dir)
-    code, err = run(["--output", tmp_path / "o2", "--stages", "dequantization", tmp_path / "x.png"], capsys)
+    code, err = predict_cli(["--output", tmp_path / "o2", "--stages", "dequantization", tmp_path / "x.png"])
     assert code == 0, err
     assert "default model (" in err and "trained joint 6 steps" in err and "warning:" not in err, err
     np.testing.assert_array_equal(io.read_image(tmp_path / "o2" / "x.exr"), io.read_image(tmp_path / "o1" / "x.exr"))
 
 
-def test_cli_without_default_model_says_pass_checkpoint(tmp_path, capsys, monkeypatch):
+def test_cli_without_default_model_says_pass_checkpoint(tmp_path, monkeypatch, ldr_image, write_png, predict_cli):
     empty = tmp_path / "weights" / "default"
     empty.mkdir(parents=True)
     monkeypatch.setattr(pretrained, "DEFAULT_DIR", empty)
     write_png(tmp_path / "x.png", ldr_image(10))
-    code, err = run(["--output", tmp_path / "o", tmp_path / "x.png"], capsys)
+    code, err = predict_cli(["--output", tmp_path / "o", tmp_path / "x.png"])
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code != 0 and len(errors) == 1, err
     assert "no default model is installed" in errors[0] and "--checkpoint" in errors[0]

@@ -2,7 +2,8 @@
 
 Two rules, both checked here:
 1. Every generated block (`<!-- NAME:begin -->` … `<!-- NAME:end -->`) is exactly what
-   experiments/readme_tables.py makes from the files under experiments/results/.
+   `python -m experiments.readme_tables` makes from the files under experiments/results/
+   (its `--check`, run here as a program).
 2. Outside the blocks, a paragraph (or table, or code block) with a measured figure — a
    number with a unit of time, memory, throughput or share (`s`, `min`, `GB`, `images/s`,
    `GFLOP/s`, `%`, ...) or a ratio (`1.3×`, `× 0.56`) — names the result file it comes from
@@ -12,13 +13,12 @@ Two rules, both checked here:
 """
 import pathlib
 import re
-import sys
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-sys.path.insert(0, str(ROOT / "experiments"))
+BLOCK = re.compile(r"^<!-- ([a-z0-9-]+):begin -->\n(.*?)^<!-- \1:end -->$", re.M | re.S)
 
 # Figures in README.md that are settings, definitions or arithmetic on settings, not
 # measurements: (text as it appears, why it needs no result file).
@@ -74,12 +74,19 @@ def paragraphs(lines: list[str], skip: set[int]) -> list[list[int]]:
     return out
 
 
+def block_lines(text: str) -> set[int]:
+    """0-based numbers of the lines of every generated block, its marker lines included."""
+    inside = set()
+    for m in BLOCK.finditer(text):
+        first = text.count("\n", 0, m.start())
+        inside.update(range(first, first + m.group(0).count("\n") + 1))
+    return inside
+
+
 def uncited_figures(text: str) -> list[str]:
     """'line N: figures' for every measured figure outside the blocks whose paragraph cites no result file."""
-    import readme_tables
-
     lines = text.splitlines()
-    inside = {i for a, b, _ in readme_tables.block_spans(text) for i in range(a, b + 1)}
+    inside = block_lines(text)
     found = []
     for para in paragraphs(lines, inside):
         if any("experiments/results/" in lines[i] for i in para):
@@ -91,11 +98,9 @@ def uncited_figures(text: str) -> list[str]:
     return found
 
 
-def test_every_generated_block_is_what_the_result_files_give():
-    import readme_tables
-
-    assert not readme_tables.stale_blocks(), (
-        "README.md has stale generated blocks: run python experiments/readme_tables.py --write")
+def test_every_generated_block_is_what_the_result_files_give(run_module):
+    proc = run_module("experiments.readme_tables", "--check", timeout=300)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
 
 
 def test_every_measured_figure_outside_the_blocks_names_its_result_file():
@@ -122,23 +127,28 @@ def test_the_figure_rule_catches_what_it_should():
     assert uncited_figures(text) == []
 
 
-def test_a_changed_number_in_a_block_is_caught(tmp_path):
-    import readme_tables
-
+def test_a_changed_number_in_a_block_is_caught(tmp_path, run_module):
     text = README.read_text()
-    begin, end = readme_tables.markers("benchmark-cpu")
+    begin, end = "<!-- benchmark-cpu:begin -->", "<!-- benchmark-cpu:end -->"
     head, rest = text.split(begin)
     body, tail = rest.split(end)
     changed = body.replace("| 512×512", "| 512×512 (edited)", 1)
     assert changed != body
     readme = tmp_path / "README.md"
     readme.write_text(head + begin + changed + end + tail)
-    assert readme_tables.stale_blocks(readme) == ["benchmark-cpu"]
+    proc = run_module("experiments.readme_tables", "--check", "--readme", readme, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"{readme}: stale generated block(s): benchmark-cpu;"), proc.stderr
+
+
+def test_the_block_rule_finds_the_blocks():
+    text = "a 3 s\n<!-- x:begin -->\n3 s\n\n4 s\n<!-- x:end -->\nb\n"
+    assert block_lines(text) == {1, 2, 3, 4, 5}
 
 
 @pytest.mark.parametrize("name", ["default-model", "benchmark-cpu", "benchmark-changes", "regions-benchmark",
                                   "train-steps"])
 def test_each_block_names_its_result_file(name):
-    import readme_tables
-
-    assert "experiments/results/" in readme_tables.blocks()[name].split("\n\n")[0]
+    # The README's blocks are what the result files give (the --check above), so their text is checked here.
+    blocks = {m.group(1): m.group(2) for m in BLOCK.finditer(README.read_text())}
+    assert "experiments/results/" in blocks[name].split("\n\n")[0]

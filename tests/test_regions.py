@@ -1,17 +1,16 @@
 """The regions engine (hdrjax.inference, hdrjax.highlights): the Hallucination-Net only around
 lit pixels, one pass or owned crops under a memory budget — checked against one pass.
 
-The stand-in model of test_predict_tiling has SingleHDR's methods and a receptive field of a
-few pixels, so any planning, ownership or alignment bug shows up as an O(0.1) difference.
+The stand-in model (tests/conftest.py: `standin`) has SingleHDR's methods and a receptive field
+of a few pixels, so any planning, ownership or alignment bug shows up as an O(0.1) difference.
 """
 import numpy as np
 import pytest
 
 from hdrjax import highlights, inference, predict, receptive_field
 from hdrjax.highlights import CELL
+from hdrjax.models.build import NETWORKS as ALL
 from hdrjax.models.hallucination import BLEND_THRESHOLD
-
-from test_predict_tiling import ALL, photo_like, standin  # noqa: F401  (fixture)
 
 
 def cells(rows: list[str]) -> np.ndarray:
@@ -135,7 +134,7 @@ def onepass(model, variables, ldr):
     return predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="one-pass", stages=ALL))
 
 
-def test_regions_equal_one_pass_where_alpha_positive(standin):  # noqa: F811
+def test_regions_equal_one_pass_where_alpha_positive(standin, photo_like):
     model, variables = standin
     ldr = photo_like(300, 460, seed=3)
     full = onepass(model, variables, ldr)
@@ -151,7 +150,7 @@ def test_regions_equal_one_pass_where_alpha_positive(standin):  # noqa: F811
     assert np.abs(full.hallucinated - full.linear).max() > 0.05  # not vacuous
 
 
-def test_too_little_context_is_caught_by_the_comparison(standin):  # noqa: F811
+def test_too_little_context_is_caught_by_the_comparison(standin, photo_like):
     """The equality check above can fail: context 0 leaves lit pixels at crop edges wrong."""
     model, variables = standin
     ldr = photo_like(300, 460, seed=3) * 0.6
@@ -168,7 +167,7 @@ def test_too_little_context_is_caught_by_the_comparison(standin):  # noqa: F811
     assert np.abs(r.hallucinated - full.hallucinated)[lit].max() > 1e-2
 
 
-def test_no_highlight_and_all_highlight_images(standin):  # noqa: F811
+def test_no_highlight_and_all_highlight_images(standin):
     model, variables = standin
     dark = np.full((90, 70, 3), 0.2, np.float32)
     r = regions(model, variables, dark)
@@ -180,7 +179,7 @@ def test_no_highlight_and_all_highlight_images(standin):  # noqa: F811
     np.testing.assert_allclose(r.refined, full.refined, atol=1e-6)
 
 
-def test_memory_budget_crops_every_network_and_stays_equal(standin, monkeypatch):  # noqa: F811
+def test_memory_budget_crops_every_network_and_stays_equal(standin, monkeypatch, photo_like):
     model, variables = standin
     ldr = photo_like(330, 400, seed=5)
     full = onepass(model, variables, ldr)
@@ -200,7 +199,7 @@ def test_memory_budget_crops_every_network_and_stays_equal(standin, monkeypatch)
     np.testing.assert_allclose(small.refined, full.refined, atol=1e-5)
 
 
-def test_measured_context_of_the_stand_in(standin):  # noqa: F811
+def test_measured_context_of_the_stand_in(standin):
     model, variables = standin
     runner = inference.runner_for(model)
     m = receptive_field.measure("hallucination", lambda b: runner.hallucinate(variables, b), limit=64)
@@ -210,7 +209,7 @@ def test_measured_context_of_the_stand_in(standin):  # noqa: F811
     assert max(m.profile) > m.tolerance  # edges do matter close in
 
 
-def test_measured_context_is_cached_per_weights(standin, tmp_path, monkeypatch):  # noqa: F811
+def test_measured_context_is_cached_per_weights(standin, tmp_path, monkeypatch):
     import jax
 
     model, variables = standin

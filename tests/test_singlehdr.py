@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-from conftest import TINY_WIDTH
 
 from hdrjax.models import ALL_STAGES, RefinementNet, Reconstruction, SingleHDR
 from hdrjax.models import build, refinement
@@ -35,7 +34,7 @@ def ldr_image(h, w, seed=0):
 MODEL = SingleHDR(basis=synthetic_basis())
 # The same wiring with 1/8 of the channels: what runs below tests how the stages connect,
 # not the trained network (compiling costs the same, running far less).
-TINY = SingleHDR(basis=synthetic_basis(), width=TINY_WIDTH)
+TINY = SingleHDR(basis=synthetic_basis(), width=0.125)  # the tiny model's width (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -250,9 +250,7 @@ def test_evaluation_in_flight_gives_the_results_of_a_waited_for_one(tmp_path):
     assert rows[True] == rows[False]
 
 
-def test_narrow_model_with_pretrained_init_fails_before_compiling():
-    from conftest import make_tiny_config
-
+def test_narrow_model_with_pretrained_init_fails_before_compiling(make_tiny_config):
     config = make_tiny_config("hallucination")
     config.init.vgg = "lpips"
     with pytest.raises(ConfigError, match=r"config.init.vgg: 'lpips' holds weights of the width-1.0 networks"):

@@ -27,7 +27,7 @@ import sys
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf  # after TF_CPP_MIN_LOG_LEVEL: it is read at import
 
 OUT = pathlib.Path(__file__).resolve().parent
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every result file behind the README section "The default model", from the trained model.
 #
-#   bash experiments/evaluate_default_model.sh                      # the shipped model
-#   CHECKPOINT=runs/gpu-export/model RUNS=runs/gpu-train bash experiments/evaluate_default_model.sh
+#   bash experiments/default_model/evaluate.sh                      # the shipped model
+#   CHECKPOINT=runs/gpu-export/model RUNS=runs/gpu-train bash experiments/default_model/evaluate.sh
 #
 # Needs ../shared/data (the held-out HDR files and the DoRF curves). Writes, under
 # experiments/results/ ($RESULTS):
@@ -16,7 +16,7 @@
 # first and last RES² crops of each image at short side RES. CRFS and RES trade time for
 # coverage (the defaults take about 25 minutes on a 2-core CPU).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"  # the repository
 cd "$ROOT"
 PY="${PYTHON:-python}"
 CHECKPOINT="${CHECKPOINT:-default}"
@@ -31,10 +31,9 @@ DORF="$SHARED/crf/dorf_201.npz"
 HELDOUT="$(mktemp -d)"
 trap 'rm -rf "$HELDOUT"' EXIT
 "$PY" - "$HELDOUT" "$SHARED" <<'PYEOF'
-import importlib.util, os, pathlib, sys
+import os, pathlib, sys
+from hdrjax.configs import recipe
 out, shared = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]).absolute()
-spec = importlib.util.spec_from_file_location("recipe", "configs/recipe.py")
-recipe = importlib.util.module_from_spec(spec); spec.loader.exec_module(recipe)
 files = [shared / "train_hdr" / n for n in recipe.TEST_NAMES] + sorted((shared / "real_hdr").glob("*.exr"))
 for f in files:
     if not f.exists():
@@ -65,14 +64,14 @@ for stage in dequantization linearization hallucination joint; do
     [ -f "$RUNS/$stage/metrics.jsonl" ] && RUN_ARGS+=(--run "$stage=$RUNS/$stage")
 done
 if [ "${#RUN_ARGS[@]}" -gt 0 ]; then
-    "$PY" experiments/plot_curves.py "${RUN_ARGS[@]}" --mean-curve-rmse "$MEAN_RMSE" --out "$RESULTS/training-curves"
+    "$PY" -m experiments.default_model.plot_curves "${RUN_ARGS[@]}" --mean-curve-rmse "$MEAN_RMSE" --out "$RESULTS/training-curves"
     [ -f "$RUNS/stages.json" ] && cp "$RUNS/stages.json" "$RESULTS/training-stages.json"
 else
     echo "no $RUNS/<stage>/metrics.jsonl: learning curves skipped"
 fi
 
 echo "== held-out examples"
-"$PY" experiments/figure.py --checkpoint "$CHECKPOINT" --crf "dorf:$DORF" --crf-index 1 \
+"$PY" -m experiments.default_model.figure --checkpoint "$CHECKPOINT" --crf "dorf:$DORF" --crf-index 1 \
     --images "$SHARED/train_hdr/noon_grass_1k.hdr" "$SHARED/train_hdr/brown_photostudio_02_1k.hdr" \
              "$SHARED/real_hdr/Desk.exr" \
     --out "$RESULTS/held-out-examples.png"

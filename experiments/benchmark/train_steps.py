@@ -1,7 +1,7 @@
 """Each stage's train step at the reference settings (256² patches, batch 8) on this machine:
 the figures of the README's "How long on a CPU" table.
 
-    python experiments/bench_train_steps.py --out experiments/results/train-steps-cpu-2core.json \
+    python -m experiments.benchmark.train_steps --out experiments/results/train-steps-cpu-2core.json \
         --note "what else ran on the machine"
 
 One fresh process per stage, so the peak RSS recorded is that stage's alone: the stage's
@@ -13,7 +13,7 @@ warm-up would absorb; the median of the steps is reported, every step's time is 
 load average is recorded around each stage and the process's CPU seconds per step next to
 the wall time, so a busy machine shows in the file.
 
-The benchmark's `train` section (experiments/benchmark.py) measures the same steps with more
+The benchmark's `train` section (`python -m experiments.benchmark --only train`) measures the same steps with more
 detail (FLOPs, synthesis share, largest batch), the Hallucination-Net stages at 128² in its
 10-minute CPU set; this script is the short measurement at 256².
 """
@@ -28,18 +28,17 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import results_io  # noqa: E402
+from hdrjax.models.build import TRAINING_STAGES as STAGES
 
-from hdrjax.models.build import TRAINING_STAGES as STAGES  # noqa: E402
+from .. import results_io
+from . import measure as m
+from . import runner as bench_runner
+from . import train as bench_train
 
 
 def measure_stage(stage: str, *, batch: int, patch: int, steps: int) -> dict:
     """Compile one stage's train step and time `steps` steps (run in a fresh process)."""
     import jax
-
-    import bench_measure as m
-    import bench_train
 
     m.setup_worker()
     load_start = os.getloadavg()
@@ -52,7 +51,7 @@ def measure_stage(stage: str, *, batch: int, patch: int, steps: int) -> dict:
     # CPU seconds of this process per step (all its threads): unlike the wall time, it does not
     # grow when other processes share the cores, so it shows how much of a slow step is waiting.
     cpu_per_step = (time.process_time() - cpu0) / len(times)
-    seconds = m._median(times)
+    seconds = m.median(times)
     cfg = entry["cfg"]
     return {
         "stage": stage, "config": f"configs/{stage}.py", "batch": batch, "patch": patch,
@@ -80,27 +79,27 @@ def main(argv=None) -> int:
     if args.worker:
         (stage,) = args.stages.split(",")
         result = measure_stage(stage, batch=args.batch, patch=args.patch, steps=args.steps)
-        pathlib.Path(args.worker).write_text(json.dumps(result))
+        results_io.write_json(args.worker, result)
         return 0
 
     if not args.out:
         p.error("--out is required")
-    import bench_runner
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = set(stages) - set(STAGES)
     if unknown:
         p.error(f"--stages: unknown {', '.join(sorted(unknown))}; known: {', '.join(STAGES)}")
     started, load_start = time.perf_counter(), os.getloadavg()
-    out = {"created": results_io.now(), "command": ["bench_train_steps.py"] + (argv if argv is not None else sys.argv[1:]),
+    out = {"created": results_io.now(), "command": ["python -m experiments.benchmark.train_steps"] + (argv if argv is not None else sys.argv[1:]),
            "note": args.note, "environment": bench_runner.environment(), "stages": {}}
     with tempfile.TemporaryDirectory(prefix="hdrjax-train-steps-") as tmp:
         for stage in stages:
             path = pathlib.Path(tmp) / f"{stage}.json"
-            cmd = [sys.executable, __file__, "--worker", str(path), "--stages", stage, "--batch", str(args.batch),
+            cmd = [sys.executable, "-m", "experiments.benchmark.train_steps", "--worker", str(path), "--stages", stage, "--batch", str(args.batch),
                    "--patch", str(args.patch), "--steps", str(args.steps)]
             t0 = time.perf_counter()
-            proc = subprocess.run(cmd, env=bench_runner.worker_env(1, gpu=False), capture_output=True, text=True)
+            proc = subprocess.run(cmd, env=bench_runner.worker_env(1, gpu=False), cwd=bench_runner.ROOT,
+                                  capture_output=True, text=True)
             if proc.returncode or not path.exists():
                 out["stages"][stage] = {"error": f"exit {proc.returncode}", "log_tail": proc.stderr[-3000:]}
             else:
@@ -113,7 +112,7 @@ def main(argv=None) -> int:
     loads = [s["load_average"][k][0] for s in out["stages"].values() if "load_average" in s for k in ("start", "end")]
     out["contended"] = max(loads + [load_start[0]]) > 1.25 * cores
     out["wall_s"] = time.perf_counter() - started
-    results_io.write(args.out, out)
+    print(f"wrote {results_io.write_json(args.out, out)}")
     return 1 if any("error" in s for s in out["stages"].values()) else 0
 
 

@@ -1,6 +1,6 @@
 """Training curves of the stage-wise chain: loss and held-out metric against images seen.
 
-    python experiments/plot_curves.py --run dequantization=runs/default/dequantization \\
+    python -m experiments.default_model.plot_curves --run dequantization=runs/default/dequantization \\
         --run linearization=runs/default/linearization --run hallucination=runs/default/hallucination \\
         --run joint=runs/default/joint --mean-curve-rmse 0.086 --out experiments/results/training-curves
 
@@ -29,6 +29,8 @@ import sys
 from typing import Sequence
 
 from hdrjax.models.build import TRAINING_STAGES
+
+from .. import results_io
 
 STAGES = TRAINING_STAGES
 # The held-out metric(s) plotted per stage (eval rows of hdrjax.train), in legend order.
@@ -157,8 +159,6 @@ def plot(stages: dict, out_png, *, mean_curve_rmse: float | None = None) -> path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hdrjax.io import atomic_path
-
     n = len(stages)
     fig, axes = plt.subplots(n, 2, figsize=(11, 2.8 * n + 0.4), squeeze=False)
     for (stage, c), (ax_loss, ax_eval) in zip(stages.items(), axes):
@@ -197,10 +197,7 @@ def plot(stages: dict, out_png, *, mean_curve_rmse: float | None = None) -> path
                            ("PSNR (dB)" if all("psnr" in m for m in metrics) else "value"))
         ax_eval.grid(True, alpha=0.3)
     fig.tight_layout()
-    out_png = pathlib.Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    out_png = results_io.write_image(out_png, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
     return out_png
 
@@ -213,7 +210,7 @@ def _parse_run(text: str) -> tuple[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python experiments/plot_curves.py",
+    p = argparse.ArgumentParser(prog="python -m experiments.default_model.plot_curves",
                                 description="Training curves (loss, held-out metric vs images seen) per stage.")
     p.add_argument("--run", type=_parse_run, action="append", required=True, metavar="STAGE=WORKDIR",
                    help=f"a stage ({', '.join(STAGES)}) and its training workdir; repeat per stage")
@@ -236,15 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not stages:
         _note("error: no stage could be read; nothing written")
         return 1
-    from hdrjax.io import atomic_write
-
-    out.parent.mkdir(parents=True, exist_ok=True)
     record = {"stages": stages, "skipped": skipped, "mean_curve_rmse": args.mean_curve_rmse,
               "stage_metrics": {s: list(c["eval_metrics"]) for s, c in stages.items()}}
     json_path = out.with_name(out.name + ".json")
-    with atomic_write(json_path, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1)
-        f.write("\n")
+    results_io.write_json(json_path, record, indent=1)
     try:
         png = plot(stages, out.with_name(out.name + ".png"), mean_curve_rmse=args.mean_curve_rmse)
     except ImportError as e:
@@ -255,5 +247,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     sys.exit(main())

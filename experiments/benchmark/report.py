@@ -1,16 +1,17 @@
 """The benchmark's report: cross-section ratios (`summarize`) and the markdown tables
 (`render_markdown`) of a result file, including the runs it holds and the retired one-off
 measurements it keeps. Reads only the result dictionary: the markdown can be regenerated
-from a committed JSON file (`python experiments/benchmark.py --render FILE`).
+from a committed JSON file (`python -m experiments.benchmark --render FILE`).
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
-import bench_regions
-from bench_measure import CLIP_PERCENT, GAMMA
 from hdrjax.models import build
+
+from . import regions
+from .measure import CLIP_PERCENT, GAMMA, median
 
 STAGES = build.NETWORKS
 TRAIN_STAGES = build.TRAINING_STAGES
@@ -33,14 +34,6 @@ PORT = {
 GOAL_PEAK_FRACTION = 0.60
 GOAL_SPEEDUP = 2.0
 GOAL_MEMORY_FRACTION = 0.25
-
-
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    if not n:
-        return None
-    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
 def summarize(results: dict) -> dict:
@@ -92,7 +85,7 @@ def summarize(results: dict) -> dict:
             comp[key] = row
     s["vs_port"] = comp
     if any(e.get("task") == "regions" for e in tasks.values()):
-        s["regions"] = bench_regions.summary(tasks)
+        s["regions"] = regions.summary(tasks)
     photos = tasks.get("photos", {}).get("result", {}).get("photos", [])
     if photos:
         for p in photos:
@@ -447,8 +440,8 @@ def render_markdown(results: dict) -> str:
         for e in errors:
             add(f"- `{e['key']}`: {e['error'][:300]}")
         add("")
-    regions = bench_regions.markdown(tasks)
-    if regions:
+    regions_lines = regions.markdown(tasks)
+    if regions_lines:
         add("")
         first = next(e for e in tasks.values() if e.get("task") == "regions")
         add(f"## Regions engine vs tiles vs one pass (real photos, shipped model, all four stages){run_of(first)}")
@@ -459,5 +452,5 @@ def render_markdown(results: dict) -> str:
             "process per engine at 2 and 24 MP. Ratios are (c)'s time over (a)'s or (b)'s. "
             "Max Δ: largest |R(a) − R(c)| at pixels with α > 0, relative to R(c)'s range.")
         add("")
-        L.extend(regions)
+        L.extend(regions_lines)
     return "\n".join(L) + "\n"

@@ -1,8 +1,8 @@
 """How a benchmark run is carried out: the plan of worker processes, running them, and the
 result file that accumulates runs.
 
-The parent process (experiments/benchmark.py) stays free of jax arrays: every measurement
-runs in a fresh worker process (`benchmark.py --worker TASKS_JSON RESULT_JSON`) whose
+The parent process (`python -m experiments.benchmark`) stays free of jax arrays: every measurement
+runs in a fresh worker process (`python -m experiments.benchmark --worker TASKS_JSON RESULT_JSON`) whose
 environment is set before jax is imported there — the fake-device count for the scaling
 section, the -O0 flag of the smoke run — and whose peak RSS is that of its own tasks. A
 worker rewrites its result file after each task, so a crash or timeout keeps what finished.
@@ -28,31 +28,31 @@ import time
 import traceback
 from typing import Any
 
-import bench_regions
 from hdrjax.errors import HdrjaxError
 from hdrjax.models import build
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-BENCHMARK_SCRIPT = pathlib.Path(__file__).resolve().parent / "benchmark.py"
+from .. import results_io
+from . import regions
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the repository: workers start there
 
 STAGES = build.NETWORKS
 TRAIN_STAGES = build.TRAINING_STAGES
 
-# task name -> (module, function); imported in the worker only, so the parent imports no
-# task code. The regions tasks get the measurement helpers as their `bench` argument.
+# task name -> (module of this package, function); imported in the worker only, so the parent
+# imports no task code.
 TASKS = {
-    "peak": ("bench_roofline", "task_peak"),
-    "stages": ("bench_roofline", "task_stages"),
-    "knobs": ("bench_roofline", "task_knobs"),
-    "inference": ("bench_inference", "task_inference"),
-    "photos": ("bench_inference", "task_photos"),
-    "train": ("bench_train", "task_train"),
-    "scaling": ("bench_train", "task_scaling"),
-    "regions": ("bench_regions", "task_regions"),
-    "latency": ("bench_regions", "task_latency"),
-    "folder": ("bench_regions", "task_folder"),
+    "peak": ("roofline", "task_peak"),
+    "stages": ("roofline", "task_stages"),
+    "knobs": ("roofline", "task_knobs"),
+    "inference": ("inference", "task_inference"),
+    "photos": ("inference", "task_photos"),
+    "train": ("train", "task_train"),
+    "scaling": ("train", "task_scaling"),
+    "regions": ("regions", "task_regions"),
+    "latency": ("regions", "task_latency"),
+    "folder": ("regions", "task_folder"),
 }
-TAKES_BENCH = {"regions", "latency", "folder"}
 SECTIONS = ("peak", "stages", "inference", "photos", "train", "scaling", "knobs", "regions")
 
 # Environment variables that change BLAS / XLA speed, recorded with the results.
@@ -80,48 +80,33 @@ class BenchmarkError(HdrjaxError):
 # ============================================================================ worker side
 
 
+def task_function(task: str):
+    """The function that measures `task`, imported by name (a worker imports only its tasks' modules)."""
+    module, function = TASKS[task]
+    return getattr(importlib.import_module(f"{__package__}.{module}"), function)
+
+
 def run_tasks(tasks: list[dict], result_path: pathlib.Path) -> int:
     """Worker entry: run tasks in order, rewriting result_path after each (a crash keeps the rest)."""
-    import bench_measure
+    from . import measure
 
-    bench_measure.setup_worker()
+    measure.setup_worker()
     results = []
     failed = 0
     for task in tasks:
         t0 = time.perf_counter()
         try:
-            module, function = TASKS[task["task"]]
-            fn = getattr(importlib.import_module(module), function)
-            args = (task["spec"], bench_measure) if task["task"] in TAKES_BENCH else (task["spec"],)
-            entry = {"task": task["task"], "key": task["key"], "result": fn(*args)}
+            entry = {"task": task["task"], "key": task["key"], "result": task_function(task["task"])(task["spec"])}
         except Exception as e:
             failed += 1
             entry = {"task": task["task"], "key": task["key"], "error": f"{type(e).__name__}: {e}"[:1000],
                      "traceback": traceback.format_exc()[-3000:]}
         entry["wall_s"] = time.perf_counter() - t0
         results.append(entry)
-        tmp = result_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, default=json_default))
-        os.replace(tmp, result_path)
+        results_io.write_json(result_path, results)
         print(f"[benchmark] {task['key']}: {'ok' if 'result' in entry else 'FAILED'} in {entry['wall_s']:.1f}s",
               file=sys.stderr, flush=True)
     return 1 if failed else 0
-
-
-def json_default(o):
-    """JSON for numpy scalars and arrays, tuples and sets; anything else as its str()."""
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:
-        pass
-    if isinstance(o, (tuple, set)):
-        return list(o)
-    return str(o)
 
 
 # ============================================================================== the plan
@@ -144,7 +129,7 @@ def make_task(task: str, key: str, **spec) -> dict:
 def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False, workdir: str = "") -> list[Group]:
     """The worker processes of one benchmark run: sizes, repeats and budgets per task."""
     groups: list[Group] = []
-    regions = (bench_regions.plan_groups(Group, make_task, quick=quick, gpu=gpu,
+    regions_groups = (regions.plan_groups(Group, make_task, quick=quick, gpu=gpu,
                                          workdir=workdir or tempfile.gettempdir())
                if "regions" in sections else [])
     if quick:
@@ -174,7 +159,7 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
         if "knobs" in sections:
             tasks.append(make_task("knobs", "knobs", bf16={"tile": 64, "repeats": 1, "budget_s": 1.0,
                                                            "stages": ["dequantization"]}, **q))
-        tasks += [t for g in regions for t in g.tasks]
+        tasks += [t for g in regions_groups for t in g.tasks]
         if tasks:
             groups.append(Group("quick", tasks, devices=2, timeout_s=900))
         return groups
@@ -235,7 +220,7 @@ def make_plan(quick: bool, gpu: bool, sections: set[str], extended: bool = False
             "knobs", "knobs", bf16={"tile": 512 if gpu else 256, "repeats": 3, "budget_s": 3.0,
                                     "stages": list(STAGES) if ext else ["hallucination"]}, **f)], timeout_s=1200))
     # Last: the regions section (photos through the three engines, fresh processes).
-    groups += regions
+    groups += regions_groups
     return groups
 
 
@@ -263,8 +248,8 @@ def run_group(group: Group, gpu: bool, workdir: pathlib.Path, log, quick: bool =
     """Run one worker process; returns its task entries (a timeout or crash becomes an error entry)."""
     tasks_path = workdir / f"{group.name}.tasks.json"
     result_path = workdir / f"{group.name}.result.json"
-    tasks_path.write_text(json.dumps(group.tasks))
-    cmd = [sys.executable, str(BENCHMARK_SCRIPT), "--worker", str(tasks_path), str(result_path)]
+    results_io.write_json(tasks_path, group.tasks)
+    cmd = [sys.executable, "-m", "experiments.benchmark", "--worker", str(tasks_path), str(result_path)]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, env=worker_env(group.devices, gpu, quick), cwd=str(ROOT), timeout=group.timeout_s,
@@ -305,7 +290,7 @@ def environment() -> dict:
             if line.startswith("model name"):
                 info["cpu_model"] = line.split(":", 1)[1].strip()
                 break
-        flags = next((l for l in text.splitlines() if l.startswith("flags")), "")
+        flags = next((row for row in text.splitlines() if row.startswith("flags")), "")
         info["cpu_simd"] = sorted({f for f in flags.split() if f.startswith(("avx", "fma", "amx", "sse4"))})
     except OSError:
         pass
@@ -398,11 +383,3 @@ def load_earlier(json_path: pathlib.Path) -> dict:
         return json.loads(json_path.read_text())
     except (OSError, ValueError):
         return {}
-
-
-def atomic_write_text(path: pathlib.Path, text: str) -> None:
-    """Write text to path through a temporary file and a rename (no half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

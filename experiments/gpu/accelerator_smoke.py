@@ -1,11 +1,11 @@
 """A few training steps of every stage on one device and on all devices: images/s, memory, compile time.
 
-    python experiments/accelerator_smoke.py                      # production settings (256² x 8)
-    python experiments/accelerator_smoke.py --dtype bfloat16     # mixed precision
-    ALLOW_CPU=1 python experiments/accelerator_smoke.py --patch 32 --steps 2   # try it on a CPU
+    python -m experiments.gpu.accelerator_smoke                      # production settings (256² x 8)
+    python -m experiments.gpu.accelerator_smoke --dtype bfloat16     # mixed precision
+    ALLOW_CPU=1 python -m experiments.gpu.accelerator_smoke --patch 32 --steps 2   # try it on a CPU
 
-For an accelerator machine without network: `bash experiments/gpu_smoke.sh` (installs the
-carried wheels, as gpu_benchmark.sh does, and runs this).  Production settings are each
+For an accelerator machine without network: `bash experiments/gpu/smoke.sh` (installs the
+carried wheels, as experiments/gpu/benchmark.sh does, and runs this).  Production settings are each
 stage's config file as shipped (configs/<stage>.py, 256² patches, global batch 8; the joint
 stage fine-tunes the shipped model) on the built-in procedural scenes, so no data files are
 needed.  For every stage and for [first device] and [all devices] it builds the state,
@@ -16,17 +16,18 @@ not report it, e.g. CPU).  Writes experiments/results/accelerator-smoke-<platfor
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import platform
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from hdrjax import configs  # noqa: E402
-from hdrjax.models import build  # noqa: E402
+from hdrjax import configs
+from hdrjax.models import build
+
+from .. import results_io
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the repository
 STAGES = build.TRAINING_STAGES
 
 
@@ -129,16 +130,12 @@ def main(argv=None):
     out = pathlib.Path(args.out or ROOT / "experiments" / "results" / f"accelerator-smoke-{backend}.json")
     result = {
         "what": "a few train steps of every stage, first device and all devices",
-        "script": "experiments/accelerator_smoke.py", "argv": sys.argv[1:],
+        "script": "python -m experiments.gpu.accelerator_smoke", "argv": sys.argv[1:],
         "machine": {"backend": backend, "device_kind": device_kind, "device_count": len(devices),
                     "jax": jax.__version__, "python": platform.python_version(), "cpus": os.cpu_count()},
         "rows": rows, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
-    print(f"wrote {out}")
+    print(f"wrote {results_io.write_json(out, result)}")
     return 1 if any("error" in r or not r.get("finite", True) for r in rows) else 0
 
 

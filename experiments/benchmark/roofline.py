@@ -9,10 +9,10 @@ one-pass forward against them (the roofline), and bf16 compute as a ratio.
 * knobs   bf16 compute (float32 parameters) against float32, per network: the one knob whose
           answer depends on the machine (no fast bf16 matmul on the 2-core CPU; unmeasured on
           an accelerator). The other knobs were one-off measurements, retired: their results
-          stay in the result file (bench_report renders them) and their code is in
+          stay in the result file (report.py renders them) and their code is in
           experiments/benchmark.py at commit 142d0c4.
 
-Runs inside the benchmark's worker processes (experiments/bench_runner.py).
+Runs inside the benchmark's worker processes (runner.py).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import time
 import traceback
 from typing import Any
 
-import bench_measure as m
+from . import measure as m
 
 STAGES = m.STAGES
 
@@ -127,7 +127,7 @@ def task_stages(spec: dict) -> dict:
         calls = m.time_calls(lambda: compiled(variables, *args), repeats=spec["repeats"] + 1,
                            budget_s=spec["budget_s"], min_repeats=1)
         times = calls[1:] if len(calls) > 1 else calls
-        t = m._median(times)
+        t = m.median(times)
         row = {"shape": list(shape), "compile_s": compile_s, "seconds": t, "runs": len(times),
                "times": times, "warmup_s": calls[0] if len(calls) > 1 else None, **cost,
                "memory": m.memory_of(compiled)}
@@ -142,7 +142,7 @@ def task_stages(spec: dict) -> dict:
             sargs = _stage_inputs(stage, small)
             scomp = jax.jit(fns[stage]).lower(variables, *sargs).compile()
             m.block(scomp(variables, *sargs))
-            st = m._median(m.time_calls(lambda: scomp(variables, *sargs), repeats=5, budget_s=2.0, min_repeats=3))
+            st = m.median(m.time_calls(lambda: scomp(variables, *sargs), repeats=5, budget_s=2.0, min_repeats=3))
             row["small"] = {"shape": list(small), "seconds": st,
                             "seconds_per_mpixel": st / (small[0] * small[1]) * 1e6}
         row["seconds_per_mpixel"] = t / pixels * 1e6
@@ -191,7 +191,7 @@ def _knob_bf16(spec: dict) -> dict:
         for name, model in (("float32", m32), ("bfloat16", m16)):
             f = jax.jit(_stage_fns(model)[stage]).lower(variables, *args).compile()
             outs[name] = np.asarray(f(variables, *args))
-            res[name] = m._median(m.time_calls(lambda: f(variables, *args), repeats=spec["repeats"],
+            res[name] = m.median(m.time_calls(lambda: f(variables, *args), repeats=spec["repeats"],
                                                budget_s=spec["budget_s"], min_repeats=2))
         ref = outs["float32"]
         rel = float(np.mean(np.abs(outs["bfloat16"] - ref)) / max(float(np.mean(np.abs(ref))), 1e-12))

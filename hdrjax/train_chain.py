@@ -1,41 +1,29 @@
-"""Retrain the model that ships with hdrjax, from scratch, and export it.
-
-    python experiments/train_default_model.py --size cpu --workdir runs/default \\
-        --hdr-folder ../shared/data/train_hdr --crf dorf:../shared/data/crf/dorf_201.npz \\
-        --export hdrjax/weights/default
+"""The default model's recipe run end to end: the paper's stage-wise chain, then its export.
 
 The chain of the paper (§3.1, §3.4): Dequantization-, Linearization- and Hallucination-Net
 trained stage-wise with teacher forcing, then all four networks fine-tuned jointly with the
-Refinement-Net, starting from the three stage runs.  Settings: configs/recipe.py (`--size`
-cpu ≈ 2 h on a 2-core CPU, gpu ≈ 10 min on an H200, tiny = seconds, for tests).
+Refinement-Net, starting from the three stage runs.  Settings: configs/recipe.py (size `cpu`
+≈ 2 h on a 2-core CPU, `gpu` ≈ 10 min on an H200, `tiny` = seconds, for tests).
 
-Every stage runs in `<workdir>/<stage>` through `hdrjax.train.train_and_evaluate`, so the
-whole command is resumable: run it again after a crash, a kill or a reboot and each stage
-continues from its last checkpoint (finished stages are skipped).  `<workdir>/stages.json`
-records per stage the steps, images seen and wall time; `--export` writes the final weights
-as a shipped-model folder (hdrjax.pretrained: .npz shards ≤ 16 MiB + manifest.json with
-sha256, recipe, commit and images seen).  Evaluate and plot afterwards (README, "The default
-model").
-
-`--hdr-folder`: a folder of real HDR panoramas (equirectangular .hdr/.exr), seen through
-random pinhole views; configs/recipe.TEST_NAMES are held out when present.  Without it, the
-embedded procedural scenes.  `--crf`: the CRF bank (`dorf:PATH` = DoRF's 191 training
-curves, the paper's; default the built-in family).
+`run_chain` trains every stage in `<workdir>/<stage>` through `train.train_and_evaluate`, so
+it resumes: run it again after a crash, a kill or a reboot and each stage continues from its
+last checkpoint (finished stages are skipped); a stage stopped early (SIGTERM) stops the
+chain (`ChainStopped`).  `<workdir>/stages.json` records per stage the steps, images seen and
+wall time.  `export_model` writes the joint run's weights as a shipped-model folder
+(`pretrained`: .npz shards ≤ 16 MiB + manifest.json with sha256, recipe, commit and images
+seen).  The command line is `python -m experiments.default_model.train`.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import pathlib
 import subprocess
-import sys
 import time
 
-from hdrjax.errors import HdrjaxError
 from hdrjax.models import build
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[1]  # a source checkout: its git commit goes in the manifest
 STAGES = build.TRAINING_STAGES
 
 
@@ -135,9 +123,9 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", 
 
 
 def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str = "family",
-                 dtype: str = "float32", variants: str = "") -> pathlib.Path:
-    """Write the joint run's weights as a shipped-model folder (hdrjax.pretrained)."""
-    workdir_arg = str(workdir)
+                 dtype: str = "float32", variants: str = "", command: str = "") -> pathlib.Path:
+    """Write the joint run's weights as a shipped-model folder (hdrjax.pretrained); `command`,
+    the command line that ran the chain, is recorded in the manifest's recipe."""
     import numpy as np
 
     from hdrjax import checkpoints, inference, pretrained
@@ -160,10 +148,7 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
             logging.warning("the encoder differs from its %s init by %.3g: storing it", config.init.vgg, diff)
     stages = _load_json(workdir / "stages.json")
     recipe = {
-        "command": "python experiments/train_default_model.py " + " ".join(
-            [f"--size {size}", f"--workdir {workdir_arg or workdir}"]
-            + ([f"--hdr-folder {hdr_folder}"] if hdr_folder else []) + [f"--crf {crf}"]
-            + ([f"--variants {variants}"] if variants else [])),
+        "command": command,
         "config": f"configs/recipe.py:<stage>,{size}" + (f",{variants}" if variants else ""),
         "held_out": list(config.data.split.test_names) if config.data.name == "hdr_folder" else [],
     }
@@ -177,44 +162,3 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
     return exported
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", choices=("cpu", "gpu", "tiny"), default="cpu")
-    p.add_argument("--workdir", required=True, help="one sub-folder per stage is created here")
-    p.add_argument("--hdr-folder", default="", help="folder of HDR panoramas (default: procedural scenes)")
-    p.add_argument("--crf", default="family", help="CRF bank: family | dorf:PATH (default %(default)s)")
-    p.add_argument("--variants", default="", help="extra configs/default.py variants, comma separated")
-    p.add_argument("--stages", default=",".join(STAGES), help="stages to run, in order (default: all)")
-    p.add_argument("--devices", type=int, default=0, help="use only the first N devices (default 0: all)")
-    p.add_argument("--export", default="", help="write the final weights here as a shipped-model folder")
-    p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="storage precision")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)
-
-    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        p.error(f"unknown stages {unknown}; choose from {STAGES}")
-    try:
-        record = run_chain(args.size, args.workdir, hdr_folder=args.hdr_folder, crf=args.crf,
-                           variants=args.variants, stages=stages, devices=args.devices)
-        for stage, entry in record.items():
-            logging.info("%s: %d steps, %d images, %.0f s", stage, entry["steps"], entry["images_seen"],
-                         entry["wall_seconds"])
-        if args.export:
-            out = export_model(args.workdir, args.export, size=args.size, hdr_folder=args.hdr_folder,
-                               crf=args.crf, dtype=args.dtype, variants=args.variants)
-            logging.info("exported the model to %s", out)
-    except ChainStopped as e:
-        logging.info("%s", e)
-        return 0
-    except HdrjaxError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

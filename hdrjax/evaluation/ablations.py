@@ -1,10 +1,7 @@
-"""Reproduce the ablation table: the model, each stage swapped out, the baselines — plus figures.
+"""The ablation study of the paper: the model, each stage swapped out, the baselines, and figures.
 
-    python experiments/ablations.py ../shared/data/real_hdr --checkpoint runs/joint \
-        --workdir results/ablations --crf dorf:../shared/data/crf/dorf_201.npz
-
-Everything is measured by `hdrjax.evaluation` (same protocol, same code path as
-`python -m hdrjax.evaluate`); this script adds, in `--workdir`:
+`run_ablations` measures everything with this package's evaluation (same protocol and code
+path as `python -m hdrjax.evaluate`) and writes, in its workdir, the evaluation's files plus:
 
 * `ablations.md`: the overall table of the model and its ablations, with the change of each
   metric against the full model (the ablation table), then the baselines;
@@ -14,64 +11,44 @@ Everything is measured by `hdrjax.evaluation` (same protocol, same code path as
 * `comparison.png`: tone-mapped visual comparison — input JPEG, every method, ground truth —
   all exposed with the ground truth's Reinhard exposure so brightness differences show.
 
-matplotlib is not a dependency: the plots are drawn with Pillow (`line_plot`). Every function
-is importable (the notebook `ablations.ipynb` calls them); `make_smoke_checkpoint` and
-`write_test_images` give a freshly initialised checkpoint and tiny HDR images for a CPU run in
-minutes (numbers from such a checkpoint are meaningless, only the pipeline is exercised).
+Its command line is `python -m experiments.paper.ablations`, its notebook
+experiments/paper/ablations.ipynb. `make_smoke_checkpoint` and `write_test_images` give a freshly
+initialised checkpoint and tiny HDR images for a CPU run in minutes (numbers from such a
+checkpoint are meaningless, only the pipeline is exercised).
 """
 from __future__ import annotations
 
-import argparse
-import logging
 import pathlib
-import sys
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from a source checkout
-    sys.path.insert(0, str(ROOT))
-
-from hdrjax import cli  # noqa: E402
-from hdrjax.evaluation.loop import CURVE_METRIC, EvalResult, evaluate  # noqa: E402
-from hdrjax.evaluation.methods import ABLATIONS, MODEL, build_methods, load_checkpoint, parse_methods  # noqa: E402
-from hdrjax.evaluation.protocol import (EXPOSURE_STOPS, JPEG_QUALITY, RESOLUTION, EvalConfig, EvalError,  # noqa: E402
-                                        load_test_bank, open_source, parse_stops)
-from hdrjax.evaluation.report import protocol_text, write_outputs  # noqa: E402
-from hdrjax.models import build  # noqa: E402
-from hdrjax import tonemap  # noqa: E402
-
-# Under "hdrjax" so that hdrjax.cli.configure_logging prints its lines (one style for every CLI).
-logger = logging.getLogger("hdrjax.ablations")
+from hdrjax import tonemap
+from hdrjax.evaluation.charts import PALETTE, font, hstack, line_plot
+from hdrjax.io import atomic_path, atomic_write
+from hdrjax.evaluation.loop import CURVE_METRIC, EvalResult, evaluate
+from hdrjax.evaluation.methods import ABLATIONS, MODEL, build_methods, load_checkpoint, parse_methods
+from hdrjax.evaluation.protocol import EvalConfig, load_test_bank, open_source
+from hdrjax.evaluation.report import protocol_text, write_outputs
+from hdrjax.models import build
 
 PLOT_METRICS = ("pu21_psnr", "tone_psnr")
 DEFAULT_METHODS = "model,ablations,baselines,oracles"
-# Distinct colours (Okabe–Ito, colour-blind safe) then greys.
-PALETTE = ((0, 0, 0), (230, 159, 0), (86, 180, 233), (0, 158, 115), (213, 94, 0), (0, 114, 178),
-           (204, 121, 167), (240, 228, 66), (120, 120, 120), (170, 170, 170), (90, 60, 30), (60, 90, 160))
 
 
 # ----------------------------------------------------------------------------- smoke inputs
 
 
-def smoke_config(variant: str = "smoke", stage: str = "joint"):
-    """configs/<stage>.py's config with `variant`."""
-    from hdrjax import configs
-
-    return configs.get_config(stage, variant)
-
-
 def make_smoke_checkpoint(path, *, seed: int = 0, stage: str = "joint") -> pathlib.Path:
-    """Save freshly initialised SingleHDR variables (smoke config) as a checkpoint at `path`."""
-    import jax
+    """Save random SingleHDR variables (configs/<stage>.py:smoke) as a checkpoint at `path`.
 
-    from hdrjax import checkpoints
+    `build.random_variables` fills the model's tree without compiling an initialiser, so the
+    notebook's CPU demo starts in seconds."""
+    from hdrjax import checkpoints, configs
 
-    config = smoke_config(stage=stage)
-    model = build.build_model(config)
-    variables = build.init_variables(model, jax.random.key(seed))
+    config = configs.get_config(stage, "smoke")
+    variables = build.random_variables(build.build_model(config), seed=seed)
     path = pathlib.Path(path)
     checkpoints.save_variables(path, variables, config)
     return path
@@ -98,144 +75,15 @@ def write_test_images(folder, *, n: int = 2, size=(40, 56), seed: int = 0) -> li
     return paths
 
 
-# ----------------------------------------------------------------------------- drawing
-
-
-def _font(size: int = 12):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has one bitmap size
-        return ImageFont.load_default()
-
-
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if not np.isfinite(lo) or not np.isfinite(hi):
-        return []
-    if hi <= lo:
-        hi = lo + 1.0
-    raw = (hi - lo) / max(1, n - 1)
-    mag = 10 ** np.floor(np.log10(raw))
-    step = min((s * mag for s in (1, 2, 2.5, 5, 10) if s * mag >= raw), default=raw)
-    start = np.ceil(lo / step - 1e-9) * step
-    return [float(v) for v in np.arange(start, hi + step * 1e-6, step)]
-
-
-def _fmt(v: float) -> str:
-    v = 0.0 if abs(v) < 1e-12 else v  # no "-0" tick
-    return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"
-
-
-def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "", xlabel: str = "",
-              ylabel: str = "", size=(640, 420), styles: dict[str, dict] | None = None,
-              xlim=None, ylim=None, legend: bool = True) -> Image.Image:
-    """A simple line chart with Pillow: {name: (xs, ys)} -> RGB image (axes, ticks, legend).
-
-    Points with non-finite y are skipped (a gap in the line). `styles[name]` may set "color"
-    (RGB tuple), "width" and "marker" (bool).
-    """
-    styles = styles or {}
-    w, h = size
-    img = Image.new("RGB", size, "white")
-    d = ImageDraw.Draw(img)
-    font, small = _font(13), _font(12)
-    xs_all = [float(x) for xs, _ in series.values() for x in xs]
-    ys_all = [float(y) for _, ys in series.values() for y in ys if np.isfinite(y)]
-    x0, x1 = xlim or ((min(xs_all), max(xs_all)) if xs_all else (0.0, 1.0))
-    y0, y1 = ylim or ((min(ys_all), max(ys_all)) if ys_all else (0.0, 1.0))
-    if x1 <= x0:
-        x0, x1 = x0 - 0.5, x1 + 0.5
-    if y1 <= y0:
-        y0, y1 = y0 - 0.5, y1 + 0.5
-    if ylim is None:  # a little head room
-        pad = 0.05 * (y1 - y0)
-        y0, y1 = y0 - pad, y1 + pad
-    left, right, top, bottom = 62, 12, 30 if title else 12, 44
-    legend_w = 0
-    if legend and series:
-        legend_w = max(d.textbbox((0, 0), n, font=small)[2] for n in series) + 34
-        right += legend_w
-    pw, ph = w - left - right, h - top - bottom
-
-    def px(x):
-        return left + (x - x0) / (x1 - x0) * pw
-
-    def py(y):
-        return top + (1.0 - (y - y0) / (y1 - y0)) * ph
-
-    if title:
-        tw = d.textbbox((0, 0), title, font=font)[2]
-        d.text((left + (pw - tw) / 2, 8), title, fill="black", font=font)
-    for t in _nice_ticks(y0, y1):
-        d.line([(left, py(t)), (left + pw, py(t))], fill=(230, 230, 230))
-        label = _fmt(t)
-        lw = d.textbbox((0, 0), label, font=small)[2]
-        d.text((left - lw - 6, py(t) - 6), label, fill="black", font=small)
-    for t in _nice_ticks(x0, x1):
-        d.line([(px(t), top + ph), (px(t), top + ph + 4)], fill="black")
-        label = _fmt(t)
-        lw = d.textbbox((0, 0), label, font=small)[2]
-        d.text((px(t) - lw / 2, top + ph + 6), label, fill="black", font=small)
-    d.rectangle([left, top, left + pw, top + ph], outline="black")
-    if xlabel:
-        tw = d.textbbox((0, 0), xlabel, font=small)[2]
-        d.text((left + (pw - tw) / 2, h - 18), xlabel, fill="black", font=small)
-    if ylabel:
-        label = Image.new("RGB", (d.textbbox((0, 0), ylabel, font=small)[2] + 4, 14), "white")
-        ImageDraw.Draw(label).text((2, 0), ylabel, fill="black", font=small)
-        label = label.rotate(90, expand=True)
-        img.paste(label, (4, int(top + (ph - label.height) / 2)))
-    for k, (name, (xs, ys)) in enumerate(series.items()):
-        st = styles.get(name, {})
-        color = tuple(st.get("color", PALETTE[k % len(PALETTE)]))
-        width = int(st.get("width", 2))
-        pts = [(px(float(x)), py(float(y))) for x, y in zip(xs, ys) if np.isfinite(y)]
-        # Split at gaps (non-finite y) so a missing exposure is not bridged.
-        run: list[tuple[float, float]] = []
-        for x, y in zip(xs, ys):
-            if np.isfinite(y):
-                run.append((px(float(x)), py(float(y))))
-            else:
-                if len(run) > 1:
-                    d.line(run, fill=color, width=width)
-                run = []
-        if len(run) > 1:
-            d.line(run, fill=color, width=width)
-        if st.get("marker", len(pts) <= 16):
-            for x, y in pts:
-                d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
-        if legend:
-            ly = top + 6 + 16 * k
-            lx = w - legend_w + 4
-            d.line([(lx, ly + 6), (lx + 22, ly + 6)], fill=color, width=width)
-            d.text((lx + 27, ly), name, fill="black", font=small)
-    return img
-
-
-def hstack(images: Sequence[Image.Image], gap: int = 8) -> Image.Image:
-    """Images side by side on white (top-aligned)."""
-    w = sum(i.width for i in images) + gap * (len(images) - 1)
-    h = max(i.height for i in images)
-    out = Image.new("RGB", (w, h), "white")
-    x = 0
-    for i in images:
-        out.paste(i, (x, 0))
-        x += i.width + gap
-    return out
-
-
-def vstack(images: Sequence[Image.Image], gap: int = 8) -> Image.Image:
-    """Images one below the other on white (left-aligned)."""
-    w = max(i.width for i in images)
-    h = sum(i.height for i in images) + gap * (len(images) - 1)
-    out = Image.new("RGB", (w, h), "white")
-    y = 0
-    for i in images:
-        out.paste(i, (0, y))
-        y += i.height + gap
-    return out
-
-
 # ----------------------------------------------------------------------------- figures
+
+
+def save_png(image: Image.Image, path) -> pathlib.Path:
+    """Write a PNG atomically (temporary file + rename)."""
+    path = pathlib.Path(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+    return path
 
 
 def metric_per_exposure(result: EvalResult, metric: str) -> dict[str, tuple[list[float], list[float]]]:
@@ -255,9 +103,7 @@ def plot_metric_per_exposure(result: EvalResult, metric: str, path) -> pathlib.P
     """PNG of the mean `metric` against exposure (stops), one line per method."""
     img = line_plot(metric_per_exposure(result, metric), title=f"{metric} per exposure (mask-kept samples)",
                     xlabel="exposure (stops, t = 2^s)", ylabel=metric, size=(760, 440))
-    path = pathlib.Path(path)
-    img.save(path)
-    return path
+    return save_png(img, path)
 
 
 def plot_inverse_crfs(kept: Sequence[dict], path, *, max_curves: int = 3) -> pathlib.Path | None:
@@ -283,9 +129,7 @@ def plot_inverse_crfs(kept: Sequence[dict], path, *, max_curves: int = 3) -> pat
             break
     if not panels:
         return None
-    path = pathlib.Path(path)
-    hstack(panels).save(path)
-    return path
+    return save_png(hstack(panels), path)
 
 
 def _tone_map(hdr: np.ndarray, log_average: float) -> np.ndarray:
@@ -304,7 +148,7 @@ def comparison_grid(kept: Sequence[dict], path, *, max_rows: int = 4, min_tile: 
     rows = [k for k in kept if k["outputs"]][:max_rows]
     if not rows:
         return None
-    font = _font(12)
+    label_font = font(12)
     names = ["input (JPEG)"] + list(rows[0]["outputs"]) + ["ground truth"]
     h, w = rows[0]["gt"].shape[:2]
     scale = max(1, int(np.ceil(min_tile / max(h, w))))
@@ -313,12 +157,12 @@ def comparison_grid(kept: Sequence[dict], path, *, max_rows: int = 4, min_tile: 
     grid = Image.new("RGB", (row_label_w + len(names) * (tw + gap), label_h + len(rows) * (th + gap)), "white")
     d = ImageDraw.Draw(grid)
     for j, name in enumerate(names):
-        d.text((row_label_w + j * (tw + gap) + 2, 2), name[: max(4, tw // 7)], fill="black", font=font)
+        d.text((row_label_w + j * (tw + gap) + 2, 2), name[: max(4, tw // 7)], fill="black", font=label_font)
     for i, item in enumerate(rows):
         m = item["meta"]
         y = label_h + i * (th + gap)
         text = f"{m['image']}\n{m['crf']}" + (f"\n{m['stops']:+g} stops" if m.get("stops") is not None else "")
-        d.multiline_text((2, y + 2), text, fill="black", font=font)
+        d.multiline_text((2, y + 2), text, fill="black", font=label_font)
         la = float(tonemap.log_average_luminance(np.asarray(item["gt"], np.float32)))
         tiles = [np.round(np.clip(item["ldr"], 0, 1) * 255).astype(np.uint8)]
         tiles += [_tone_map(item["outputs"][n], la) for n in names[1:-1]]
@@ -326,9 +170,7 @@ def comparison_grid(kept: Sequence[dict], path, *, max_rows: int = 4, min_tile: 
         for j, t in enumerate(tiles):
             tile = Image.fromarray(t).resize((tw, th), Image.NEAREST)
             grid.paste(tile, (row_label_w + j * (tw + gap), y))
-    path = pathlib.Path(path)
-    grid.save(path)
-    return path
+    return save_png(grid, path)
 
 
 def ablation_markdown(result: EvalResult) -> str:
@@ -389,7 +231,7 @@ def run_ablations(source: str, workdir, *, checkpoint: str | None = None, crf: s
     config = config or EvalConfig()
     workdir = pathlib.Path(workdir)
     kind, examples = open_source(source, config)
-    protocol = {"source": source, "command": "experiments/ablations.py"}
+    protocol = {"source": source, "command": "hdrjax.evaluation.ablations.run_ablations"}
     bank = None
     if kind == "synthetic":
         bank = load_test_bank(crf, max_crfs)
@@ -412,8 +254,6 @@ def run_ablations(source: str, workdir, *, checkpoint: str | None = None, crf: s
                       keep=figure_selector(bank, n_crfs=figure_crfs, stops=figure_stops))
     paths = dict(write_outputs(result, workdir))
     md = workdir / "ablations.md"
-    from hdrjax.io import atomic_write
-
     with atomic_write(md, "w", encoding="utf-8") as f:
         f.write(ablation_markdown(result))
     paths["ablations.md"] = md
@@ -429,37 +269,3 @@ def run_ablations(source: str, workdir, *, checkpoint: str | None = None, crf: s
     if p is not None:
         paths["comparison.png"] = p
     return {"result": result, "paths": paths}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: see the module doc; exit 1 when inputs were skipped."""
-    p = argparse.ArgumentParser(prog="experiments/ablations.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("source", help="as python -m hdrjax.evaluate (folder, HDR-Real folder, dataset spec)")
-    p.add_argument("--workdir", required=True)
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--crf", default="family")
-    p.add_argument("--methods", default=None, help=f"default: {DEFAULT_METHODS} (with --checkpoint)")
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--max-crfs", type=int, default=None)
-    p.add_argument("--resolution", type=int, default=RESOLUTION)
-    p.add_argument("--exposures", default=",".join(f"{s:g}" for s in EXPOSURE_STOPS))
-    p.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY)
-    p.add_argument("--batch-size", type=int, default=8)
-    args = p.parse_args(argv)
-    cli.configure_logging(False)
-    try:
-        config = EvalConfig(resolution=args.resolution, exposure_stops=parse_stops(args.exposures),
-                            jpeg_quality=args.jpeg_quality, batch_size=args.batch_size)
-        out = run_ablations(args.source, args.workdir, checkpoint=args.checkpoint, crf=args.crf,
-                            methods=args.methods, config=config, limit=args.limit, max_crfs=args.max_crfs)
-    except EvalError as e:
-        logger.error(str(e))
-        return 1
-    sys.stdout.write(ablation_markdown(out["result"]))
-    for name, path in out["paths"].items():
-        logger.info(f"wrote {path}")
-    return 1 if out["result"].skipped else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,14 +1,15 @@
 """The README section on the default model, generated from its result files (never typed).
 
-    python experiments/default_model_report.py            # rewrite the README block and the .md
-    python experiments/default_model_report.py --check    # exit 1 if the README is out of date
+    python -m experiments.default_model.report            # rewrite the README block and the .md
+    python -m experiments.default_model.report --check    # exit 1 if the README is out of date
 
 Reads (all committed): experiments/results/default-model-eval/summary.csv and protocol.json
 (`python -m hdrjax.evaluate`), experiments/results/training-stages.json (the recipe's
-stages.json), experiments/results/training-curves.json (experiments/plot_curves.py) and
-hdrjax/weights/default/manifest.json.  Writes experiments/results/default-model.md and the
+stages.json), experiments/results/training-curves.json (experiments/default_model/plot_curves.py)
+and hdrjax/weights/default/manifest.json.  Writes experiments/results/default-model.md and the
 README text between `<!-- default-model:begin -->` and `<!-- default-model:end -->`; with
---manifest also stores the overall evaluation numbers in the manifest.
+--manifest also stores the overall evaluation numbers in the manifest.  `--results`,
+`--weights` and `--readme` point it at other files (a new evaluation before it is committed).
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ import json
 import pathlib
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from .. import results_io
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "experiments" / "results"
 EVAL = RESULTS / "default-model-eval"
 BEGIN, END = "<!-- default-model:begin -->", "<!-- default-model:end -->"
@@ -78,7 +81,10 @@ def _fmt(v, digits=2):
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def build(results=RESULTS, manifest_path=ROOT / "hdrjax" / "weights" / "default" / "manifest.json") -> tuple[str, dict]:
+WEIGHTS = ROOT / "hdrjax" / "weights" / "default"
+
+
+def build(results=RESULTS, manifest_path=WEIGHTS / "manifest.json") -> tuple[str, dict]:
     """(markdown, evaluation dict for the manifest)."""
     eval_dir = results / "default-model-eval"
     overall = _overall(eval_dir / "summary.csv")
@@ -89,7 +95,7 @@ def build(results=RESULTS, manifest_path=ROOT / "hdrjax" / "weights" / "default"
     lines = []
     total_s = sum(e["wall_seconds"] for e in stages.values())
     lines.append(
-        f"Trained with `experiments/train_default_model.py --size cpu` (configs/recipe.py) on this project's "
+        f"Trained with `python -m experiments.default_model.train --size cpu` (configs/recipe.py) on this project's "
         f"2-core CPU in {total_s / 3600:.1f} h of wall time; weights: `hdrjax/weights/default` "
         f"({len(manifest['files'])} float32 `.npz` shards, {sum(f['bytes'] for f in manifest['files']) / 2**20:.0f} MiB; "
         f"the VGG16 encoder is {'frozen at ImageNet weights and not stored' if manifest.get('encoder') else 'stored'}). "
@@ -131,7 +137,7 @@ def build(results=RESULTS, manifest_path=ROOT / "hdrjax" / "weights" / "default"
     cfg = protocol.get("config", {})
     lines.append(
         f"**Evaluation** (`experiments/results/default-model-eval/`, made by "
-        f"`experiments/evaluate_default_model.sh`): the 12 held-out HDR files (8 panoramas never seen in "
+        f"`experiments/default_model/evaluate.sh`): the 12 held-out HDR files (8 panoramas never seen in "
         f"training + the 4 photos of `../shared/data/real_hdr`), {protocol.get('crf_spec', '?')}, exposures "
         f"{', '.join(f'{s:+g}' for s in cfg.get('exposure_stops', []))} stops, JPEG {cfg.get('jpeg_quality')}, "
         f"first/last {cfg.get('resolution')}² crops; samples with > 50 % extreme pixels excluded. Mean over samples:")
@@ -200,7 +206,7 @@ def build(results=RESULTS, manifest_path=ROOT / "hdrjax" / "weights" / "default"
     lines.append("")
     lines.append("![held-out examples](experiments/results/held-out-examples.png)")
     lines.append("")
-    lines.append("Held-out examples (`experiments/results/held-out-examples.png`, `experiments/figure.py`): camera "
+    lines.append("Held-out examples (`experiments/results/held-out-examples.png`, `experiments/default_model/figure.py`): camera "
                  "input, our reconstruction and the ground truth tone-mapped the same way, then our reconstruction "
                  "at −2, 0 and +2 stops, where recovered highlights would show as detail instead of flat white.")
     return "\n".join(lines) + "\n", evaluation
@@ -210,9 +216,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="only check that the README block is current")
     p.add_argument("--manifest", action="store_true", help="also store the evaluation in the manifest")
+    p.add_argument("--results", type=pathlib.Path, default=RESULTS,
+                   help="folder of the result files read, where default-model.md is written (default %(default)s)")
+    p.add_argument("--weights", type=pathlib.Path, default=WEIGHTS,
+                   help="shipped-model folder whose manifest.json is read (default %(default)s)")
+    p.add_argument("--readme", type=pathlib.Path, default=ROOT / "README.md", help="default %(default)s")
     args = p.parse_args(argv)
-    text, evaluation = build()
-    readme = ROOT / "README.md"
+    text, evaluation = build(args.results, args.weights / "manifest.json")
+    readme = args.readme
     content = readme.read_text()
     if BEGIN not in content or END not in content:
         print(f"{readme}: no {BEGIN} … {END} block", file=sys.stderr)
@@ -222,20 +233,17 @@ def main(argv=None) -> int:
     new = head + BEGIN + "\n" + text + END + tail
     if args.check:
         if new != content:
-            print("README's default-model block is out of date: run experiments/default_model_report.py", file=sys.stderr)
+            print(f"{readme}: the default-model block is out of date: run python -m experiments.default_model.report",
+                  file=sys.stderr)
             return 1
         return 0
-    from hdrjax.io import atomic_write
-
-    with atomic_write(readme, "w") as f:
-        f.write(new)
-    with atomic_write(RESULTS / "default-model.md", "w") as f:
-        f.write("# The default model\n\n" + text)
+    results_io.write_text(readme, new)
+    md = results_io.write_text(args.results / "default-model.md", "# The default model\n\n" + text)
     if args.manifest:
         from hdrjax import pretrained
 
-        pretrained.update_manifest(pretrained.DEFAULT_DIR, evaluation=evaluation)
-    print("wrote README.md (default-model block) and experiments/results/default-model.md")
+        pretrained.update_manifest(args.weights, evaluation=evaluation)
+    print(f"wrote {readme} (default-model block) and {md}")
     return 0
 
 

@@ -11,18 +11,19 @@ Hallucination-Net's one-pass FLOPs spent, and compares (a) with (c) at the lit p
 and 24 MP a fresh process per engine measures that engine's peak RSS. Also: the first
 image's latency of `python -m hdrjax.predict` with a cold and a warm compilation cache, and the throughput of a folder of 1 MP photos.
 
-Imported by experiments/benchmark.py (section `regions`); the functions starting with task_
-run inside its worker processes.
+The benchmark's section `regions` (runner.py plans it, report.py renders it); the functions
+starting with task_ run inside its worker processes.
 """
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import subprocess
 import sys
 import tempfile
 import time
+
+from . import measure as bench
 
 ENGINES = ("regions", "tiles", "one-pass")
 # (name, source HDR relative to ../shared/data, size or None for native)
@@ -45,7 +46,7 @@ PORT_RSS_2MP_GB = 7.3  # the PyTorch port's peak RSS at 1920×1080, as measured 
 EQUALITY_TOLERANCE = 1e-3  # of the output range, at pixels with α > 0
 
 
-def _ldr(bench, source: str, size):
+def _ldr(source: str, size):
     hdr = bench.read_hdr(source)
     if hdr is None:
         h, w = size or (512, 768)
@@ -73,13 +74,12 @@ def _hal_work(r, engine: str, h: int, w: int) -> float:
     return 1.0
 
 
-def task_regions(spec: dict, bench) -> dict:
+def task_regions(spec: dict) -> dict:
     """One photo, the engines interleaved in this process: time per engine, stage split, work.
 
     Interleaving (a, b, c, a, b, c, ...) after one warm-up run each keeps the ratios fair on a
     machine whose load changes; (a) is compared with (c) at the lit pixels here. With
     `rss_only` (fresh process per engine), one run and its peak RSS.
-    bench: the benchmark module running this worker (its compile-time listener and helpers).
     """
     import numpy as np
 
@@ -88,7 +88,7 @@ def task_regions(spec: dict, bench) -> dict:
     from hdrjax.models.hallucination import BLEND_THRESHOLD
 
     model, variables, _, _ = pretrained.load(spec.get("model"))
-    ldr, source = _ldr(bench, spec["source"], spec.get("size"))
+    ldr, source = _ldr(spec["source"], spec.get("size"))
     h, w = ldr.shape[:2]
     engines = spec["engines"]
     configs = {e: predict.PredictConfig(engine=e, stages=NETWORKS) for e in engines}
@@ -115,9 +115,9 @@ def task_regions(spec: dict, bench) -> dict:
             out["engines"][e]["stages"].append(last[e].stats["seconds"])
     for e, entry in out["engines"].items():
         r = last[e]
-        entry["seconds"] = bench._median(entry["times"])
+        entry["seconds"] = bench.median(entry["times"])
         stage_runs = entry.pop("stages")
-        entry["stage_seconds"] = {k: bench._median([x.get(k, 0.0) for x in stage_runs]) for k in NETWORKS}
+        entry["stage_seconds"] = {k: bench.median([x.get(k, 0.0) for x in stage_runs]) for k in NETWORKS}
         entry["hallucination_work"] = _hal_work(r, e, h, w)
         entry["output_finite"] = bool(np.isfinite(r.output).all())
         for key in ("lit_fraction", "hallucination_crops", "hallucination_context", "dequantization_calls", "tiles"):
@@ -136,13 +136,13 @@ def task_regions(spec: dict, bench) -> dict:
     return out
 
 
-def task_latency(spec: dict, bench) -> dict:
+def task_latency(spec: dict) -> dict:
     """`python -m hdrjax.predict` on one photo, twice in fresh processes: cold then warm cache."""
     import numpy as np
 
     from hdrjax.io import write_image
 
-    ldr, source = _ldr(bench, spec["source"], spec.get("size"))
+    ldr, source = _ldr(spec["source"], spec.get("size"))
     with tempfile.TemporaryDirectory(prefix="hdrjax-latency-") as tmp:
         photo = pathlib.Path(tmp) / "photo.png"
         write_image(photo, ldr)
@@ -162,14 +162,14 @@ def task_latency(spec: dict, bench) -> dict:
             "finite": bool(np.isfinite(ldr).all())}
 
 
-def task_folder(spec: dict, bench) -> dict:
+def task_folder(spec: dict) -> dict:
     """Throughput of `reconstruct` over a folder of 1 MP photos (warm: a second pass)."""
     from hdrjax import pretrained, predict
     from hdrjax.models.build import NETWORKS
 
     model, variables, _, _ = pretrained.load(spec.get("model"))
     size = tuple(spec["size"])
-    photos = [_ldr(bench, src, size)[0] for src in spec["sources"]]
+    photos = [_ldr(src, size)[0] for src in spec["sources"]]
     config = predict.PredictConfig(engine=spec.get("engine", "regions"), stages=NETWORKS)
     for ldr in photos:  # warm-up: compile every shape and measure the receptive fields
         predict.reconstruct(model, variables, ldr, config)
@@ -307,12 +307,6 @@ def summary(tasks: dict) -> dict:
     }
 
 
-def write_json(path: pathlib.Path, data) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 README_BEGIN = "<!-- regions-benchmark:begin -->"
 README_END = "<!-- regions-benchmark:end -->"
 
@@ -323,7 +317,7 @@ def readme_block(results: dict, source: str) -> str:
     dates = sorted({e.get("from_run") or results["created"] for e in tasks.values() if e.get("task") in ("regions", "latency", "folder")})
     s = summary(tasks)
     lines = [README_BEGIN,
-             f"Generated by `python experiments/readme_tables.py --write` from `{source}` "
+             f"Generated by `python -m experiments.readme_tables --write` from `{source}` "
              f"({results['machine']}, run {', '.join(dates)}{'; contended' if results.get('contended') else ''}). "
              "(a) `--engine regions` (default), (b) `--engine tiles` (the previous default), (c) `--engine one-pass`, "
              "our stand-in for the PyTorch port's work; shipped model, all four stages. Times: one process per photo "

@@ -1,9 +1,8 @@
 """What every benchmark task measures with: clocks, XLA's cost and memory analysis, the
 machine's ceilings, the model under test and the images it runs on.
 
-Runs inside the benchmark's worker processes (experiments/bench_runner.py starts them), where
-jax is imported; the task modules (bench_roofline, bench_inference, bench_train,
-bench_regions) call these helpers. bench_regions receives this module as its `bench` argument.
+Runs inside the benchmark's worker processes (runner.py starts them), where jax is
+imported; the task modules (roofline, inference, train, regions) call these helpers.
 
 Weights are random (Glorot, as the layers' own init, drawn with numpy: `model.init` on CPU
 compiles for minutes), with the last layer of the Dequantization-, Refinement- and
@@ -20,7 +19,7 @@ from typing import Any, Callable
 
 from hdrjax.models import build
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the repository
 SHARED = ROOT.parent / "shared" / "data"
 
 STAGES = build.NETWORKS
@@ -55,9 +54,8 @@ def setup_worker() -> None:
     jax.monitoring.register_event_duration_secs_listener(_compile_listener)
 
 
-def _median(xs):
-    """Median of a list, None when empty. (The leading underscore is kept because
-    experiments/bench_regions.py calls it as `bench._median`.)"""
+def median(xs):
+    """Median of a list, None when empty."""
     xs = sorted(xs)
     n = len(xs)
     if not n:
@@ -80,7 +78,7 @@ def time_calls(fn: Callable[[], Any], *, repeats: int, budget_s: float, min_repe
         block(fn())
         times.append(time.perf_counter() - t0)
         spent = time.perf_counter() - start
-        if len(times) >= min_repeats and spent + _median(times) > budget_s:
+        if len(times) >= min_repeats and spent + median(times) > budget_s:
             break
     return times
 

@@ -1,0 +1,1 @@
+"""Speed and memory of hdrjax: `python -m experiments.benchmark` (see __main__.py)."""

@@ -1,0 +1,1 @@
+"""The default model: its training chain (train.py), evaluation (evaluate.sh), figures and README section."""

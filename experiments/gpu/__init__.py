@@ -1,0 +1,1 @@
+"""Offline accelerator runs: the shell scripts and the accelerator smoke test."""

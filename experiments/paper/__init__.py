@@ -1,0 +1,1 @@
+"""The paper's ablation table and figures (ablations.py, ablations.ipynb)."""
