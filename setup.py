@@ -54,7 +54,10 @@ setup(
         ],
     },
     extras_require={
-        "test": ["pytest>=8", "chex>=0.1.88", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "matplotlib>=3.8"],
+        # ruff: the lint step of the README's test command and CI (rules: ruff.toml); a minor
+        # release may add checks, so the range is one minor version.
+        "test": ["pytest>=8", "chex>=0.1.88", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "matplotlib>=3.8",
+                 "ruff>=0.17,<0.18"],
         # Only to read the authors' TF1 checkpoints (hdrjax.tools.import_tf1).
         "tf": ["tensorflow-cpu>=2.16"],
     },

@@ -92,7 +92,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.checkpoint_every_secs = 1800.0
     c.train.keep_checkpoints = 3  # checkpoints kept in <workdir>/checkpoints
     # Ours: write checkpoints in a background thread (the step loop waits only for the copy
-    # to host memory); False = write before the next step (experiments/checkpoint_stall.py).
+    # to host memory); False = write before the next step
+    # (experiments/results/checkpoint-stall-cpu-2core.json).
     c.train.async_checkpoint = True
     # Ours: dispatch the periodic evaluation and read its results after the next step has
     # started, so the accelerator runs both back to back; False = wait for it.

@@ -2,9 +2,10 @@
 
     python -m hdrjax.main --config=configs/recipe.py:linearization,cpu --workdir=runs/default/linearization
 
-`experiments/train_default_model.py` runs the whole chain (Dequantization → Linearization →
-Hallucination stage-wise, then joint fine-tuning with the Refinement-Net, each stage started
-from the previous ones) and exports the weights; read its docstring first.
+`python -m experiments.default_model.train` (hdrjax/train_chain.py) runs the whole chain
+(Dequantization → Linearization → Hallucination stage-wise, then joint fine-tuning with the
+Refinement-Net, each stage started from the previous ones) and exports the weights; read its
+docstring first.
 
 Argument: "<stage>,<size>[,<variant>...]" with stage one of configs/default.STAGES and size
   cpu   the shipped model: 79 min for the whole chain on a 2-core CPU (training-stages.json)

@@ -84,7 +84,8 @@ def _retired(results: dict, name: str) -> dict:
 
 def benchmark_cpu_block(results: dict, source: str) -> str:
     t = results["tasks"]
-    used = ["peak", "stages", "photos", "scaling-1", "scaling-8"] + [k for k in t if k.startswith(("inference-", "train-"))]
+    used = ["peak", "stages", "photos", "scaling-1", "scaling-8"]
+    used += [k for k in t if k.startswith(("inference-", "train-"))]
     run = _run_of(results, *used)
     record = bench_report.runs_of(results)[run]
     env, la = record["environment"], record["load_average"]
@@ -170,9 +171,9 @@ def benchmark_cpu_block(results: dict, source: str) -> str:
           f"{eight['seconds_per_step'] / one['seconds_per_step']:.2f}× the one-device time, which is partitioning "
           "overhead, not a speedup).",
           "",
-          f"The tiles engine's 512² tiles with a 128-px overlap compute {inf['1024x1024']['computed_pixel_ratio']:.2f}× "
-          f"the image's pixels at 1 MP ({inf['1024x1024']['tiles']} tiles), "
-          f"{inf['1080x1920']['computed_pixel_ratio']:.2f}× at 2 MP, every stage paying the overlap only the "
+          "The tiles engine's 512² tiles with a 128-px overlap compute "
+          f"{inf['1024x1024']['computed_pixel_ratio']:.2f}× the image's pixels at 1 MP ({inf['1024x1024']['tiles']} "
+          f"tiles), {inf['1080x1920']['computed_pixel_ratio']:.2f}× at 2 MP, every stage paying the overlap only the "
           "Hallucination-Net needs, and it skipped the Hallucination-Net only for whole tiles without a lit pixel ("
           + ", ".join(f"{_pct(p['skip']['skipped_fraction'])} of the tiles on {pathlib.Path(p['file']).stem}"
                       for p in photos) + ")."]
@@ -198,9 +199,11 @@ def benchmark_changes_block(results: dict, source: str) -> str:
          f"{results['retired']['code_commit']}). What we changed for the Hallucination-Net, each measured as a "
          "ratio in one run:",
          f"- The reference's up-block (reflect pad + 3×3 VALID conv) is computed as a padded conv whose border is "
-         f"cropped — identical numbers (max difference {max(valid['result']['conv']['max_abs_diff'], valid['result']['hallucination_net']['max_abs_diff']):.1g}), "
-         f"but XLA:CPU's unpadded-conv path is slow: network forward × {valid['result']['hallucination_net']['ratio']:.2f} "
-         f"(that one conv × {valid['result']['conv']['ratio']:.2f}).",
+         "cropped — identical numbers (max difference "
+         f"{max(valid['result']['conv']['max_abs_diff'], valid['result']['hallucination_net']['max_abs_diff']):.1g}), "
+         "but XLA:CPU's unpadded-conv path is slow: network forward × "
+         f"{valid['result']['hallucination_net']['ratio']:.2f} (that one conv × "
+         f"{valid['result']['conv']['ratio']:.2f}).",
          f"- On CPU a conv's **weight gradient** is XLA's weakest kernel: {g['kernel_grad']['ratio_to_forward']:.0f}× "
          f"the forward's time for the same FLOPs at {grad['result']['shape'][0]} × {grad['result']['shape'][1]}², "
          f"{grad['result']['shape'][3]} channels (the input gradient: {g['input_grad']['ratio_to_forward']:.1f}×). "
@@ -245,13 +248,15 @@ def train_steps_block(steps: dict, steps_source: str, results: dict, source: str
             f"{bench_env['cpu_affinity']} cores of an {bench_env['cpu_model']}, not contended; a warm-up step, then "
             f"{_range([r['runs'] for r in bench_rows.values()], 'd')} timed step(s))" if bench_rows else "") + ".",
          "",
-         "| config | batch × patch | VGG16 encoder | s/step | images/s | CPU s per step | compile s | peak RSS | XLA buffers |",
+         "| config | batch × patch | VGG16 encoder | s/step | images/s | CPU s per step | compile s | peak RSS | XLA "
+         "buffers |",
          "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for stage in bench_report.TRAIN_STAGES:
         main = " (the main command)" if stage == "joint" else ""
         vgg = "—"  # the Dequantization- and Linearization-Net have none
         if stage in rows:
-            r, tag, cpu, xla = rows[stage], "(m)", f"{rows[stage]['cpu_seconds_per_step']:.1f}", rows[stage]["xla_memory"]
+            r, tag, xla = rows[stage], "(m)", rows[stage]["xla_memory"]
+            cpu = f"{r['cpu_seconds_per_step']:.1f}"
             if stage in ("hallucination", "joint"):
                 vgg = "frozen" if r["options"]["freeze_encoder"] else "trained"
         elif stage in bench_rows:

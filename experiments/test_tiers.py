@@ -62,7 +62,8 @@ def run_tier(name: str, args: list[str]) -> dict:
             "summary": summary.strip("= "), "failures": failures,
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()],
-            "load_1min_during": {"samples": len(samples), "mean": round(sum(samples) / len(samples), 2) if samples else None,
+            "load_1min_during": {"samples": len(samples),
+                                 "mean": round(sum(samples) / len(samples), 2) if samples else None,
                                  "max": round(max(samples), 2) if samples else None}}
 
 

@@ -21,6 +21,7 @@ import pathlib
 import subprocess
 import time
 
+from hdrjax.errors import HdrjaxError
 from hdrjax.models import build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]  # a source checkout: its git commit goes in the manifest
@@ -59,8 +60,9 @@ def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: st
     return c
 
 
-class ChainStopped(Exception):
-    """A stage was stopped before its last step (preemption); the chain resumes on the next run."""
+class ChainStopped(HdrjaxError):
+    """A stage was stopped before its last step (preemption); the chain resumes on the next run.
+    Not a failure: the command line reports it and exits 0."""
 
 
 def _git_commit() -> str:

@@ -102,7 +102,8 @@ def test_cli_with_checkpoint_runs_model_and_ablations(tiny_checkpoint, hdr_folde
     scored = [r for r in rows if r["mask"] == "1"]
     assert scored and all(np.isfinite(float(r["pu21_psnr"])) for r in scored)
     # g0_linearization uses exactly the curve of the g0 baseline.
-    for a, b in zip([r for r in scored if r["method"] == "g0_linearization"], [r for r in scored if r["method"] == "g0"]):
+    ablated, baseline = ([r for r in scored if r["method"] == m] for m in ("g0_linearization", "g0"))
+    for a, b in zip(ablated, baseline):
         assert float(a["inverse_crf_rmse"]) == pytest.approx(float(b["inverse_crf_rmse"]), abs=1e-4)
     proto = json.loads((out / "protocol.json").read_text())
     assert proto["checkpoint"]["output_stage"] == "refinement" and proto["examples"] == 2

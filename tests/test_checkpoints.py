@@ -69,7 +69,8 @@ def test_round_trip_restores_state_and_iterator_position(tmp_path):
     restored = ck.restore(4, make_state(mesh, value=-7.0), it2)
     ck.close()
     assert int(restored.step) == 4
-    np.testing.assert_array_equal(parallel.fetch(restored.params)["dequantization"]["w"], saved[-1][1]["dequantization"]["w"])
+    np.testing.assert_array_equal(parallel.fetch(restored.params)["dequantization"]["w"],
+                                  saved[-1][1]["dequantization"]["w"])
     assert restored.params["dequantization"]["w"].sharding.is_fully_replicated
     next(it2)  # ... is two batches after step 4
     np.testing.assert_array_equal(next(it2)["hdr"], expected_next)

@@ -140,9 +140,9 @@ def test_every_module_is_in_the_map_and_imports_only_its_layer_or_below():
     assert upward == []
 
 
-def test_only_the_entry_point_imports_train():
+def test_only_the_entry_point_and_the_recipe_chain_import_train():
     users = [shown for p, _, shown in _package_modules() if "train" in set(_hdrjax_imports(p))]
-    assert users == ["hdrjax/main.py"]
+    assert users == ["hdrjax/main.py", "hdrjax/train_chain.py"]
 
 
 def test_long_files_say_why_in_the_map():

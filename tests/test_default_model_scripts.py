@@ -105,12 +105,14 @@ def write_report_inputs(folder):
     """Result files and a manifest as the evaluation, the recipe and plot_curves write them."""
     (folder / "default-model-eval").mkdir(parents=True)
     cols = "method,exposure,n,masked,pu21_psnr_mean,pu21_ssim_mean,log_psnr_mean,inverse_crf_rmse_mean"
-    rows = ["stages_refinement,all,10,2,25.0,0.9,30.0,0.05", "stages_dequantization_linearization,all,10,2,20.0,0.8,28.0,0.05",
+    rows = ["stages_refinement,all,10,2,25.0,0.9,30.0,0.05",
+            "stages_dequantization_linearization,all,10,2,20.0,0.8,28.0,0.05",
             "srgb,all,10,2,23.5,0.85,27.0,0.09", "mean_crf,all,10,2,22.0,0.8,26.0,0.07",
             "true_crf,all,10,2,24.0,0.9,31.0,0.0", "srgb,+0,5,1,30.0,0.9,30.0,0.09"]
     (folder / "default-model-eval" / "summary.csv").write_text("\n".join([cols] + rows) + "\n")
     (folder / "default-model-eval" / "protocol.json").write_text(json.dumps(
-        {"crf_spec": "dorf:x, test split", "config": {"exposure_stops": [-3, 0, 3], "jpeg_quality": 90, "resolution": 256}}))
+        {"crf_spec": "dorf:x, test split",
+         "config": {"exposure_stops": [-3, 0, 3], "jpeg_quality": 90, "resolution": 256}}))
     (folder / "training-stages.json").write_text(json.dumps({"linearization": {
         "steps": 100, "batch_size": 4, "patch_size": 128, "images_seen": 400, "wall_seconds": 600}}))
     # The held-out curve_rmse rises by exactly 2 per doubling of the images seen: the trend column.
@@ -132,10 +134,12 @@ def test_default_model_report_is_computed_from_the_result_files(tmp_path, run_mo
     proc = run_module("experiments.default_model.report", *args, timeout=300)
     assert proc.returncode == 0, proc.stderr
     text = readme.read_text()
-    assert text.startswith("# Title\n\n<!-- default-model:begin -->\n") and text.endswith("<!-- default-model:end -->\n\nafter\n")
+    assert text.startswith("# Title\n\n<!-- default-model:begin -->\n") and text.endswith("<!-- default-model:end "
+                                                                                          "-->\n\nafter\n")
     block = text.split("<!-- default-model:begin -->\n")[1].split("<!-- default-model:end -->")[0]
     assert (tmp_path / "default-model.md").read_text() == "# The default model\n\n" + block
-    assert "| **hdrjax default model**: Deq + Lin + Hal + Ref (all four stages) | 25.00 | 0.9000 | 30.00 | 0.0500 | 10 |" in block
+    assert ("| **hdrjax default model**: Deq + Lin + Hal + Ref (all four stages) | 25.00 | 0.9000 | 30.00 | 0.0500 "
+            "| 10 |") in block
     assert "best non-oracle baseline: srgb, 23.50 dB" in block and "+1.50 dB from it (target: ≥ +1 dB) — met" in block
     assert "+1.00 dB from it (target: above it) — met" in block
     assert "0.0500, against 0.0700" in block

@@ -68,7 +68,8 @@ def test_folder_writes_per_image_csv_and_summary(hdr_folder, tmp_path, capsys):
     assert list(summary[0])[:4] == ["method", "exposure", "n", "masked"]
     assert "pu21_psnr_mean" in summary[0] and "pu21_psnr_std" in summary[0]
     for s in summary:
-        group = [r for r in rows if r["method"] == s["method"] and (s["exposure"] == "all" or r["stops"] == s["exposure"])]
+        group = [r for r in rows
+                 if r["method"] == s["method"] and (s["exposure"] == "all" or r["stops"] == s["exposure"])]
         kept = [float(r["tone_psnr"]) for r in group if r["mask"] == "1"]
         assert int(s["n"]) == len(kept) and int(s["masked"]) == len(group) - len(kept)
         if kept:

@@ -138,8 +138,9 @@ def test_batchnorm_train_vs_eval_and_bfloat16(net_and_vars):
     h = state["intermediates"]["encoder_h6_conv"]["__call__"][0]
     stats = state["batch_stats"]["encoder_h6_batch_norm"]
     old = variables["batch_stats"]["encoder_h6_batch_norm"]
-    np.testing.assert_allclose(stats["mean"], 0.9 * old["mean"] + 0.1 * jnp.mean(h, axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(stats["var"], 0.9 * old["var"] + 0.1 * jnp.var(h, axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
+    close = dict(rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(stats["mean"], 0.9 * old["mean"] + 0.1 * jnp.mean(h, axis=(0, 1, 2)), **close)
+    np.testing.assert_allclose(stats["var"], 0.9 * old["var"] + 0.1 * jnp.var(h, axis=(0, 1, 2)), **close)
     assert not np.allclose(out, both, atol=1e-3)
     assert not np.allclose(out_alone, out[:1], atol=1e-3)  # batch statistics couple the samples
     # bfloat16 compute: float32 output close to the float32 net, parameters untouched.
@@ -152,7 +153,8 @@ def test_encoder_init(net_and_vars, lpips_weights):
     _, variables = net_and_vars
     rng = np.random.default_rng(7)
     tree = {
-        n: {"kernel": rng.standard_normal(CONV_SHAPES[n]).astype(np.float32), "bias": rng.standard_normal(CONV_SHAPES[n][-1]).astype(np.float32)}
+        n: {"kernel": rng.standard_normal(CONV_SHAPES[n]).astype(np.float32),
+            "bias": rng.standard_normal(CONV_SHAPES[n][-1]).astype(np.float32)}
         for n in CONV_NAMES
     }
     caffe = VGGWeights(params=tree, preprocessing="caffe", source="synthetic")
@@ -173,9 +175,11 @@ def test_encoder_init(net_and_vars, lpips_weights):
     np.testing.assert_array_equal(plain["conv3_1"]["kernel"], lp["conv3_1"]["kernel"])
     np.testing.assert_array_equal(plain["conv3_1"]["bias"], lp["conv3_1"]["bias"])
     np.testing.assert_allclose(auto["conv3_1"]["bias"], TORCHVISION_TO_CAFFE_SCALE * lp["conv3_1"]["bias"], rtol=1e-6)
-    np.testing.assert_allclose(auto["conv1_1"]["kernel"], TORCHVISION_TO_CAFFE_SCALE * plain["conv1_1"]["kernel"], rtol=1e-6)
+    np.testing.assert_allclose(auto["conv1_1"]["kernel"], TORCHVISION_TO_CAFFE_SCALE * plain["conv1_1"]["kernel"],
+                               rtol=1e-6)
     # conv1_1 now reads BGR 0-255 input: the R weights moved to input channel 2, scaled 1/(255·std_R).
-    np.testing.assert_allclose(plain["conv1_1"]["kernel"][:, :, 2], lp["conv1_1"]["kernel"][:, :, 0] / (255 * 0.229), rtol=1e-5)
+    np.testing.assert_allclose(plain["conv1_1"]["kernel"][:, :, 2], lp["conv1_1"]["kernel"][:, :, 0] / (255 * 0.229),
+                               rtol=1e-5)
     with pytest.raises(TypeError, match="VGGWeights"):
         encoder_init(variables, tree)
 
@@ -211,7 +215,8 @@ def test_overfits_one_batch(net_and_vars, lpips_weights):
     """
     model, variables = net_and_vars
     variables = encoder_init(variables, lpips_weights)  # an ImageNet encoder, as in training
-    target = jnp.stack([_light_scene(0.4, 0.5, jnp.array([1.0, 0.9, 0.8])), _light_scene(0.6, 0.3, jnp.array([0.8, 0.9, 1.0]))])
+    target = jnp.stack([_light_scene(0.4, 0.5, jnp.array([1.0, 0.9, 0.8])),
+                        _light_scene(0.6, 0.3, jnp.array([0.8, 0.9, 1.0]))])
     x = jnp.clip(target, 0.0, 1.0)
     assert float(jnp.mean(jnp.max(x, -1) >= 1.0)) > 0.1  # a real clipped highlight to recover
     opt = optax.adam(1e-3)
@@ -220,7 +225,8 @@ def test_overfits_one_batch(net_and_vars, lpips_weights):
     def step(params, batch_stats, opt_state):
         def loss_fn(p):
             r, upd = model.apply({"params": p, "batch_stats": batch_stats}, x, train=True, mutable=["batch_stats"])
-            loss, _ = hallucination_loss(highlight_blend(x, r), target, None, None, perceptual_weight=0.0, tv_weight=0.0)
+            loss, _ = hallucination_loss(highlight_blend(x, r), target, None, None, perceptual_weight=0.0,
+                                         tv_weight=0.0)
             return loss, upd["batch_stats"]
 
         (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)

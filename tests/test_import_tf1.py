@@ -332,7 +332,8 @@ def test_name_map_matches_the_reference():
         "batch_stats", "linearization", "crf_feature_net", "bn_conv1", "var")
     assert name_map["ae_invcrf_decode_net/dense/kernel"] == (
         "params", "linearization", "ae_invcrf_decode_net", "dense", "kernel")
-    assert name_map["Hallucination_Net/encoder/h5/conv_3/W_conv2d"] == ("params", "hallucination", "encoder", "conv5_3", "kernel")
+    assert name_map["Hallucination_Net/encoder/h5/conv_3/W_conv2d"] == (
+        "params", "hallucination", "encoder", "conv5_3", "kernel")
     assert name_map["Hallucination_Net/decoder/h3/decon2d/batch_norm_dc/moving_mean"] == (
         "batch_stats", "hallucination", "decoder_h3_decon2d_batch_norm_dc", "mean")
     assert name_map["Hallucination_Net/encoder/h6/batch_norm/beta"] == (
@@ -456,7 +457,8 @@ def test_import_stage_checkpoints(model_setup, tf1_checkpoints):
 def test_import_joint_and_override(model_setup, tf1_checkpoints):
     model, shapes, _ = model_setup
     paths, stage, joint = tf1_checkpoints
-    variables, imported_from = import_tf1.import_variables({n: paths["joint"] for n in import_tf1.NETWORKS}, model, shapes=shapes)
+    variables, imported_from = import_tf1.import_variables({n: paths["joint"] for n in import_tf1.NETWORKS}, model,
+                                                           shapes=shapes)
     _assert_placed(variables, joint, import_tf1.NETWORKS)
     assert set(imported_from.values()) == {str(paths["joint"])}
     # A stage checkpoint given with the joint one replaces that network only.
@@ -478,7 +480,8 @@ def test_import_network_errors(model_setup, tmp_path):
     def wrong_shape(v):
         v["Dequantization_Net/conv2d_5/kernel"] = np.zeros((3, 3, 64, 32), np.float32)
 
-    with pytest.raises(import_tf1.TF1ImportError, match=r"conv2d_5/kernel has shape \[3, 3, 64, 32\].*needs \[3, 3, 64, 64\]"):
+    with pytest.raises(import_tf1.TF1ImportError, match=r"conv2d_5/kernel has shape \[3, 3, 64, 32\].*needs \[3, 3, "
+                                                        r"64, 64\]"):
         import_tf1.import_network(_deq_checkpoint(tmp_path / "a", shapes, wrong_shape), "dequantization", shapes)
 
     def drop(v):
@@ -491,7 +494,8 @@ def test_import_network_errors(model_setup, tmp_path):
         v["Dequantization_Net/conv2d_19/kernel"] = np.zeros((3, 3, 3, 3), np.float32)
         v["Dequantization_Net/conv2d_19/kernel/Adam"] = np.zeros((3, 3, 3, 3), np.float32)
 
-    with pytest.raises(import_tf1.TF1ImportError, match="1 dequantization variables have no place in the model: Dequantization_Net/conv2d_19/kernel$"):
+    with pytest.raises(import_tf1.TF1ImportError, match="1 dequantization variables have no place in the model: "
+                                                        "Dequantization_Net/conv2d_19/kernel$"):
         import_tf1.import_network(_deq_checkpoint(tmp_path / "c", shapes, extra), "dequantization", shapes)
 
     def int_kernel(v):
@@ -504,7 +508,8 @@ def test_import_network_errors(model_setup, tmp_path):
         import_tf1.import_network(_deq_checkpoint(tmp_path / "e", shapes, lambda v: None), "hallucination", shapes)
     # float16 weights are accepted and widened.
     values, summary = import_tf1.import_network(
-        _deq_checkpoint(tmp_path / "f", shapes, lambda v: v.update({k: x.astype(np.float16) for k, x in v.items() if k.endswith("bias")})),
+        _deq_checkpoint(tmp_path / "f", shapes,
+                        lambda v: v.update({k: x.astype(np.float16) for k, x in v.items() if k.endswith("bias")})),
         "dequantization", shapes)
     assert summary["variables"] == 38 and summary["slots_skipped"] == 76
     assert all(a.dtype == np.float32 for a in values.values())
@@ -514,7 +519,8 @@ def test_coverage_check_names_unmapped_variables(model_setup):
     _, shapes, _ = model_setup
     name_map = dict(import_tf1.tf1_variable_map())
     del name_map["crf_feature_net/bn3b_branch2c/BatchNorm/moving_mean"]
-    with pytest.raises(import_tf1.TF1ImportError, match="without a TF1 name: batch_stats/linearization/crf_feature_net/bn3b_branch2c/mean"):
+    with pytest.raises(import_tf1.TF1ImportError, match="without a TF1 name: "
+                                                        "batch_stats/linearization/crf_feature_net/bn3b_branch2c/mean"):
         import_tf1.check_coverage(name_map, shapes, import_tf1.NETWORKS)
 
 
@@ -545,7 +551,8 @@ def test_cli_user_errors(capsys, tmp_path, monkeypatch, model_setup, tf1_checkpo
     assert rc == 1 and "--invemor is required" in err and "alex04072000/SingleHDR" in err
     rc, _, err = _cli(capsys, *stage, "--invemor", tmp_path / "nope.txt", "--out", tmp_path / "o")
     assert rc == 1 and "nope.txt: no such file" in err
-    rc, _, err = _cli(capsys, "--joint", tmp_path / "absent" / "model.ckpt", "--invemor", invemor, "--out", tmp_path / "o")
+    rc, _, err = _cli(capsys, "--joint", tmp_path / "absent" / "model.ckpt", "--invemor", invemor,
+                      "--out", tmp_path / "o")
     assert rc == 1 and "no such checkpoint" in err
     (tmp_path / "notes.txt").write_text("not a checkpoint")
     rc, _, err = _cli(capsys, "--joint", tmp_path / "notes.txt", "--invemor", invemor, "--out", tmp_path / "o")
@@ -555,7 +562,8 @@ def test_cli_user_errors(capsys, tmp_path, monkeypatch, model_setup, tf1_checkpo
     rc, _, err = _cli(capsys, *stage, "--invemor", invemor, "--out", tmp_path / "full")
     assert rc == 1 and "already exists" in err
     if importlib.util.find_spec("tensorflow") is None:
-        rc, _, err = _cli(capsys, "--joint", paths["joint"], "--invemor", invemor, "--out", tmp_path / "o", "--reader", "tf")
+        rc, _, err = _cli(capsys, "--joint", paths["joint"], "--invemor", invemor, "--out", tmp_path / "o",
+                          "--reader", "tf")
         assert rc == 1 and "--reader tf needs TensorFlow" in err
     # A stage file given for the wrong network.
     rc, _, err = _cli(capsys, "--deq", paths["hallucination"], "--lin", paths["linearization"],

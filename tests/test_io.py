@@ -641,7 +641,8 @@ def test_every_damaged_exr_raises_image_read_error(tmp_path, shared_data):
     records = [json.loads(line[2:]) for line in proc.stdout.splitlines() if line.startswith("@@")]
     results = {r["path"]: r["result"] for r in records if "result" in r}
     started = [r["start"] for r in records if "start" in r]
-    assert proc.returncode == 0, f"sweep died (rc {proc.returncode}) on {started[-1] if started else '?'}\n{proc.stderr[-2000:]}"
+    last = started[-1] if started else "?"
+    assert proc.returncode == 0, f"sweep died (rc {proc.returncode}) on {last}\n{proc.stderr[-2000:]}"
     wrong = {p: r for p, r in results.items() if r != "ImageReadError"}
     assert not wrong, wrong
     assert len(results) == len(damaged) + len(cut)

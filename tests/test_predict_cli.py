@@ -63,11 +63,13 @@ def test_end_to_end_exr_and_preview(fresh_run_dir, tmp_path, ldr_image, write_pn
 
 def test_hdr_format_half_and_stages(run_dir, tmp_path, ldr_image, write_png, predict_cli):
     write_png(tmp_path / "a.png", ldr_image(2))
-    code, err = predict_cli(["--checkpoint", run_dir, "--output", tmp_path / "o1", "--format", "hdr", "--stages", "linearization", tmp_path / "a.png"])
+    code, err = predict_cli(["--checkpoint", run_dir, "--output", tmp_path / "o1", "--format", "hdr",
+                             "--stages", "linearization", tmp_path / "a.png"])
     assert code == 0, err
     b = io.read_image(tmp_path / "o1" / "a.hdr")
     assert b.shape == (H, W, 3) and b.max() <= 1.0 + 1e-2  # B: linear, clipped range (RGBE rounding)
-    code, err = predict_cli(["--checkpoint", run_dir, "--output", tmp_path / "o2", "--half", "--stages", "dequantization", tmp_path / "a.png"])
+    code, err = predict_cli(["--checkpoint", run_dir, "--output", tmp_path / "o2", "--half",
+                             "--stages", "dequantization", tmp_path / "a.png"])
     assert code == 0, err
     c = io.read_image(tmp_path / "o2" / "a.exr")
     assert 0.0 <= c.min() and c.max() <= 1.0
@@ -86,7 +88,8 @@ def test_mixed_folder_good_written_broken_reported(run_dir, tmp_path, ldr_image,
     frames[0].save(src / "animated.png", save_all=True, append_images=frames[1:])
     (src / "notes.txt").write_text("ignored: not an image extension")
     out = tmp_path / "out"
-    code, err = predict_cli(["--checkpoint", run_dir, "--output", out, "--stages", "dequantization", src, tmp_path / "missing.jpg"])
+    code, err = predict_cli(["--checkpoint", run_dir, "--output", out, "--stages", "dequantization", src,
+                             tmp_path / "missing.jpg"])
     assert code == 1
     assert sorted(p.name for p in out.iterdir()) == ["good1.exr", "good2.exr"]  # no temp files left
     errors = [line for line in err.splitlines() if line.startswith("error:")]
@@ -228,15 +231,18 @@ def test_moved_checkpoint_finds_its_basis_file(tmp_path, shared_data, ldr_image,
     checkpoints.save_variables(ckpt, random_variables(tiny_model, seed=1), config)
     (ckpt / "invemor.txt").write_bytes(invemor.read_bytes())
     write_png(tmp_path / "x.png", ldr_image(8))
-    code, err = predict_cli(["--checkpoint", ckpt, "--output", tmp_path / "o", "--stages", "dequantization", tmp_path / "x.png"])
+    code, err = predict_cli(["--checkpoint", ckpt, "--output", tmp_path / "o", "--stages", "dequantization",
+                             tmp_path / "x.png"])
     assert code == 0, err
     (ckpt / "invemor.txt").unlink()
-    code, err = predict_cli(["--checkpoint", ckpt, "--output", tmp_path / "o2", "--stages", "dequantization", tmp_path / "x.png"])
+    code, err = predict_cli(["--checkpoint", ckpt, "--output", tmp_path / "o2", "--stages", "dequantization",
+                             tmp_path / "x.png"])
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1 and "invemor" in errors[0]
 
 
-def test_memory_budget_that_cannot_be_met_warns_once_and_still_writes(run_dir, tmp_path, ldr_image, write_png, predict_cli):
+def test_memory_budget_that_cannot_be_met_warns_once_and_still_writes(run_dir, tmp_path, ldr_image, write_png,
+                                                                       predict_cli):
     for name in ("a.png", "b.png"):
         write_png(tmp_path / name, ldr_image(3))
     code, err = predict_cli(["--checkpoint", run_dir, "--output", tmp_path / "o", "--memory-budget", "1M", "--stages",

@@ -75,7 +75,8 @@ def test_skipping_unlit_tiles_matches_full_where_alpha_positive(standin, photo_l
     ldr = photo_like(256, 384, seed=2)
     base = dict(tile=128, overlap=64, stages=ALL[:3])
     skip = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", **base))
-    full = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", **base, skip_unlit_tiles=False))
+    full = predict.reconstruct(model, variables, ldr,
+                               predict.PredictConfig(engine="tiles", **base, skip_unlit_tiles=False))
     assert 0.0 < skip.stats["skipped_fraction"] < 1.0  # the test image has lit and unlit tiles
     assert full.stats["skipped_fraction"] == 0.0
     alpha = np.asarray(blend_weight(jnp.asarray(full.linear)))[..., 0]
@@ -111,7 +112,8 @@ def test_stages_stop_early(standin, photo_like):
 def test_reference_mode_stretches_pads_and_restores_size(standin, photo_like):
     model, variables = standin
     ldr = photo_like(50, 70)
-    r = predict.reconstruct(model, variables, ldr, predict.PredictConfig(engine="tiles", stages=ALL, reference_mode=True))
+    cfg = predict.PredictConfig(engine="tiles", stages=ALL, reference_mode=True)
+    r = predict.reconstruct(model, variables, ldr, cfg)
     assert r.refined.shape == (50, 70, 3) and r.stats["reference_mode"]
     # Stretched to 64×128, padded by 32 on every side: one 128×192 tile.
     assert r.stats["tile_shape"] == (128, 192) and r.stats["tiles"] == 1
@@ -119,7 +121,8 @@ def test_reference_mode_stretches_pads_and_restores_size(standin, photo_like):
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(tile=100), dict(tile=32), dict(overlap=48), dict(tile=128, overlap=96), dict(batch_size=0), dict(stages=("linearization",))],
+    [dict(tile=100), dict(tile=32), dict(overlap=48), dict(tile=128, overlap=96), dict(batch_size=0),
+     dict(stages=("linearization",))],
 )
 def test_config_validation(kw):
     with pytest.raises(ValueError):

@@ -118,7 +118,8 @@ def test_float16_export_loads_as_float32(shipped):
 def tiny_export(path, seed=0, n=3, **kwargs):
     """A model-less folder of n 64×64 arrays, one per shard (load() fails before building a model)."""
     rng = np.random.default_rng(seed)
-    variables = {"params": {f"layer{i}": {"kernel": rng.standard_normal((64, 64)).astype(np.float32)} for i in range(n)}}
+    variables = {"params": {f"layer{i}": {"kernel": rng.standard_normal((64, 64)).astype(np.float32)}
+                            for i in range(n)}}
     kwargs.setdefault("max_file_bytes", 20_000)
     return pretrained.export(variables, {"stage": "joint"}, path, **kwargs), variables
 
@@ -170,7 +171,8 @@ def test_export_replaces_an_existing_folder_atomically(tmp_path, monkeypatch):
     assert folder2 == folder
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no .model.tmp-* / .model.old-* left
     manifest = pretrained.read_manifest(folder)
-    assert sorted(p.name for p in folder.iterdir()) == sorted([f["name"] for f in manifest["files"]] + ["manifest.json"])
+    expected = [f["name"] for f in manifest["files"]] + ["manifest.json"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(expected)
     flat, _ = pretrained.load_arrays(folder)
     assert sorted(flat) == ["params/layer0/kernel", "params/layer1/kernel"]
     np.testing.assert_array_equal(flat["params/layer1/kernel"], new["params"]["layer1"]["kernel"])

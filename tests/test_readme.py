@@ -33,7 +33,8 @@ SETTINGS = {
 
 UNIT = re.compile(
     r"(?<![\w.])\d[\d,.]*(?:[–-]\d[\d,.]*)?\s?"
-    r"(?:%|s\b|ms\b|min\b|h\b|seconds?\b|minutes?\b|hours?\b|days?\b|weeks?\b|GB\b|MB\b|GiB\b|MiB\b|kB\b|images/s|img/s|GFLOP/s|GB/s|TFLOP\b|GFLOP\b|FLOP/byte|FLOP per byte)"
+    r"(?:%|s\b|ms\b|min\b|h\b|seconds?\b|minutes?\b|hours?\b|days?\b|weeks?\b|GB\b|MB\b|GiB\b|MiB\b|kB\b"
+    r"|images/s|img/s|GFLOP/s|GB/s|TFLOP\b|GFLOP\b|FLOP/byte|FLOP per byte)"
 )
 # A ratio: a number right before × that is not followed by another number (1.03×, 20× the
 # forward's), or × right before a decimal number that follows no number (time × 0.56).

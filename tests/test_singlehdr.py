@@ -222,7 +222,8 @@ def test_teacher_forced_methods_chain_to_the_composite(variables, odd):
         return g, r, *(crop(t, pads) for t in (c, b, a, refined))
 
     g, r, c, b, a, refined = chained(variables, x)
-    for mine, theirs in zip((c, g, b, a, refined), (rec.dequantized, rec.inverse_crf, rec.linear, rec.hallucinated, rec.refined)):
+    theirs_all = (rec.dequantized, rec.inverse_crf, rec.linear, rec.hallucinated, rec.refined)
+    for mine, theirs in zip((c, g, b, a, refined), theirs_all):
         np.testing.assert_allclose(mine, theirs, atol=1e-5)
     assert r.shape == (1, 64, 64, 3)
     # A = B + α·relu(r): equal to B wherever max_c B <= 0.88.

@@ -113,8 +113,9 @@ def test_convert_preprocessing_is_exact_in_the_interior(lpips_weights, image):
     # conv1_2 reads conv1_1 through its own padding: 2 border pixels may differ.
     np.testing.assert_allclose(b[:, 2:-2, 2:-2], a[:, 2:-2, 2:-2], rtol=1e-4, atol=1e-3)
     back = convert_preprocessing(caffe, "torchvision")
-    np.testing.assert_allclose(back.params["conv1_1"]["kernel"], lpips_weights.params["conv1_1"]["kernel"], rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(back.params["conv1_1"]["bias"], lpips_weights.params["conv1_1"]["bias"], rtol=1e-4, atol=1e-4)
+    lp = lpips_weights.params["conv1_1"]
+    np.testing.assert_allclose(back.params["conv1_1"]["kernel"], lp["kernel"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(back.params["conv1_1"]["bias"], lp["bias"], rtol=1e-4, atol=1e-4)
 
 
 def _save(path, obj):
@@ -142,10 +143,11 @@ def test_caffe_npy_round_trip(tmp_path, image, layout):
         np.testing.assert_array_equal(got[k], want[k])
     # The hand-built computation of the first layer: conv on the Caffe-preprocessed input.
     x = caffe_preprocess(image)
-    conv = jax.lax.conv_general_dilated(x, tree["conv1_1"]["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    nhwc = ("NHWC", "HWIO", "NHWC")
+    conv = jax.lax.conv_general_dilated(x, tree["conv1_1"]["kernel"], (1, 1), "SAME", dimension_numbers=nhwc)
     first = VGG16Features(last_block=1).apply(w.variables, image)["beforepool1"]
     x2 = jax.nn.relu(conv + tree["conv1_1"]["bias"])
-    conv2 = jax.lax.conv_general_dilated(x2, tree["conv1_2"]["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    conv2 = jax.lax.conv_general_dilated(x2, tree["conv1_2"]["kernel"], (1, 1), "SAME", dimension_numbers=nhwc)
     np.testing.assert_allclose(first, jax.nn.relu(conv2 + tree["conv1_2"]["bias"]), rtol=1e-5, atol=1e-4)
 
 

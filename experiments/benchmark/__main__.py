@@ -30,8 +30,8 @@ shifts both sides; absolute times from a loaded machine are marked as contended.
 
 One-off knob measurements (NCHW layout, the up-block's VALID conv, XLA's conv weight
 gradient, buffer donation, remat policies, tile batching and tile size) were retired: their
-results stay in the result file under `retired`, their code is in experiments/benchmark.py at
-commit 142d0c4.
+results stay in the result file under `retired`; their code is in the repository's history,
+experiments/benchmark.py at commit 142d0c4.
 """
 from __future__ import annotations
 
@@ -109,7 +109,8 @@ def parse_sections(only: str) -> set[str]:
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes in one process (smoke test, not a measurement)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes in one process (smoke test, not a measurement)")
     parser.add_argument("--out-dir", default=str(RESULTS), help="where benchmark-<machine>.json/.md go")
     parser.add_argument("--machine", default=None, help="name in the output files (default: from the device)")
     parser.add_argument("--only", default=",".join(bench_runner.SECTIONS),

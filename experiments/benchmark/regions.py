@@ -9,7 +9,8 @@ stages) with the engines interleaved (a, b, c, b, c, a, ...), so the ratios surv
 whose load changes; it reports the fraction of pixels with α > 0 and of the
 Hallucination-Net's one-pass FLOPs spent, and compares (a) with (c) at the lit pixels. At 2
 and 24 MP a fresh process per engine measures that engine's peak RSS. Also: the first
-image's latency of `python -m hdrjax.predict` with a cold and a warm compilation cache, and the throughput of a folder of 1 MP photos.
+image's latency of `python -m hdrjax.predict` with a cold and a warm compilation cache, and
+the throughput of a folder of 1 MP photos.
 
 The benchmark's section `regions` (runner.py plans it, report.py renders it); the functions
 starting with task_ run inside its worker processes.
@@ -151,8 +152,8 @@ def task_latency(spec: dict) -> dict:
         runs = {}
         for name in ("cold", "warm"):
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "hdrjax.predict", str(photo), "--output", str(pathlib.Path(tmp) / name)],
-                                  env=env, capture_output=True, text=True, timeout=1800)
+            cmd = [sys.executable, "-m", "hdrjax.predict", str(photo), "--output", str(pathlib.Path(tmp) / name)]
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
             runs[name] = {"seconds": time.perf_counter() - t0, "returncode": proc.returncode,
                           "log_tail": proc.stderr[-600:]}
         files = list((pathlib.Path(tmp) / "cache").rglob("*"))
@@ -205,8 +206,8 @@ def plan_groups(Group, _task, *, quick: bool, gpu: bool, workdir: str = "") -> l
                     "regions", f"regions-{slug}-{e}-rss", name=name, source=source, size=size, engines=[e],
                     repeats=0, rss_only=True)], timeout_s=3600))
     if not quick:
-        groups.append(Group("regions-latency", [_task("latency", "regions-latency", source="real_hdr/Desk.exr", size=None)],
-                            timeout_s=1800))
+        latency = _task("latency", "regions-latency", source="real_hdr/Desk.exr", size=None)
+        groups.append(Group("regions-latency", [latency], timeout_s=1800))
         groups.append(Group("regions-folder", [_task(
             "folder", "regions-folder", size=[864, 1152],
             sources=["real_hdr/Desk.exr", "real_hdr/MtTamNorth.exr", "real_hdr/Cannon.exr", "train_hdr/interior.exr"],
@@ -237,10 +238,12 @@ def rows(tasks: dict) -> list[dict]:
         a, b, c = eng.get("regions"), eng.get("tiles"), eng.get("one-pass")
         if a is None:
             continue
-        base = t or next(iter(r for r in [tasks.get(k, {}).get("result") for k in tasks] if r and r.get("photo") == name))
+        results = [tasks.get(k, {}).get("result") for k in tasks]
+        base = t or next(iter(r for r in results if r and r.get("photo") == name))
         row = {"photo": name, "height": base["height"], "width": base["width"], "megapixels": base["megapixels"],
                "lit_fraction": a.get("lit_fraction"), "hallucination_work": a["hallucination_work"],
-               "hallucination_context": a.get("hallucination_context"), "hallucination_crops": a.get("hallucination_crops"),
+               "hallucination_context": a.get("hallucination_context"),
+               "hallucination_crops": a.get("hallucination_crops"),
                "regions_s": a["seconds"], "tiles_s": b and b["seconds"], "one_pass_s": c and c["seconds"],
                "tiles_hallucination_work": b and b["hallucination_work"],
                "stage_seconds": a["stage_seconds"],
@@ -267,22 +270,25 @@ def markdown(tasks: dict) -> list[str]:
     rs = rows(tasks)
     if not rs:
         return []
-    L = ["| photo | size | α > 0 | Hal. FLOPs spent (a) / (b) | (a) regions | (b) tiles | (c) one pass | (a) vs (c) | (b) vs (c) | peak RSS (a) / (b) / (c) | max Δ at α > 0 |",
+    L = ["| photo | size | α > 0 | Hal. FLOPs spent (a) / (b) | (a) regions | (b) tiles | (c) one pass | (a) vs (c) | "
+         "(b) vs (c) | peak RSS (a) / (b) / (c) | max Δ at α > 0 |",
          "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
     for r in rs:
         L.append(
-            f"| {r['photo']} | {r['width']}×{r['height']} | {_f(None if r['lit_fraction'] is None else 100 * r['lit_fraction'], '.1f')} % | "
-            f"{100 * r['hallucination_work']:.0f} % / {_f(None if r['tiles_hallucination_work'] is None else 100 * r['tiles_hallucination_work'], '.0f')} % | "
+            f"| {r['photo']} | {r['width']}×{r['height']} | "
+            f"{_f(None if r['lit_fraction'] is None else 100 * r['lit_fraction'], '.1f')} % | "
+            f"{100 * r['hallucination_work']:.0f} % / "
+            f"{_f(None if r['tiles_hallucination_work'] is None else 100 * r['tiles_hallucination_work'], '.0f')} % | "
             f"{r['regions_s']:.1f} s | {_f(r['tiles_s'], '.1f')} s | "
             f"{_f(r['one_pass_s'], '.1f') + ' s' if r['one_pass_s'] else 'not run (~31 GB)'} | "
             f"{_f(r.get('speedup_vs_one_pass'), '.2f')}× | {_f(r.get('tiles_speedup_vs_one_pass'), '.2f')}× | "
-            f"{_f(r['regions_rss_gb'], '.2f')} / {_f(r['tiles_rss_gb'], '.2f')} / {_f(r['one_pass_rss_gb'], '.2f')} GB | "
-            f"{_f(r['max_diff_lit'], '.1e')} |"
+            f"{_f(r['regions_rss_gb'], '.2f')} / {_f(r['tiles_rss_gb'], '.2f')} / {_f(r['one_pass_rss_gb'], '.2f')} GB "
+            f"| {_f(r['max_diff_lit'], '.1e')} |"
         )
     lat = tasks.get("regions-latency", {}).get("result")
     if lat:
-        L += ["", f"First image (`python -m hdrjax.predict`, {lat['width']}×{lat['height']}, whole process incl. imports and "
-                  f"model load): cold compilation cache {lat['runs']['cold']['seconds']:.1f} s, warm "
+        L += ["", f"First image (`python -m hdrjax.predict`, {lat['width']}×{lat['height']}, whole process incl. "
+                  f"imports and model load): cold compilation cache {lat['runs']['cold']['seconds']:.1f} s, warm "
                   f"{lat['runs']['warm']['seconds']:.1f} s (×{lat['warm_over_cold']:.2f}); the cache holds "
                   f"{lat['cache_bytes'] / 1e6:.1f} MB."]
     fold = tasks.get("regions-folder", {}).get("result")
@@ -314,7 +320,8 @@ README_END = "<!-- regions-benchmark:end -->"
 def readme_block(results: dict, source: str) -> str:
     """The README's regions table, generated from a benchmark result file (named in the text)."""
     tasks = results["tasks"]
-    dates = sorted({e.get("from_run") or results["created"] for e in tasks.values() if e.get("task") in ("regions", "latency", "folder")})
+    dates = sorted({e.get("from_run") or results["created"] for e in tasks.values()
+                    if e.get("task") in ("regions", "latency", "folder")})
     s = summary(tasks)
     lines = [README_BEGIN,
              f"Generated by `python -m experiments.readme_tables --write` from `{source}` "
@@ -333,7 +340,7 @@ def readme_block(results: dict, source: str) -> str:
               f"photo {_f(s['min_speedup_sparse_highlights'], '.2f')}×; never slower than one pass: slowest photo "
               f"{_f(s['min_speedup_vs_one_pass'], '.2f')}×; equal to one pass at α > 0 within 1e-3 of the range: "
               f"largest Δ {_f(s['max_diff_lit'], '.1e')}; peak RSS at 2 MP ≤ ¼ of the port's {PORT_RSS_2MP_GB} GB: "
-              f"{_f(s['rss_2mp_gb'], '.2f')} GB ({_f(s['rss_2mp_gb'] and s['rss_2mp_gb'] / PORT_RSS_2MP_GB, '.2f')} of it); "
-              f"24 MP within 4 GB: {_f(s['rss_24mp_gb'], '.2f')} GB.",
+              f"{_f(s['rss_2mp_gb'], '.2f')} GB ({_f(s['rss_2mp_gb'] and s['rss_2mp_gb'] / PORT_RSS_2MP_GB, '.2f')} of "
+              f"it); 24 MP within 4 GB: {_f(s['rss_24mp_gb'], '.2f')} GB.",
               README_END]
     return "\n".join(lines)

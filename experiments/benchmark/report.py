@@ -59,7 +59,8 @@ def summarize(results: dict) -> dict:
         st = stages["stages"]
         for r in inf_rows:
             tile_px = r["tile_shape"][0] * r["tile_shape"][1]
-            flops = tile_px * r["tiles"] * (st["dequantization"]["flops_per_pixel"] + st["refinement"]["flops_per_pixel"])
+            per_pixel = st["dequantization"]["flops_per_pixel"] + st["refinement"]["flops_per_pixel"]
+            flops = tile_px * r["tiles"] * per_pixel
             flops += tile_px * r["hallucinated_tiles"] * st["hallucination"]["flops_per_pixel"]
             crf = r.get("crf_shape") or [min(r["height"], 512), min(r["width"], 512)]
             flops += crf[0] * crf[1] * st["linearization"]["flops_per_pixel"]
@@ -275,9 +276,10 @@ def render_markdown(results: dict) -> str:
             add(f"| `jnp.dot` bfloat16 {n}² | {_fmt(g, 1)} GFLOP/s |")
         np_ = peak["numpy_float32"]
         env = (runs.get(tasks["peak"].get("from_run") or results["created"]) or {}).get("environment") or {}
-        add(f"| numpy float32 {np_['size']}² ({env.get('numpy_blas', {}).get('name', 'BLAS')}) | {_fmt(np_['gflops'], 1)} GFLOP/s "
-            f"({_fmt(peak['numpy_over_jnp'], 2)} × jnp) |")
-        add(f"| triad bandwidth ({_fmt(peak['bandwidth_array_mb'], 0)} MB arrays) | {_fmt(peak['bandwidth_gbs'], 1)} GB/s |")
+        add(f"| numpy float32 {np_['size']}² ({env.get('numpy_blas', {}).get('name', 'BLAS')}) | "
+            f"{_fmt(np_['gflops'], 1)} GFLOP/s ({_fmt(peak['numpy_over_jnp'], 2)} × jnp) |")
+        add(f"| triad bandwidth ({_fmt(peak['bandwidth_array_mb'], 0)} MB arrays) | {_fmt(peak['bandwidth_gbs'], 1)} "
+            "GB/s |")
         add(f"| machine balance | {_fmt(peak['machine_balance_flop_per_byte'], 1)} FLOP/byte |")
         add(f"| port's machine (quoted) | {PORT['matmul_peak_gflops']:.0f} GFLOP/s numpy 4096² |")
         add("")
@@ -287,8 +289,8 @@ def render_markdown(results: dict) -> str:
         add("## Inference: `reconstruct`, all four stages, tiles engine (512² tiles, overlap 128, skip unlit)"
             + run_of(inf[0]))
         add("")
-        add("| image | runs | median s | without refinement s | compile s | tiles (hallucinated) | computed px / image px "
-            "| executed GFLOP/s (× peak) | peak RSS GB | device peak GB | port s (quoted) | port RSS GB (quoted) |")
+        add("| image | runs | median s | without refinement s | compile s | tiles (hallucinated) | computed px / image "
+            "px | executed GFLOP/s (× peak) | peak RSS GB | device peak GB | port s (quoted) | port RSS GB (quoted) |")
         add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for e in inf:
             if "result" not in e:
@@ -301,16 +303,17 @@ def render_markdown(results: dict) -> str:
             ex = r.get("executed_gflops_per_s")
             exs = f"{_fmt(ex, 1)} ({_fmt(r.get('executed_fraction_of_peak'), 2)})" if ex else "—"
             add(f"| {r['width']}×{r['height']} ({r['megapixels']:.1f} MP) | {n_runs} | {_fmt(r['seconds'])} | "
-                f"{_fmt(r['seconds_without_refinement'])} | {_fmt(r['compile_s'], 1)} | {r['tiles']} ({r['hallucinated_tiles']}) | "
-                f"{_fmt(r['computed_pixel_ratio'])} | {exs} | {_fmt(_gb(r['peak_rss_bytes']))} | {_fmt(_gb(dm))} | "
-                f"{_fmt(PORT['seconds'].get(key))} | {_fmt(PORT['peak_rss_gb'].get(key), 1)} |")
+                f"{_fmt(r['seconds_without_refinement'])} | {_fmt(r['compile_s'], 1)} | {r['tiles']} "
+                f"({r['hallucinated_tiles']}) | {_fmt(r['computed_pixel_ratio'])} | {exs} | "
+                f"{_fmt(_gb(r['peak_rss_bytes']))} | {_fmt(_gb(dm))} | {_fmt(PORT['seconds'].get(key))} | "
+                f"{_fmt(PORT['peak_rss_gb'].get(key), 1)} |")
         add("")
         src = next((e["result"]["source"] for e in inf if "result" in e), "?")
-        add(f"Content: `{src}` resized to each size, exposed so {CLIP_PERCENT:g} % of pixels clip, gamma {GAMMA}, 8 bit. "
-            "Median of the runs after a warm-up (on a same-aspect image of ≤ 1024 px, every tile "
+        add(f"Content: `{src}` resized to each size, exposed so {CLIP_PERCENT:g} % of pixels clip, gamma {GAMMA}, 8 "
+            "bit. Median of the runs after a warm-up (on a same-aspect image of ≤ 1024 px, every tile "
             "hallucinated, so everything compiles there; compile time measured with jax.monitoring); fewer "
-            "runs at the large sizes to fit the time budget. Peak RSS is the whole process (each size in a fresh process). "
-            "Port numbers: " + PORT["source"] + ".")
+            "runs at the large sizes to fit the time budget. Peak RSS is the whole process (each size in a fresh "
+            "process). Port numbers: " + PORT["source"] + ".")
         add("")
     vs = summ.get("vs_port")
     if vs:
@@ -329,13 +332,15 @@ def render_markdown(results: dict) -> str:
     if photos:
         add(f"## Highlight-aware tiling on real photos (tiles engine){run_of(tasks['photos'])}")
         add("")
-        add("| photo | size | clipped px | tiles | skipped | skip s | full s | full / skip | port s (est.) | port / ours |")
+        add("| photo | size | clipped px | tiles | skipped | skip s | full s | full / skip | port s (est.) | port / "
+            "ours |")
         add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for p in photos:
-            add(f"| {p['file'].split('/')[-1]} | {p['width']}×{p['height']} | {_fmt(100 * p['clipped_pixel_fraction'], 1)} % | "
-                f"{p['skip']['tiles']} | {_fmt(100 * p['skip']['skipped_fraction'], 0)} % | {_fmt(p['skip']['seconds'])} | "
-                f"{_fmt(p['full']['seconds'])} | {_fmt(p['speedup_skip_vs_full'])}× | {_fmt(p.get('port_estimate_s'))} | "
-                f"{_fmt(p.get('speedup_vs_port'))}× |")
+            add(f"| {p['file'].split('/')[-1]} | {p['width']}×{p['height']} | "
+                f"{_fmt(100 * p['clipped_pixel_fraction'], 1)} % | {p['skip']['tiles']} | "
+                f"{_fmt(100 * p['skip']['skipped_fraction'], 0)} % | {_fmt(p['skip']['seconds'])} | "
+                f"{_fmt(p['full']['seconds'])} | {_fmt(p['speedup_skip_vs_full'])}× | {_fmt(p.get('port_estimate_s'))} "
+                f"| {_fmt(p.get('speedup_vs_port'))}× |")
         add("")
         add("All four stages, compile time subtracted; where no tile was skipped the full run would repeat "
             "the same calls and is not rerun. Skipping is exact (max |skip − full| = "
@@ -344,19 +349,22 @@ def render_markdown(results: dict) -> str:
         add("")
     stages = tasks.get("stages", {}).get("result")
     if stages:
-        add(f"## Per-stage forward, one pass at {stages['size'][1]}×{stages['size'][0]} (roofline){run_of(tasks['stages'])}")
+        add(f"## Per-stage forward, one pass at {stages['size'][1]}×{stages['size'][0]} "
+            f"(roofline){run_of(tasks['stages'])}")
         add("")
         add(f"Same-process `jnp.dot` peak {_fmt(stages['peak_gflops'], 1)} GFLOP/s before, "
-            f"{_fmt(stages['peak_gflops_after'], 1)} after (ratios use the higher), bandwidth {_fmt(stages['bandwidth_gbs'], 1)} GB/s, balance "
-            f"{_fmt(stages['machine_balance_flop_per_byte'], 1)} FLOP/byte.")
+            f"{_fmt(stages['peak_gflops_after'], 1)} after (ratios use the higher), bandwidth "
+            f"{_fmt(stages['bandwidth_gbs'], 1)} GB/s, balance {_fmt(stages['machine_balance_flop_per_byte'], 1)} "
+            "FLOP/byte.")
         add("")
         add("| stage | input | s | GFLOP | GFLOP/s | × peak | FLOP/byte | s/MP at 128² | compile s | bound by |")
         add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for name, r in stages["stages"].items():
             small = r.get("small", {}).get("seconds_per_mpixel")
             add(f"| {name} | {r['shape'][1]}×{r['shape'][0]} | {_fmt(r['seconds'])} | {_fmt(r['flops'] / 1e9, 1)} | "
-                f"{_fmt(r['gflops_achieved'], 1)} | {_fmt(r['fraction_of_peak'])} | {_fmt(r['intensity_flop_per_byte'], 1)} | "
-                f"{_fmt(small)} (vs {_fmt(r['seconds_per_mpixel'])}) | {_fmt(r['compile_s'], 1)} | {r['bound']} |")
+                f"{_fmt(r['gflops_achieved'], 1)} | {_fmt(r['fraction_of_peak'])} | "
+                f"{_fmt(r['intensity_flop_per_byte'], 1)} | {_fmt(small)} (vs {_fmt(r['seconds_per_mpixel'])}) | "
+                f"{_fmt(r['compile_s'], 1)} | {r['bound']} |")
         m = stages["model"]
         add(f"| **model** (Lin on {stages['crf_size'][1]}²) | | {_fmt(m['seconds'])} | {_fmt(m['flops'] / 1e9, 1)} | "
             f"{_fmt(m['gflops_achieved'], 1)} | **{_fmt(m['fraction_of_peak'])}** | | | | |")
@@ -387,11 +395,11 @@ def render_markdown(results: dict) -> str:
                 tried = f"{lb['tried_batch']}: failed ({lb.get('tried_error', '')[:40]})"
             else:
                 tried = lb.get("tried", "—")
-            add(f"| {r['stage']} | {r['batch']} × {r['patch']}² | {_fmt(r['seconds_per_step'])} | {_fmt(r['images_per_s'])} | "
-                f"{_fmt(r['flops'] / 1e12, 3)} | {_fmt(r['gflops_achieved'], 1)} ({_fmt(r['fraction_of_peak'])}) | "
-                f"{_fmt(100 * r['synthesis']['share_of_step'], 1)} % | {_fmt(r['compile_s'], 1)} | "
-                f"{_fmt(_gb((r['memory'] or {}).get('total_bytes')))} | {lb.get('estimated_batch', '—')} | {tried} | "
-                f"{_kernel_grad_cell(r.get('xla_kernel_grad'))} |")
+            add(f"| {r['stage']} | {r['batch']} × {r['patch']}² | {_fmt(r['seconds_per_step'])} | "
+                f"{_fmt(r['images_per_s'])} | {_fmt(r['flops'] / 1e12, 3)} | {_fmt(r['gflops_achieved'], 1)} "
+                f"({_fmt(r['fraction_of_peak'])}) | {_fmt(100 * r['synthesis']['share_of_step'], 1)} % | "
+                f"{_fmt(r['compile_s'], 1)} | {_fmt(_gb((r['memory'] or {}).get('total_bytes')))} | "
+                f"{lb.get('estimated_batch', '—')} | {tried} | {_kernel_grad_cell(r.get('xla_kernel_grad'))} |")
         add("")
         add("Kernel gradient: on CPU our convs compute the weight gradient as one matmul per kernel tap "
             "(`hdrjax/models/conv.py`); the last column traces the same step with XLA's own weight-gradient "
@@ -410,8 +418,8 @@ def render_markdown(results: dict) -> str:
         add("| --- | --- | --- | --- | --- | --- |")
         for e in scal:
             r = e["result"]
-            add(f"| {r['devices']} | {_fmt(r['compile_s'], 1)} | {_fmt(r['seconds_per_step'])} | {_fmt(r['images_per_s'])} | "
-                f"{_fmt(r['seconds_per_step'] / base)} | {r['collective_ops']} |")
+            add(f"| {r['devices']} | {_fmt(r['compile_s'], 1)} | {_fmt(r['seconds_per_step'])} | "
+                f"{_fmt(r['images_per_s'])} | {_fmt(r['seconds_per_step'] / base)} | {r['collective_ops']} |")
         add("")
         if fake:
             add("Fake CPU devices share the same cores: this shows that the sharded program compiles and what "

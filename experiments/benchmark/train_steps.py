@@ -90,13 +90,14 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"--stages: unknown {', '.join(sorted(unknown))}; known: {', '.join(STAGES)}")
     started, load_start = time.perf_counter(), os.getloadavg()
-    out = {"created": results_io.now(), "command": ["python -m experiments.benchmark.train_steps"] + (argv if argv is not None else sys.argv[1:]),
-           "note": args.note, "environment": bench_runner.environment(), "stages": {}}
+    command = ["python -m experiments.benchmark.train_steps"] + (argv if argv is not None else sys.argv[1:])
+    out = {"created": results_io.now(), "command": command, "note": args.note,
+           "environment": bench_runner.environment(), "stages": {}}
     with tempfile.TemporaryDirectory(prefix="hdrjax-train-steps-") as tmp:
         for stage in stages:
             path = pathlib.Path(tmp) / f"{stage}.json"
-            cmd = [sys.executable, "-m", "experiments.benchmark.train_steps", "--worker", str(path), "--stages", stage, "--batch", str(args.batch),
-                   "--patch", str(args.patch), "--steps", str(args.steps)]
+            cmd = [sys.executable, "-m", "experiments.benchmark.train_steps", "--worker", str(path), "--stages", stage,
+                   "--batch", str(args.batch), "--patch", str(args.patch), "--steps", str(args.steps)]
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, env=bench_runner.worker_env(1, gpu=False), cwd=bench_runner.ROOT,
                                   capture_output=True, text=True)

@@ -113,7 +113,8 @@ def draw(rows: list[tuple[str, list[np.ndarray]]], column_titles: Sequence[str],
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.default_model.figure",
-                                description="Held-out example figure: input, our HDR, ground truth, our HDR at ±2 stops.")
+                                description="Held-out example figure: input, our HDR, ground truth, our HDR at ±2 "
+                                            "stops.")
     p.add_argument("--checkpoint", default="default",
                    help="training workdir, checkpoint or shipped-model folder, or 'default' (default %(default)s)")
     p.add_argument("--images", nargs="+", required=True, help="HDR images (.exr/.hdr), one row each")

@@ -10,8 +10,9 @@ Refinement-Net, starting from the three stage runs.  Settings: configs/recipe.py
 cpu ≈ 2 h on a 2-core CPU, gpu ≈ 10 min on an H200, tiny = seconds, for tests).
 
 The command line of `hdrjax.train_chain`: every stage runs in `<workdir>/<stage>` through
-`hdrjax.train.train_and_evaluate`, so the whole command is resumable: run it again after a crash, a kill or a reboot and each stage
-continues from its last checkpoint (finished stages are skipped).  `<workdir>/stages.json`
+`hdrjax.train.train_and_evaluate`, so the whole command is resumable: run it again after a
+crash, a kill or a reboot and each stage continues from its last checkpoint (finished stages
+are skipped).  `<workdir>/stages.json`
 records per stage the steps, images seen and wall time; `--export` writes the final weights
 as a shipped-model folder (hdrjax.pretrained: .npz shards ≤ 16 MiB + manifest.json with
 sha256, recipe, commit and images seen).  Evaluate and plot afterwards (README, "The default

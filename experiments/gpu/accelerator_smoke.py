@@ -123,8 +123,8 @@ def main(argv=None):
             rows.append(row)
             mem = row.get("peak_memory_bytes")
             print(f"{stage:15s} {len(devs)} dev  " + (
-                f"compile {row['compile_s']:.1f}s  {row['images_per_sec']:.2f} img/s  {row['sec_per_step']:.3f} s/step  "
-                f"peak {'n/a' if mem is None else f'{mem / 2**30:.2f} GiB'}  loss {row['last_loss']:.4g}"
+                f"compile {row['compile_s']:.1f}s  {row['images_per_sec']:.2f} img/s  {row['sec_per_step']:.3f} s/step "
+                f" peak {'n/a' if mem is None else f'{mem / 2**30:.2f} GiB'}  loss {row['last_loss']:.4g}"
                 if "error" not in row else row["error"]), flush=True)
     device_kind = devices[0].device_kind
     out = pathlib.Path(args.out or ROOT / "experiments" / "results" / f"accelerator-smoke-{backend}.json")

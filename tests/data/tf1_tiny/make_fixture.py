@@ -52,10 +52,12 @@ def main(out=OUT):
         with tf.compat.v1.variable_scope("misc"):
             tf.compat.v1.get_variable("half", [2, 3], tf.float16, trainable=False)
             tf.compat.v1.get_variable("double", [2], tf.float64, trainable=False)
-            tf.compat.v1.get_variable("count", [3], tf.int32, trainable=False, initializer=tf.compat.v1.zeros_initializer())
-            tf.compat.v1.get_variable("flag", [2], tf.bool, trainable=False, initializer=tf.compat.v1.zeros_initializer())
+            zeros = tf.compat.v1.zeros_initializer()
+            tf.compat.v1.get_variable("count", [3], tf.int32, trainable=False, initializer=zeros)
+            tf.compat.v1.get_variable("flag", [2], tf.bool, trainable=False, initializer=zeros)
             tf.compat.v1.get_variable("empty", [0, 3], tf.float32, trainable=False)
-            tf.compat.v1.get_variable("label", [], tf.string, trainable=False, initializer=tf.compat.v1.constant_initializer("singlehdr"))
+            tf.compat.v1.get_variable("label", [], tf.string, trainable=False,
+                                      initializer=tf.compat.v1.constant_initializer("singlehdr"))
         step = tf.compat.v1.train.get_or_create_global_step()
         loss = tf.reduce_sum(y1) + tf.reduce_sum(w_vgg)
         tf.compat.v1.train.AdamOptimizer(1e-4).minimize(loss, global_step=step)
