@@ -65,7 +65,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim.schedule = "constant"  # §3.3: no schedule; "cosine" decays to 0 over num_steps
     c.optim.warmup_steps = 0  # our addition; 0 = reference (no warm-up)
 
-    # Loss options (hdrjax.losses keyword arguments; §3.2, §3.4).
+    # Loss options (hdrjax.training.losses keyword arguments; §3.2, §3.4).
     c.loss = ml_collections.ConfigDict()
     c.loss.curve_weight = 0.1  # §3.2: Linearization curve-MSE weight
     # §3.2: "per_sample" masks each sample's curve MSE (intended); "batch" reproduces the
@@ -114,7 +114,7 @@ def base_config() -> ml_collections.ConfigDict:
     # Workdirs (or checkpoint step dirs) of earlier stage runs whose latest checkpoint provides
     # that stage's weights; "" = start from scratch (§3.4 restores all three for fine-tuning);
     # "default" = the model shipped in hdrjax/weights/default (or the path of any shipped-model
-    # folder, hdrjax.pretrained), whose model options the config must then match.
+    # folder, hdrjax.weights.pretrained), whose model options the config must then match.
     c.init.dequantization = ""
     c.init.linearization = ""
     c.init.hallucination = ""

@@ -9,11 +9,11 @@ trained stage-wise with teacher forcing, then all four networks fine-tuned joint
 Refinement-Net, starting from the three stage runs.  Settings: configs/recipe.py (`--size`
 cpu ≈ 2 h on a 2-core CPU, gpu ≈ 10 min on an H200, tiny = seconds, for tests).
 
-Every stage runs in `<workdir>/<stage>` through `hdrjax.train.train_and_evaluate`, so the
+Every stage runs in `<workdir>/<stage>` through `hdrjax.training.loop.train_and_evaluate`, so the
 whole command is resumable: run it again after a crash, a kill or a reboot and each stage
 continues from its last checkpoint (finished stages are skipped).  `<workdir>/stages.json`
 records per stage the steps, images seen and wall time; `--export` writes the final weights
-as a shipped-model folder (hdrjax.pretrained: .npz shards ≤ 16 MiB + manifest.json with
+as a shipped-model folder (hdrjax.weights.pretrained: .npz shards ≤ 16 MiB + manifest.json with
 sha256, recipe, commit and images seen).  Evaluate and plot afterwards (README, "The default
 model").
 
@@ -100,7 +100,7 @@ def _write_json(path: pathlib.Path, value) -> None:
 def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", variants: str = "",
               stages=STAGES, devices: int = 0) -> dict:
     """Train the stages in order (resuming); return the stages.json record."""
-    from hdrjax import train
+    from hdrjax.training import loop
 
     workdir = pathlib.Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,7 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", 
         logging.info("=== stage %s: %d steps of batch %d at %d² (%s, CRFs %s)", stage, config.train.num_steps,
                      config.train.batch_size, config.data.patch_size, config.data.name, config.crf.bank)
         t0 = time.time()
-        state = train.train_and_evaluate(config, workdir / stage)
+        state = loop.train_and_evaluate(config, workdir / stage)
         import jax
 
         steps = int(jax.device_get(state.step))
@@ -136,11 +136,12 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", 
 
 def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str = "family",
                  dtype: str = "float32", variants: str = "") -> pathlib.Path:
-    """Write the joint run's weights as a shipped-model folder (hdrjax.pretrained)."""
+    """Write the joint run's weights as a shipped-model folder (hdrjax.weights.pretrained)."""
     workdir_arg = str(workdir)
     import numpy as np
 
-    from hdrjax import checkpoints, inference, pretrained
+    from hdrjax.inference import regions
+    from hdrjax.weights import checkpoints, pretrained
     from hdrjax.models import vgg
     from hdrjax.models.hallucination import encoder_init
 
@@ -173,7 +174,7 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
                                  metadata=metadata)
     # Inference crops around highlights by each net's measured receptive field: measure it once
     # here so users of the exported model never wait for it.
-    inference.record_receptive_fields(out_dir)
+    regions.record_receptive_fields(out_dir)
     return exported
 
 

@@ -1,9 +1,10 @@
-"""hdrjax.baselines: each inverts what it claims to invert, on numpy and jax arrays alike."""
+"""hdrjax.evaluation.baselines: each inverts what it claims to invert, on numpy and jax arrays alike."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hdrjax import baselines, tonemap
+from hdrjax import tonemap
+from hdrjax.evaluation import baselines
 from hdrjax.camera import crf
 
 

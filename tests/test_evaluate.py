@@ -2,7 +2,7 @@
 
 Images are 40×56 HDR scenes evaluated at --resolution 32 (two 32² crops each), with 2 test
 CRFs and 3 exposures, so every run is a few seconds after the first compile. The last tests
-load a shipped-model folder (random smoke-config weights, `hdrjax.pretrained.export`) for
+load a shipped-model folder (random smoke-config weights, `hdrjax.weights.pretrained.export`) for
 `--checkpoint <folder>|default` and the stage-prefix methods.
 """
 import csv
@@ -21,7 +21,7 @@ from hdrjax.evaluation.report import ROW_FIELDS
 from hdrjax.models import build
 from hdrjax.camera import crf
 from hdrjax.io import write_image
-from hdrjax.metrics import METRIC_NAMES
+from hdrjax.evaluation.metrics import METRIC_NAMES
 
 H, W = 40, 56
 BASE = ["--resolution", "32", "--max-crfs", "2", "--exposures=-3,0,3", "--batch-size", "4"]
@@ -341,10 +341,10 @@ def test_stage_methods_parse():
 
 @pytest.fixture(scope="module")
 def shipped_model(tmp_path_factory):
-    """A shipped-model folder (hdrjax.pretrained.export) of random smoke-config weights."""
+    """A shipped-model folder (hdrjax.weights.pretrained.export) of random smoke-config weights."""
     from test_ablations import abl, random_variables
 
-    from hdrjax import pretrained
+    from hdrjax.weights import pretrained
 
     config = abl.smoke_config()
     variables = random_variables(build.build_model(config))
@@ -381,10 +381,10 @@ def test_shipped_model_and_stage_prefixes(shipped_model, hdr_folder, tmp_path, c
 
 @pytest.mark.slow
 def test_checkpoint_default_is_the_packaged_model(shipped_model, hdr_folder, tmp_path, capsys, monkeypatch):
-    from hdrjax import pretrained
+    from hdrjax.weights import pretrained
 
     monkeypatch.setattr(pretrained, "DEFAULT_DIR", shipped_model)
-    from hdrjax import pretrained
+    from hdrjax.weights import pretrained
 
     assert pretrained.is_model_dir("default") and pretrained.is_model_dir(shipped_model)
     assert not pretrained.is_model_dir(tmp_path)

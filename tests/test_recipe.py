@@ -6,7 +6,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from hdrjax import pretrained, train
+from hdrjax.training import loop
+from hdrjax.weights import pretrained
 from hdrjax.errors import ConfigError
 from hdrjax.models import build
 
@@ -65,7 +66,7 @@ def test_export_is_a_loadable_shipped_model_without_the_frozen_encoder(chain):
     flat, _ = pretrained.load_arrays(workdir / "model")
     assert not any(k.startswith("params/hallucination/encoder/") for k in flat)
     # Loaded weights equal the joint checkpoint's, the encoder included.
-    from hdrjax import checkpoints
+    from hdrjax.weights import checkpoints
 
     model, variables, config, _ = pretrained.load(workdir / "model")
     stored, _, _ = checkpoints.load_inference_variables(workdir / "runs" / "joint")
@@ -91,13 +92,13 @@ def test_joint_config_fine_tunes_a_shipped_model(chain, tmp_path):
         config.parallel.num_devices = 1
         config.eval.exposure_stops = (0.0,)
         config.eval.num_patches = 1
-    state = train.train_and_evaluate(config, tmp_path / "ft")
+    state = loop.train_and_evaluate(config, tmp_path / "ft")
     assert int(state.step) == 1
     # A config whose model options differ from the shipped model's is refused before compiling.
     with config.unlocked():
         config.model.lin_monotone = "shift"
     with pytest.raises(ConfigError, match="lin_monotone"):
-        train.train_and_evaluate(config, tmp_path / "ft2")
+        loop.train_and_evaluate(config, tmp_path / "ft2")
     scratch = joint.get_config("smoke,scratch")
     assert all(scratch.init[n] == "" for n in build.NETWORKS)
 
@@ -115,7 +116,7 @@ def test_a_stopped_stage_stops_the_chain(tmp_path, monkeypatch):
         calls.append(config.stage)
         return Stopped()
 
-    monkeypatch.setattr(train, "train_and_evaluate", fake_train)
+    monkeypatch.setattr(loop, "train_and_evaluate", fake_train)
     assert recipe.main(["--size", "tiny", "--workdir", str(tmp_path), "--devices", "1"]) == 0
     assert calls == ["dequantization"]
     record = json.loads((tmp_path / "stages.json").read_text())

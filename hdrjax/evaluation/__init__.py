@@ -7,7 +7,7 @@
   camera that turns a patch into the evaluated (JPEG, ground truth, mask) samples;
 * `methods`: what is measured: the model, its ablations and stage prefixes, the baselines,
   `mean_crf` and the `true_crf` oracle, each a `Method`; loading a checkpoint for them;
-* `loop`: `evaluate`, every method on every sample scored by `hdrjax.metrics`, and `summarize`;
+* `loop`: `evaluate`, every method on every sample scored by `hdrjax.evaluation.metrics`, and `summarize`;
 * `report`: the CSV / markdown / JSON files of a result and the protocol stated as text.
 
 The package has no re-exports: import from the module that owns a name.

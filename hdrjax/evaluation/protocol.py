@@ -35,7 +35,7 @@ Synthetic protocol (docs/reference.md §1.7 unless marked *ours*)
    a sample whose JPEG has > 50 % of gray pixels ≥ 249 or ≤ 6 gets mask 0; it is not
    reconstructed, its CSV row has empty metrics, it is counted (`masked`) and left out of every
    mean. `--mask include` evaluates and averages it too.
-5. Metrics: `hdrjax.metrics.compute_all` with normalization "reference" (prediction and ground
+5. Metrics: `hdrjax.evaluation.metrics.compute_all` with normalization "reference" (prediction and ground
    truth share the synthetic radiometric scale; PU21 maps the ground truth's peak to 4000
    cd/m²), `--crf-correction` for the Hanji et al. 2022 correction. Methods with a global curve
    also get `inverse_crf_rmse`, the RMSE of their inverse CRF against the true one over the 1024

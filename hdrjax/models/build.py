@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from flax import traverse_util
 
 from hdrjax.errors import ConfigError
 from hdrjax.models.conv import KERNEL_GRADS
@@ -138,6 +139,11 @@ def init_variables(model, key, *, batch: int = 1, networks=NETWORKS) -> dict:
 def variable_shapes(model, networks=NETWORKS):
     """The variables' tree of ShapeDtypeStructs (tracing only, nothing compiled or computed)."""
     return jax.eval_shape(lambda k: init_variables(model, k, networks=networks), jax.random.key(0))
+
+
+def flat_variable_shapes(model) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """{(collection, network, …, leaf): shape} of every variable of `model` (tracing only)."""
+    return {path: tuple(leaf.shape) for path, leaf in traverse_util.flatten_dict(variable_shapes(model)).items()}
 
 
 def random_variables(model, *, seed: int = 0, neutral: bool = False) -> dict:

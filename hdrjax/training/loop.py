@@ -10,10 +10,10 @@ taken at a step boundary (stop, wall-clock save) is agreed by all processes.
 
 This module holds the config check, the optimiser, the step functions (what one train step
 and one eval step compute) and the loop.  The parts the loop uses live next to it:
-  hdrjax.train_state   TrainState, creating it (init sources) or its shapes for a restore
-  hdrjax.train_eval    the fixed held-out eval set and running the eval step over it
-  hdrjax.summaries     TensorBoard / metrics.jsonl writer, preview images, the progress line
-  hdrjax.preemption    stop on SIGTERM / Ctrl-C at a step boundary
+  hdrjax.training.train_state   TrainState, creating it (init sources) or its shapes for a restore
+  hdrjax.training.periodic_eval    the fixed held-out eval set and running the eval step over it
+  hdrjax.training.summaries     TensorBoard / metrics.jsonl writer, preview images, the progress line
+  hdrjax.training.preemption    stop on SIGTERM / Ctrl-C at a step boundary
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ import numpy as np
 import optax
 from flax import struct
 
-from hdrjax import checkpoints, parallel, preemption, summaries, train_eval, train_state
+from hdrjax.training import parallel, periodic_eval, preemption, summaries, train_state
+from hdrjax.weights import checkpoints
 from hdrjax.errors import ConfigError
 from hdrjax.models.build import NETWORKS, TRAINING_STAGES, build_model
 
@@ -175,7 +176,7 @@ def _stage_outputs(config, model, variables, sample, *, train: bool):
 
 def _stage_loss(config, outputs, sample, vgg):
     """The stage's loss (§3.2, §3.4) and its terms."""
-    from hdrjax import losses
+    from hdrjax.training import losses
 
     stage, lc = config.stage, config.loss
     if stage == "dequantization":
@@ -268,7 +269,7 @@ def make_eval_step(config, model, *, num_images: int = 4) -> Callable:
             crf_index=batch["crf_index"], exposure=batch["exposure"], quality=batch["quality"],
         )
         outputs, _ = _stage_outputs(config, model, variables, sample, train=False)
-        per_sample = train_eval.eval_metrics(config, outputs, sample)
+        per_sample = periodic_eval.eval_metrics(config, outputs, sample)
         valid = batch["valid"]
         # Identical images give +inf PSNR; cap so one perfect sample cannot hide the rest.
         sums = {k: jnp.sum(jnp.where(valid > 0, jnp.minimum(v, 100.0), 0.0)) for k, v in per_sample.items()}
@@ -342,7 +343,7 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
             ckpt.meta = {"data_seed": int(data_seed)}
         bank_train = parallel.replicate(crf.load_bank(config.crf.bank, split="train"), mesh)
         bank_test = parallel.replicate(crf.load_bank(config.crf.bank, split="test"), mesh)
-        eval_set = train_eval.make_eval_set(config, len(bank_test), mesh.devices.size)
+        eval_set = periodic_eval.make_eval_set(config, len(bank_test), mesh.devices.size)
         # A restored state has its weights: the VGG16 / CRF-Net files are read for a fresh one only.
         vgg_init, crf_net_init = train_state.load_weight_sources(config) if latest is None else (None, None)
         vgg_loss = None
@@ -387,13 +388,13 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
         # Only dispatched: the device runs the evaluation between this step and the next
         # while the host goes on; finish_eval reads the results (train.async_eval).
         variables = {"params": state.params, "batch_stats": state.batch_stats}
-        outputs = train_eval.dispatch_eval(eval_fn, variables, eval_set, bank_test, mesh,
+        outputs = periodic_eval.dispatch_eval(eval_fn, variables, eval_set, bank_test, mesh,
                                            max_batches=1 if images_only else None)
         return step, images_only, time.time(), outputs
 
     def finish_eval(started):
         step, images_only, t0, outputs = started
-        results, images = train_eval.collect_eval(outputs)
+        results, images = periodic_eval.collect_eval(outputs)
         writer.images(step, images, "images")
         if not images_only:
             writer.scalars(step, results, "eval")

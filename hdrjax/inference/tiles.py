@@ -2,7 +2,7 @@
 
 `hdrjax.predict.reconstruct(..., PredictConfig(engine="tiles"))` runs it; so does the reference's
 own inference (`reference_mode`), which is this engine with a single tile over the stretched,
-padded image.  The default engine is `hdrjax.inference` (regions); this one keeps peak memory
+padded image.  The default engine is `hdrjax.inference.regions` (regions); this one keeps peak memory
 bounded by the tile size for every network, at the price of every stage paying the overlap
 the Hallucination-Net needs.
 
@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from hdrjax.inference import lit_mask, resize_long_side, runner_for
+from hdrjax.inference.networks import lit_mask, resize_long_side, runner_for
 from hdrjax.models.hallucination import BLEND_THRESHOLD
 
 # Tile origins and padded sizes are multiples of this: the Hallucination-Net pools 5 times
