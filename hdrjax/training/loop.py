@@ -62,7 +62,7 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
              f"({jax.process_count()})")
     if t.num_steps < 0:
         fail("train.num_steps", f"must be >= 0, got {t.num_steps}")
-    if t.get("checkpoint_every_secs", 0) < 0:
+    if t.checkpoint_every_secs < 0:
         fail("train.checkpoint_every_secs", f"must be >= 0 (0 = by steps only), got {t.checkpoint_every_secs}")
     for field in ("log_every", "checkpoint_every", "keep_checkpoints"):
         if t[field] < 1:
@@ -120,7 +120,7 @@ def make_optimizer(config) -> optax.GradientTransformation:
     o = config.optim
     adam = optax.adam(learning_rate_schedule(config), b1=o.b1, b2=o.b2, eps=o.eps)
     trainable = train_state.TRAINABLE[config.stage]
-    freeze_encoder = bool(config.train.get("freeze_encoder", False))
+    freeze_encoder = bool(config.train.freeze_encoder)
 
     def labels(params):
         out = {}
@@ -303,7 +303,7 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
     pc = config.parallel
     parallel.initialize(pc.multi_host, coordinator_address=pc.coordinator_address,
                         num_processes=pc.num_processes, process_id=pc.process_id,
-                        heartbeat_timeout_secs=pc.get("heartbeat_timeout_secs", 100))
+                        heartbeat_timeout_secs=pc.heartbeat_timeout_secs)
     n = config.parallel.num_devices
     if n and (config.parallel.multi_host or not 0 < n <= jax.device_count()):
         raise ConfigError(f"config.parallel.num_devices: {n} is not between 1 and the "
@@ -317,7 +317,7 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
     # Everything that reads files or can fail on user input comes before any compilation.
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoints.Checkpointer(workdir, max_to_keep=tc.keep_checkpoints, save_every=tc.checkpoint_every,
-                                   async_save=tc.get("async_checkpoint", True))
+                                   async_save=tc.async_checkpoint)
     try:
         latest = ckpt.latest_step
         data_seed, resume_data = config.seed, True
@@ -417,7 +417,7 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
     step = start_step
     stopped = False
     eval_in_flight = None
-    secs = tc.get("checkpoint_every_secs", 0)
+    secs = tc.checkpoint_every_secs  # 0 = saves by steps only
     try:
         while step < total:
             # A step boundary: decide, the same on every process, whether to stop or to save by
@@ -475,7 +475,7 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
                 eval_in_flight = start_eval(step)
             elif tc.image_summary_every and step % tc.image_summary_every == 0:
                 eval_in_flight = start_eval(step, images_only=True)
-            if eval_in_flight is not None and (not tc.get("async_eval", True) or step == total):
+            if eval_in_flight is not None and (not tc.async_eval or step == total):
                 finish_eval(eval_in_flight)
                 eval_in_flight = None
                 jax.block_until_ready(state.step)
