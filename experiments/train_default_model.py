@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import pathlib
 import subprocess
 import sys
@@ -134,6 +135,18 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", 
     return record
 
 
+def portable_paths(config: dict) -> dict:
+    """The stored config with every absolute path made relative to the repository root (the
+    data folder, the stage runs a joint run started from): a shipped manifest names no folder of
+    the machine that trained it."""
+    import jax
+
+    def relative(value):
+        return os.path.relpath(value, ROOT) if isinstance(value, str) and os.path.isabs(value) else value
+
+    return jax.tree.map(relative, config)
+
+
 def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str = "family",
                  dtype: str = "float32", variants: str = "") -> pathlib.Path:
     """Write the joint run's weights as a shipped-model folder (hdrjax.weights.pretrained)."""
@@ -170,8 +183,8 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
     }
     metadata = {"recipe": recipe, "commit": _git_commit(), "step": step, "stages": stages,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    exported = pretrained.export(variables, stored_config, out_dir, frozen_encoder=frozen, dtype=dtype,
-                                 metadata=metadata)
+    exported = pretrained.export(variables, portable_paths(stored_config), out_dir, frozen_encoder=frozen,
+                                 dtype=dtype, metadata=metadata)
     # Inference crops around highlights by each net's measured receptive field: measure it once
     # here so users of the exported model never wait for it.
     regions.record_receptive_fields(out_dir)

@@ -1,8 +1,10 @@
 """The default model's recipe end to end at the `tiny` size: chain, resume, export, load, predict, fine-tune."""
 import importlib.util
 import json
+import os
 import pathlib
 
+import jax
 import numpy as np
 import pytest
 
@@ -29,6 +31,18 @@ def chain(tmp_path_factory):
     assert recipe.main(["--size", "tiny", "--workdir", str(workdir / "runs"), "--devices", "1",
                         "--export", str(workdir / "model")]) == 0
     return recipe, workdir
+
+
+def test_the_exported_config_names_paths_relative_to_the_repository():
+    recipe = _module("experiments/train_default_model.py", "train_default_model_paths")
+    root = recipe.ROOT
+    stored = {"data": {"manual_dir": str(root / ".." / "shared" / "data" / "train_hdr")},
+              "init": {"dequantization": str(root / "runs" / "default" / "dequantization"), "vgg": "lpips"},
+              "eval": {"exposure_stops": [-3, 0]}, "crf": {"invemor": ""}, "seed": None}
+    assert recipe.portable_paths(stored) == {
+        "data": {"manual_dir": "../shared/data/train_hdr"},
+        "init": {"dequantization": "runs/default/dequantization", "vgg": "lpips"},
+        "eval": {"exposure_stops": [-3, 0]}, "crf": {"invemor": ""}, "seed": None}
 
 
 @pytest.mark.slow
@@ -63,6 +77,8 @@ def test_export_is_a_loadable_shipped_model_without_the_frozen_encoder(chain):
     assert manifest["recipe"]["command"].startswith("python experiments/train_default_model.py --size tiny")
     assert all(f["bytes"] <= pretrained.MAX_FILE_BYTES for f in manifest["files"])
     assert sum(f["bytes"] for f in manifest["files"]) <= 64 * 2 ** 20
+    # The stored config names no folder of the machine that trained it.
+    assert not [v for v in jax.tree.leaves(manifest["config"]) if isinstance(v, str) and os.path.isabs(v)]
     flat, _ = pretrained.load_arrays(workdir / "model")
     assert not any(k.startswith("params/hallucination/encoder/") for k in flat)
     # Loaded weights equal the joint checkpoint's, the encoder included.
@@ -70,7 +86,6 @@ def test_export_is_a_loadable_shipped_model_without_the_frozen_encoder(chain):
 
     model, variables, config, _ = pretrained.load(workdir / "model")
     stored, _, _ = checkpoints.load_inference_variables(workdir / "runs" / "joint")
-    import jax
 
     for a, b in zip(jax.tree.leaves(stored["params"]), jax.tree.leaves(variables["params"])):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
