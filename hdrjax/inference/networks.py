@@ -1,12 +1,12 @@
-"""The four networks as every engine calls them, and the two rules between stages they share.
+"""The four networks as every engine calls them, and the rules around them the engines share.
 
 `runner_for(model)` gives the model's `Runner`: each network as a jit-compiled function of
 (variables, images) — compiled once per input shape — with what was measured about it for the
 weights in use: the context a crop needs (`hdrjax.inference.receptive_field`) and the bytes one
 call needs per pixel (XLA's memory analysis).  Between the stages, every engine estimates the
-inverse CRF from C resized to a long side (`resize_long_side`) and runs the Hallucination-Net's
-output only where the blend uses it (`lit_mask`).  The engines: `regions` (the default, one
-pass) and `tiles`.
+inverse CRF from C resized to a long side (`resize_long_side`), uses the Hallucination-Net's
+output only where the blend does (`lit_mask`), and pads an image at its bottom/right as the
+model does (`pad_bottom_right`).  The engines: `regions` (the default, one pass) and `tiles`.
 """
 from __future__ import annotations
 
@@ -37,6 +37,15 @@ def bytes_per_pixel(fn: Callable, variables, num_inputs: int) -> float:
         return 1800.0 if num_inputs == 1 else 400.0
     per_pixel = (temp + analysis.output_size_in_bytes) / side**2 + 12.0 * num_inputs
     return per_pixel * (CPU_RUNTIME_OVERHEAD if jax.default_backend() == "cpu" else 1.0)
+
+
+def pad_bottom_right(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Mirror-pad (numpy 'symmetric', as the model's own padding) at the bottom/right to h×w."""
+    ph, pw = h - x.shape[0], w - x.shape[1]
+    if ph == 0 and pw == 0:
+        return x
+    # np.pad 'symmetric' reflects repeatedly when the pad exceeds the image (tiny images).
+    return np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
 
 
 def resize_long_side(x: np.ndarray, long_side: int | None) -> np.ndarray:

@@ -43,7 +43,7 @@ import numpy as np
 
 from hdrjax.inference import crop_plan, receptive_field
 from hdrjax.inference.crop_plan import CELL, Crop, RegionPlan
-from hdrjax.inference.networks import Runner, lit_mask, resize_long_side, runner_for
+from hdrjax.inference.networks import Runner, lit_mask, pad_bottom_right, resize_long_side, runner_for
 
 logger = logging.getLogger("hdrjax.inference.regions")
 
@@ -70,15 +70,6 @@ def _max_side_cells(per_pixel: float, budget: float | None) -> int | None:
         return None
     side = int((max(budget, 0.0) / per_pixel) ** 0.5) // CELL
     return side
-
-
-def pad_bottom_right(x: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Mirror-pad (numpy 'symmetric', as the model's own padding) at the bottom/right to h×w."""
-    ph, pw = h - x.shape[0], w - x.shape[1]
-    if ph == 0 and pw == 0:
-        return x
-    # np.pad 'symmetric' reflects repeatedly when the pad exceeds the image (tiny images).
-    return np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
 
 
 def padded_shape(h: int, w: int, shape_buckets: bool) -> tuple[int, int]:
