@@ -98,8 +98,8 @@ def main(argv):
     pylogging.getLogger("hdrjax").setLevel(pylogging.INFO)
 
     from hdrjax import cli
-    from hdrjax.training import loop  # after flag parsing: keeps --help fast
     from hdrjax.errors import HdrjaxError
+    from hdrjax.training import loop  # after flag parsing: keeps --help fast
 
     workdir = _WORKDIR.value
     if workdir is None:

@@ -72,12 +72,12 @@ from typing import Sequence
 
 import numpy as np
 
-from hdrjax.inference import regions, tiles
-from hdrjax.weights import loading
 from hdrjax.cli import configure_logging
 from hdrjax.errors import HdrjaxError
-from hdrjax.models.build import NETWORKS
+from hdrjax.inference import regions, tiles
 from hdrjax.inference.tiles import ALIGN
+from hdrjax.models.build import NETWORKS
+from hdrjax.weights import loading
 
 logger = logging.getLogger("hdrjax.predict")
 

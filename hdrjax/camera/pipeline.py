@@ -18,7 +18,6 @@ from hdrjax.camera import crf as crf_lib
 from hdrjax.camera import jpeg as jpeg_lib
 from hdrjax.errors import HdrjaxError
 
-
 # The extreme-pixel rule (§1.5), used for the loss mask and for drawing HDR-Real crops (§3.4):
 # gray is TF's `rgb_to_grayscale` of the 8-bit image (BT.601 weights as TF writes them), back to
 # 8-bit levels; a level >= EXTREME_HIGH is over-exposed, <= EXTREME_LOW under-exposed.

@@ -101,8 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args, argv) -> int:
     from hdrjax import predict
-    from hdrjax.weights import loading
     from hdrjax.camera import crf as crf_lib
+    from hdrjax.weights import loading
 
     config = protocol.EvalConfig(
         resolution=args.resolution, full_image=args.full_image, resize_interpolation=args.resize_interpolation,

@@ -331,8 +331,8 @@ def _sources(args) -> dict[str, str]:
 
 def run(args, log=print) -> pathlib.Path:
     """Import per parsed CLI `args`; returns the output path."""
-    from hdrjax.weights import checkpoints
     from hdrjax.camera import crf
+    from hdrjax.weights import checkpoints
 
     sources = _sources(args)
     if not args.invemor:

@@ -9,11 +9,14 @@ from it (a second signal exits the process at once).  In a multi-process run eve
 taken at a step boundary (stop, wall-clock save) is agreed by all processes.
 
 This module holds the config check, the optimiser, the step functions (what one train step
-and one eval step compute) and the loop.  The parts the loop uses live next to it:
-  hdrjax.training.train_state   TrainState, creating it (init sources) or its shapes for a restore
-  hdrjax.training.periodic_eval    the fixed held-out eval set and running the eval step over it
-  hdrjax.training.summaries     TensorBoard / metrics.jsonl writer, preview images, the progress line
-  hdrjax.training.preemption    stop on SIGTERM / Ctrl-C at a step boundary
+and one eval step compute) and the loop.  The parts the loop uses live next to it in
+hdrjax/training/:
+  train_state     TrainState, creating it (init sources) or its shapes for a restore
+  losses          the per-stage and joint losses
+  periodic_eval   the fixed held-out eval set and running the eval step over it
+  summaries       TensorBoard / metrics.jsonl writer, preview images, the progress line
+  preemption      stop on SIGTERM / Ctrl-C at a step boundary
+  parallel        the device mesh, sharding, multi-process agreement
 """
 from __future__ import annotations
 
@@ -30,10 +33,10 @@ import numpy as np
 import optax
 from flax import struct
 
-from hdrjax.training import parallel, periodic_eval, preemption, summaries, train_state
-from hdrjax.weights import checkpoints
 from hdrjax.errors import ConfigError
 from hdrjax.models.build import NETWORKS, TRAINING_STAGES, build_model
+from hdrjax.training import parallel, periodic_eval, preemption, summaries, train_state
+from hdrjax.weights import checkpoints
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hdrjax.training import parallel
 from hdrjax.errors import ConfigError
+from hdrjax.training import parallel
 
 
 def eval_metrics(config, outputs, sample) -> dict:

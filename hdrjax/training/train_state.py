@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hdrjax.training import parallel
-from hdrjax.weights import checkpoints
 from hdrjax.errors import ConfigError
 from hdrjax.models.build import NETWORKS, init_variables, with_added_options
+from hdrjax.training import parallel
+from hdrjax.weights import checkpoints
 
 logger = logging.getLogger(__name__)
 
