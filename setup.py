@@ -16,7 +16,7 @@ setup(
     # The reference HDR-Synth image lists are data files of hdrjax.data; the default trained
     # model (hdrjax.pretrained: .npz shards + manifest.json) ships inside the package.
     package_data={
-        "hdrjax": ["weights/default/*.npz", "weights/default/manifest.json"],
+        "hdrjax": ["weights/default/*.npz", "weights/default/manifest.json", "camera/camera_crf_prior.npz"],
         "hdrjax.data": ["lists/*.txt"],
     },
     # Ranges that install together on Python 3.11 (CPU, jax 0.10) and on GPU images
