@@ -42,6 +42,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.camera.mask_high = 249  # §1.5: gray >= 249 counts as over-exposed
     c.camera.mask_low = 6  # §1.5: gray <= 6 counts as under-exposed
     c.camera.mask_fraction = 0.5  # §1.5: drop a sample when > 50 % of pixels are extreme
+    # Ours: targets (and teacher-forced inputs) are the noise-free scene, so the networks learn
+    # to remove the sensor noise of the input (the reference's noisy targets taught them to keep
+    # it: speckle in the shadows).  True = the reference's targets (§1.4, §1.6).
+    c.camera.noisy_targets = False
 
     # Camera response curves (hdrjax.camera.crf.load_bank spec; §1.3).
     c.crf = ml_collections.ConfigDict()

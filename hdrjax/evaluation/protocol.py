@@ -123,7 +123,8 @@ class EvalConfig:
         cam = self.camera if self.camera is not None else CameraConfig()
         if not self.noise:
             cam = dataclasses.replace(cam, noise_signal_max=0.0, noise_const_max=0.0)
-        return cam
+        # The synthesised X is the ground truth of `target noisy`: it must carry the noise.
+        return dataclasses.replace(cam, noisy_targets=True)
 
     def normalization_for(self, real: bool) -> str:
         """The metrics' normalization for synthetic (shared scale) or real pairs."""
