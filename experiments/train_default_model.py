@@ -52,13 +52,16 @@ def _recipe_module():
 
 
 def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: str = "", crf: str = "camera",
-                 variants: str = "", devices: int = 0, init: str = ""):
+                 variants: str = "", devices: int = 0, init: str = "", steps: dict | None = None):
     """The config of one stage of the chain (configs/recipe.py plus data, CRFs and inits).
 
     `init` ("" = the recipe's own inits; "default" or a shipped-model folder) is the model
-    every network starts from when this run has not trained it."""
+    every network starts from when this run has not trained it; `steps` ({stage: N}) replaces
+    the size's step count (the schedule's warm-up, logging and checkpoint spacing follow it)."""
     recipe = _recipe_module()
     c = recipe.get_config(",".join(p for p in (stage, size, variants) if p))
+    if steps and stage in steps:
+        recipe.set_steps(c, steps[stage])
     if hdr_folder:
         folder = pathlib.Path(hdr_folder).expanduser().absolute()
         c.data.name = "hdr_folder"
@@ -112,7 +115,7 @@ def _write_json(path: pathlib.Path, value) -> None:
 
 
 def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "camera", variants: str = "",
-              stages=STAGES, devices: int = 0, init: str = "") -> dict:
+              stages=STAGES, devices: int = 0, init: str = "", steps: dict | None = None) -> dict:
     """Train the stages in order (resuming); return the stages.json record."""
     from hdrjax import train
 
@@ -122,7 +125,7 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "camera", 
     record = _load_json(record_path)
     for stage in stages:
         config = stage_config(stage, size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants,
-                              devices=devices, init=init)
+                              devices=devices, init=init, steps=steps)
         logging.info("=== stage %s: %d steps of batch %d at %d² (%s, CRFs %s)", stage, config.train.num_steps,
                      config.train.batch_size, config.data.patch_size, config.data.name, config.crf.bank)
         t0 = time.time()
@@ -170,7 +173,7 @@ def history_totals(history: list[dict]) -> dict:
 
 
 def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str = "camera",
-                 dtype: str = "float32", variants: str = "", init: str = "") -> pathlib.Path:
+                 dtype: str = "float32", variants: str = "", init: str = "", steps: dict | None = None) -> pathlib.Path:
     """Write the joint run's weights as a shipped-model folder (hdrjax.pretrained)."""
     workdir_arg = str(workdir)
     import numpy as np
@@ -198,7 +201,8 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
         "command": "python experiments/train_default_model.py " + " ".join(
             [f"--size {size}", f"--workdir {workdir_arg or workdir}"]
             + ([f"--hdr-folder {hdr_folder}"] if hdr_folder else []) + [f"--crf {crf}"]
-            + ([f"--variants {variants}"] if variants else []) + ([f"--init {init}"] if init else [])),
+            + ([f"--variants {variants}"] if variants else []) + ([f"--init {init}"] if init else [])
+            + ([f"--steps {','.join(f'{k}={v}' for k, v in steps.items())}"] if steps else [])),
         "config": f"configs/recipe.py:<stage>,{size}" + (f",{variants}" if variants else ""),
         "held_out": list(config.data.split.test_names) if config.data.name == "hdr_folder" else [],
     }
@@ -215,6 +219,17 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
     return exported
 
 
+def parse_steps(text: str) -> dict:
+    """"joint=1500,dequantization=800" -> {stage: steps}; ValueError naming what is wrong."""
+    out = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        stage, _, n = item.partition("=")
+        if stage not in STAGES or not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--steps {item!r}: expected <stage>=<positive integer>, stage one of {STAGES}")
+        out[stage] = int(n)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -222,6 +237,7 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", required=True, help="one sub-folder per stage is created here")
     p.add_argument("--hdr-folder", default="", help="folder of HDR panoramas (default: procedural scenes)")
     p.add_argument("--crf", default="camera", help="CRF bank: camera | parametric | dorf:PATH (default %(default)s)")
+    p.add_argument("--steps", default="", help="stage=N,... replacing the size's step counts (e.g. joint=1500)")
     p.add_argument("--init", default="", help="continue from this shipped model ('default' or a folder) "
                    "instead of the recipe's inits")
     p.add_argument("--variants", default="", help="extra configs/default.py variants, comma separated")
@@ -238,14 +254,20 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown stages {unknown}; choose from {STAGES}")
     try:
+        steps = parse_steps(args.steps)
+    except ValueError as e:
+        p.error(str(e))
+    try:
         record = run_chain(args.size, args.workdir, hdr_folder=args.hdr_folder, crf=args.crf,
-                           variants=args.variants, stages=stages, devices=args.devices, init=args.init)
+                           variants=args.variants, stages=stages, devices=args.devices, init=args.init,
+                           steps=steps)
         for stage, entry in record.items():
             logging.info("%s: %d steps, %d images, %.0f s", stage, entry["steps"], entry["images_seen"],
                          entry["wall_seconds"])
         if args.export:
             out = export_model(args.workdir, args.export, size=args.size, hdr_folder=args.hdr_folder,
-                               crf=args.crf, dtype=args.dtype, variants=args.variants, init=args.init)
+                               crf=args.crf, dtype=args.dtype, variants=args.variants, init=args.init,
+                               steps=steps)
             logging.info("exported the model to %s", out)
     except ChainStopped as e:
         logging.info("%s", e)

@@ -145,3 +145,14 @@ def test_continuing_from_a_shipped_model_routes_inits_and_accumulates_history(tm
                                               "images_seen": base_total["images_seen"] + 480}
     fresh = recipe.training_history(this_run, "abc")
     assert len(fresh) == 1 and fresh[0]["init"] is None and fresh[0]["stages"] == this_run
+
+
+def test_step_overrides_parse_and_refuse_nonsense():
+    recipe = _module("experiments/train_default_model.py", "train_default_model_steps")
+    assert recipe.parse_steps("joint=1500, dequantization=800") == {"joint": 1500, "dequantization": 800}
+    assert recipe.parse_steps("") == {}
+    for bad in ("jiont=5", "joint=0", "joint=x", "joint"):
+        with pytest.raises(ValueError, match="expected <stage>=<positive integer>"):
+            recipe.parse_steps(bad)
+    c = recipe.stage_config("joint", "tiny", ROOT, steps={"joint": 40})
+    assert c.train.num_steps == 40 and c.train.eval_every == 4 and c.optim.warmup_steps == 1
