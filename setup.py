@@ -18,6 +18,7 @@ setup(
     # hdrjax/weights/default/.
     package_data={
         "hdrjax.weights": ["default/*.npz", "default/manifest.json"],
+        "hdrjax.camera": ["camera_crf_prior.npz"],
         "hdrjax.data": ["lists/*.txt"],
     },
     # Ranges that install together on Python 3.11 (CPU, jax 0.10) and on GPU images

@@ -17,6 +17,12 @@ as a shipped-model folder (hdrjax.weights.pretrained: .npz shards ≤ 16 MiB + m
 sha256, recipe, commit and images seen).  Evaluate and plot afterwards (README, "The default
 model").
 
+`--init default` (or a shipped-model folder) continues training instead of starting over:
+every stage starts from that model's networks, the joint stage from this run's stages where
+they ran and from that model otherwise (`--stages dequantization,joint` retrains two), and
+the export's manifest adds this run to the model's training history, so the wall time and
+images the weights have had accumulate across sessions.
+
 `--hdr-folder`: a folder of real HDR panoramas (equirectangular .hdr/.exr), seen through
 random pinhole views; configs/recipe.TEST_NAMES are held out when present.  Without it, the
 embedded procedural scenes.  `--crf`: the CRF bank (`dorf:PATH` = DoRF's 191 training
@@ -46,11 +52,17 @@ def _recipe_module():
     return recipe
 
 
-def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: str = "", crf: str = "family",
-                 variants: str = "", devices: int = 0):
-    """The config of one stage of the chain (configs/recipe.py plus data, CRFs and inits)."""
+def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: str = "", crf: str = "camera",
+                 variants: str = "", devices: int = 0, init: str = "", steps: dict | None = None):
+    """The config of one stage of the chain (configs/recipe.py plus data, CRFs and inits).
+
+    `init` ("" = the recipe's own inits; "default" or a shipped-model folder) is the model
+    every network starts from when this run has not trained it; `steps` ({stage: N}) replaces
+    the size's step count (the schedule's warm-up, logging and checkpoint spacing follow it)."""
     recipe = _recipe_module()
     c = recipe.get_config(",".join(p for p in (stage, size, variants) if p))
+    if steps and stage in steps:
+        recipe.set_steps(c, steps[stage])
     if hdr_folder:
         folder = pathlib.Path(hdr_folder).expanduser().absolute()
         c.data.name = "hdr_folder"
@@ -67,8 +79,13 @@ def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: st
     c.crf.bank = crf
     c.parallel.num_devices = devices
     if stage == "joint":  # §3.4: fine-tune from the three stage runs
+        ran = _load_json(workdir / "stages.json")
         for net in STAGES[:3]:
-            c.init[net] = str(workdir / net)
+            c.init[net] = str(workdir / net) if (not init or ran.get(net, {}).get("finished")) else init
+        if init:
+            c.init.refinement = init
+    elif init:
+        c.init[stage] = init
     return c
 
 
@@ -98,8 +115,8 @@ def _write_json(path: pathlib.Path, value) -> None:
         f.write("\n")
 
 
-def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", variants: str = "",
-              stages=STAGES, devices: int = 0) -> dict:
+def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "camera", variants: str = "",
+              stages=STAGES, devices: int = 0, init: str = "", steps: dict | None = None) -> dict:
     """Train the stages in order (resuming); return the stages.json record."""
     from hdrjax.training import loop
 
@@ -109,7 +126,7 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", 
     record = _load_json(record_path)
     for stage in stages:
         config = stage_config(stage, size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants,
-                              devices=devices)
+                              devices=devices, init=init, steps=steps)
         logging.info("=== stage %s: %d steps of batch %d at %d² (%s, CRFs %s)", stage, config.train.num_steps,
                      config.train.batch_size, config.data.patch_size, config.data.name, config.crf.bank)
         t0 = time.time()
@@ -147,8 +164,29 @@ def portable_paths(config: dict) -> dict:
     return jax.tree.map(relative, config)
 
 
-def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str = "family",
-                 dtype: str = "float32", variants: str = "") -> pathlib.Path:
+def training_history(stages: dict, commit: str, init: str = "") -> list[dict]:
+    """The runs that made a model, oldest first: the `init` model's history (a model exported
+    before histories were kept counts as one run), then this run's stages."""
+    history = []
+    if init:
+        from hdrjax.weights import pretrained
+
+        base = pretrained.read_manifest(None if init == "default" else init)
+        history = list(base.get("history") or [{"commit": base.get("commit"), "created": base.get("created"),
+                                                 "stages": base.get("stages", {})}])
+    return history + [{"commit": commit, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "init": init or None, "stages": stages}]
+
+
+def history_totals(history: list[dict]) -> dict:
+    """Wall seconds and images seen over every run of a training history."""
+    entries = [e for run in history for e in run["stages"].values()]
+    return {"wall_seconds": round(sum(e.get("wall_seconds", 0.0) for e in entries), 1),
+            "images_seen": int(sum(e.get("images_seen", 0) for e in entries))}
+
+
+def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str = "camera",
+                 dtype: str = "float32", variants: str = "", init: str = "", steps: dict | None = None) -> pathlib.Path:
     """Write the joint run's weights as a shipped-model folder (hdrjax.weights.pretrained)."""
     workdir_arg = str(workdir)
     import numpy as np
@@ -160,7 +198,7 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
 
     workdir = pathlib.Path(workdir).absolute()
     variables, stored_config, step = checkpoints.load_inference_variables(workdir / "joint")
-    config = stage_config("joint", size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants)
+    config = stage_config("joint", size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants, init=init)
     frozen = None
     if config.train.freeze_encoder:
         # Leave the encoder out only if it really is the lpips VGG as training put it in.
@@ -177,12 +215,16 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
         "command": "python experiments/train_default_model.py " + " ".join(
             [f"--size {size}", f"--workdir {workdir_arg or workdir}"]
             + ([f"--hdr-folder {hdr_folder}"] if hdr_folder else []) + [f"--crf {crf}"]
-            + ([f"--variants {variants}"] if variants else [])),
+            + ([f"--variants {variants}"] if variants else []) + ([f"--init {init}"] if init else [])
+            + ([f"--steps {','.join(f'{k}={v}' for k, v in steps.items())}"] if steps else [])),
         "config": f"configs/recipe.py:<stage>,{size}" + (f",{variants}" if variants else ""),
         "held_out": list(config.data.split.test_names) if config.data.name == "hdr_folder" else [],
     }
-    metadata = {"recipe": recipe, "commit": _git_commit(), "step": step, "stages": stages,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    commit = _git_commit()
+    history = training_history(stages, commit, init)
+    metadata = {"recipe": recipe, "commit": commit, "step": step, "stages": stages,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "history": history, "training_total": history_totals(history)}
     exported = pretrained.export(variables, portable_paths(stored_config), out_dir, frozen_encoder=frozen,
                                  dtype=dtype, metadata=metadata)
     # Inference crops around highlights by each net's measured receptive field: measure it once
@@ -191,13 +233,27 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
     return exported
 
 
+def parse_steps(text: str) -> dict:
+    """"joint=1500,dequantization=800" -> {stage: steps}; ValueError naming what is wrong."""
+    out = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        stage, _, n = item.partition("=")
+        if stage not in STAGES or not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--steps {item!r}: expected <stage>=<positive integer>, stage one of {STAGES}")
+        out[stage] = int(n)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=("cpu", "gpu", "tiny"), default="cpu")
     p.add_argument("--workdir", required=True, help="one sub-folder per stage is created here")
     p.add_argument("--hdr-folder", default="", help="folder of HDR panoramas (default: procedural scenes)")
-    p.add_argument("--crf", default="family", help="CRF bank: family | dorf:PATH (default %(default)s)")
+    p.add_argument("--crf", default="camera", help="CRF bank: camera | parametric | dorf:PATH (default %(default)s)")
+    p.add_argument("--steps", default="", help="stage=N,... replacing the size's step counts (e.g. joint=1500)")
+    p.add_argument("--init", default="", help="continue from this shipped model ('default' or a folder) "
+                   "instead of the recipe's inits")
     p.add_argument("--variants", default="", help="extra configs/default.py variants, comma separated")
     p.add_argument("--stages", default=",".join(STAGES), help="stages to run, in order (default: all)")
     p.add_argument("--devices", type=int, default=0, help="use only the first N devices (default 0: all)")
@@ -212,14 +268,20 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown stages {unknown}; choose from {STAGES}")
     try:
+        steps = parse_steps(args.steps)
+    except ValueError as e:
+        p.error(str(e))
+    try:
         record = run_chain(args.size, args.workdir, hdr_folder=args.hdr_folder, crf=args.crf,
-                           variants=args.variants, stages=stages, devices=args.devices)
+                           variants=args.variants, stages=stages, devices=args.devices, init=args.init,
+                           steps=steps)
         for stage, entry in record.items():
             logging.info("%s: %d steps, %d images, %.0f s", stage, entry["steps"], entry["images_seen"],
                          entry["wall_seconds"])
         if args.export:
             out = export_model(args.workdir, args.export, size=args.size, hdr_folder=args.hdr_folder,
-                               crf=args.crf, dtype=args.dtype, variants=args.variants)
+                               crf=args.crf, dtype=args.dtype, variants=args.variants, init=args.init,
+                               steps=steps)
             logging.info("exported the model to %s", out)
     except ChainStopped as e:
         logging.info("%s", e)

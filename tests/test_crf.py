@@ -287,6 +287,56 @@ def test_parametric_family_spans_dorf():
     assert train_err.mean() < 0.015
 
 
+# ------------------------------------------------------------------ built-in camera bank
+
+
+def _spread(inverse):
+    g = np.asarray(inverse, np.float64)
+    return float(np.sqrt(((g - g.mean(0)) ** 2).mean(1)).mean())
+
+
+def test_camera_bank_is_valid_deterministic_and_spreads_like_cameras():
+    bank = crf.camera_bank()
+    assert len(bank) == crf.CAMERA_BANK_SIZE == len(set(bank.names))
+    f, g = np.asarray(bank.forward), np.asarray(bank.inverse)
+    assert np.all(f[:, 0] == 0) and np.all(f[:, -1] == 1) and np.all(np.diff(f, axis=1) >= 0)
+    assert np.all(np.diff(g, axis=1) >= 0)
+    # DoRF's training curves spread 0.091 RMSE around their mean, the parametric family 0.20.
+    assert 0.07 < _spread(g) < 0.12
+    assert _spread(crf.parametric_bank().inverse) > 0.18
+    assert len(crf.load_bank("camera", "test")) + len(crf.load_bank("camera", "train")) == len(bank)
+    crf.camera_bank.cache_clear()
+    np.testing.assert_array_equal(crf.camera_bank().inverse, g)
+
+
+def test_prior_fit_and_sampling_reproduce_a_bank():
+    # Curves g = x^p with p spread around 0.45: the model's draws have their mean and spread.
+    rng = np.random.default_rng(1)
+    bank = crf.make_bank(GRID[None] ** (1 / rng.uniform(0.3, 0.6, 300))[:, None])
+    prior = crf.fit_prior(bank, k=3)
+    assert prior["explained_variance"] > 0.99
+    draws = crf.sample_prior(prior, 2000, seed=0)
+    assert np.all(np.diff(draws, axis=1) >= 0) and np.all(draws[:, 0] == 0) and np.all(draws[:, -1] == 1)
+    np.testing.assert_allclose(draws.mean(0), np.asarray(bank.inverse).mean(0), atol=0.01)
+    assert _spread(draws) == pytest.approx(_spread(bank.inverse), rel=0.1)
+    with pytest.raises(crf.CRFError):
+        crf.fit_prior(bank, k=300)
+
+
+def test_camera_bank_matches_dorf():
+    dorf = crf.load_bank(f"dorf:{shared_path('crf', 'dorf_201.npz')}", "train")
+    assert _spread(crf.camera_bank().inverse) == pytest.approx(_spread(dorf.inverse), rel=0.1)
+    mean_gap = np.sqrt(np.mean((np.asarray(crf.camera_bank().inverse).mean(0)
+                                - np.asarray(dorf.inverse).mean(0)) ** 2))
+    assert mean_gap < 0.01
+
+
+def test_default_basis_stays_fitted_to_the_parametric_family():
+    # The shipped Linearization-Net's coefficients are in this basis: a new default bank must not move it.
+    expected = crf.fit_basis(crf.load_bank("parametric", "train"), 11)
+    np.testing.assert_array_equal(crf.default_basis(11).components, expected.components)
+
+
 # -------------------------------------------------------------------------------- bases
 
 

@@ -136,3 +136,39 @@ def test_a_stopped_stage_stops_the_chain(tmp_path, monkeypatch):
     assert calls == ["dequantization"]
     record = json.loads((tmp_path / "stages.json").read_text())
     assert record["dequantization"]["finished"] is False and record["dequantization"]["steps"] == 1
+
+
+def test_continuing_from_a_shipped_model_routes_inits_and_accumulates_history(tmp_path):
+    recipe = _module("experiments/train_default_model.py", "train_default_model_continue")
+    deq = recipe.stage_config("dequantization", "tiny", tmp_path, init="default")
+    assert deq.init.dequantization == "default" and deq.init.linearization == ""
+    # Only the Dequantization-Net was retrained in this run: joint takes it from here, the rest from the model.
+    (tmp_path / "stages.json").write_text(json.dumps({"dequantization": {"finished": True}}))
+    joint = recipe.stage_config("joint", "tiny", tmp_path, init="default")
+    assert joint.init.dequantization == str(tmp_path / "dequantization")
+    assert joint.init.linearization == joint.init.hallucination == joint.init.refinement == "default"
+    scratch = recipe.stage_config("joint", "tiny", tmp_path)
+    assert scratch.init.linearization == str(tmp_path / "linearization") and scratch.init.refinement == ""
+
+    this_run = {"dequantization": {"wall_seconds": 60.0, "images_seen": 400},
+                "joint": {"wall_seconds": 120.0, "images_seen": 80}}
+    history = recipe.training_history(this_run, "abc", init="default")
+    shipped = pretrained.read_manifest()
+    assert len(history) == len(shipped.get("history") or [None]) + 1 and history[-1]["stages"] == this_run
+    base_total = recipe.history_totals(history[:-1])
+    assert base_total["wall_seconds"] > 0
+    assert recipe.history_totals(history) == {"wall_seconds": base_total["wall_seconds"] + 180.0,
+                                              "images_seen": base_total["images_seen"] + 480}
+    fresh = recipe.training_history(this_run, "abc")
+    assert len(fresh) == 1 and fresh[0]["init"] is None and fresh[0]["stages"] == this_run
+
+
+def test_step_overrides_parse_and_refuse_nonsense():
+    recipe = _module("experiments/train_default_model.py", "train_default_model_steps")
+    assert recipe.parse_steps("joint=1500, dequantization=800") == {"joint": 1500, "dequantization": 800}
+    assert recipe.parse_steps("") == {}
+    for bad in ("jiont=5", "joint=0", "joint=x", "joint"):
+        with pytest.raises(ValueError, match="expected <stage>=<positive integer>"):
+            recipe.parse_steps(bad)
+    c = recipe.stage_config("joint", "tiny", ROOT, steps={"joint": 40})
+    assert c.train.num_steps == 40 and c.train.eval_every == 4 and c.optim.warmup_steps == 1

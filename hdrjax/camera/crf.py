@@ -5,14 +5,17 @@ EMoR convention).  A forward curve maps linear irradiance to brightness; its inv
 brightness back to irradiance.
 
 Banks of curves (`CRFBank`) come from Columbia's DoRF database (`dorfCurves.txt` or an `.npz`
-with arrays `I`, `B`) or from the built-in parametric family (`parametric_bank`, no file
-needed).  PCA bases of inverse curves (`InverseCRFBasis`) come from invEMoR (`invemor.txt` /
+with arrays `I`, `B`), from the built-in camera bank (`camera_bank`: curves drawn from a
+Gaussian model of DoRF's training curves that ships with the package, so they spread as real
+cameras' do) or from the built-in parametric family (`parametric_bank`: standards, power laws,
+film and S-curves; wider than real cameras).  PCA bases of inverse curves (`InverseCRFBasis`) come from invEMoR (`invemor.txt` /
 `.npz`) or are fitted to any bank (`fit_basis`, `default_basis`).
 """
 from __future__ import annotations
 
 import functools
 import os
+import pathlib
 import re
 
 import flax.struct
@@ -31,6 +34,15 @@ FAMILY_SPLIT_SEED = 0
 FAMILY_TEST_FRACTION = 0.1
 
 SPLITS = ("train", "test", "all")
+# Specs of the banks load_bank knows, for messages.
+BANK_SPECS = "'camera', 'parametric' or 'dorf:PATH'"
+
+# The built-in camera bank: CAMERA_BANK_SIZE curves drawn with CAMERA_BANK_SEED from the model
+# in CAMERA_PRIOR_FILE (made by experiments/fit_camera_crfs.py from DoRF's 191 training curves;
+# the 10 test curves are not used).  Split like the parametric family.
+CAMERA_PRIOR_FILE = pathlib.Path(__file__).with_name("camera_crf_prior.npz")
+CAMERA_BANK_SIZE = 500
+CAMERA_BANK_SEED = 0
 
 
 class CRFError(HdrjaxError):
@@ -389,6 +401,44 @@ def parametric_bank() -> CRFBank:
     return make_bank(curves, names)
 
 
+# --------------------------------------------------------------------------------------
+# Built-in camera bank: a Gaussian model of measured camera responses
+# --------------------------------------------------------------------------------------
+
+
+def fit_prior(bank: CRFBank, k: int = 6) -> dict:
+    """A Gaussian model of the bank's inverse curves: mean + k principal directions + the
+    standard deviation of each coefficient (f64 arrays `mean`, `components` [k, 1024], `std`)."""
+    g = np.asarray(bank.inverse, dtype=np.float64)
+    if not 1 <= k < len(g):
+        raise CRFError(f"cannot fit {k} directions to {len(g)} curves")
+    mean = g.mean(axis=0)
+    _, s, vt = np.linalg.svd(g - mean, full_matrices=False)
+    explained = float((s[:k] ** 2).sum() / (s ** 2).sum())
+    return {"mean": mean, "components": vt[:k], "std": s[:k] / np.sqrt(len(g) - 1),
+            "explained_variance": np.float64(explained), "num_curves": np.int64(len(g))}
+
+
+def sample_prior(prior, n: int, seed: int) -> np.ndarray:
+    """n inverse curves f64[n, 1024] drawn from a `fit_prior` model: Gaussian coefficients,
+    then made valid inverse CRFs (ends 0 and 1, non-decreasing) by a running maximum."""
+    rng = np.random.default_rng(seed)
+    coeffs = rng.standard_normal((n, len(prior["std"]))) * prior["std"]
+    g = prior["mean"] + coeffs @ prior["components"]
+    g[:, 0], g[:, -1] = 0.0, 1.0
+    return np.maximum.accumulate(np.clip(g, 0.0, 1.0), axis=-1)
+
+
+@functools.lru_cache(maxsize=1)
+def camera_bank() -> CRFBank:
+    """The built-in camera bank: CAMERA_BANK_SIZE curves with real cameras' spread (no file)."""
+    with np.load(CAMERA_PRIOR_FILE) as f:
+        prior = {k: f[k] for k in ("mean", "components", "std")}
+    inverse = sample_prior(prior, CAMERA_BANK_SIZE, CAMERA_BANK_SEED)
+    # A bank is made from forward curves; the inverse of an inverse curve is its forward curve.
+    return make_bank(invert_curve(inverse), tuple(f"camera-{i:03d}" for i in range(CAMERA_BANK_SIZE)))
+
+
 def family_split(n: int | None = None):
     """(train_idx, test_idx) of the parametric family: fixed shuffle, last 10 % held out."""
     n = len(parametric_bank()) if n is None else n
@@ -408,16 +458,19 @@ def _select(bank, split, split_fn, what):
 
 
 def load_bank(spec: str, split: str = "train") -> CRFBank:
-    """CRF bank for configs: spec "family" or "dorf:PATH" (.txt/.npz); split train|test|all."""
+    """CRF bank for configs: spec "camera", "parametric" (alias "family") or "dorf:PATH"
+    (.txt/.npz); split train|test|all."""
     spec = str(spec).strip()
-    if spec == "family":
+    if spec == "camera":
+        return _select(camera_bank(), split, family_split, "the camera bank")
+    if spec in ("parametric", "family"):
         return _select(parametric_bank(), split, family_split, "the parametric family")
     if spec.startswith("dorf:"):
         path = spec[len("dorf:"):]
         if not path:
             raise CRFError("CRF spec 'dorf:' needs a path, e.g. 'dorf:/data/dorfCurves.txt'")
         return _select(load_dorf(path), split, dorf_split, path)
-    raise CRFError(f"unknown CRF bank spec {spec!r}: expected 'family' or 'dorf:PATH'")
+    raise CRFError(f"unknown CRF bank spec {spec!r}: expected {BANK_SPECS}")
 
 
 # --------------------------------------------------------------------------------------
@@ -568,5 +621,8 @@ def fit_basis(bank: CRFBank, k: int) -> InverseCRFBasis:
 
 @functools.lru_cache(maxsize=8)
 def default_basis(k: int = 11) -> InverseCRFBasis:
-    """PCA basis of the parametric family's training members (no file needed)."""
-    return fit_basis(load_bank("family", "train"), k)
+    """PCA basis of the parametric family's training members (no file needed).
+
+    The shipped model's Linearization-Net predicts coefficients in this basis, so it stays
+    fitted to the parametric family whatever bank training draws its curves from."""
+    return fit_basis(load_bank("parametric", "train"), k)

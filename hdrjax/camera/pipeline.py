@@ -52,6 +52,12 @@ class CameraConfig:
     mask_high: int = EXTREME_HIGH
     mask_low: int = EXTREME_LOW
     mask_fraction: float = 0.5
+    # What the targets X, Xc, L (and the teacher-forced inputs L, Xc) are.  True, the reference
+    # (§1.4, §1.6): made from the noisy exposure, so every stage learns to keep the sensor noise
+    # of its input and the Dequantization-Net removes only quantisation and JPEG.  False (ours,
+    # configs/default.py): the noise-free scene t·H, so the networks learn to remove the noise
+    # too; the network input J is made from the noisy exposure either way.
+    noisy_targets: bool = True
 
     def __post_init__(self):
         if self.exposure_steps < 1:
@@ -95,10 +101,11 @@ class CameraConfig:
 class CameraSample:
     """Every intermediate of one synthesis; images f32[B, H, W, 3], curves f32[B, 1024]."""
 
-    exposed: jax.Array      # X: exposure-scaled noisy HDR, unclipped (Hallucination target)
+    exposed: jax.Array      # X: exposure-scaled HDR, unclipped (Hallucination target); noisy
+    #                         with config.noisy_targets (the reference), else the scene t·H
     clipped: jax.Array      # Xc = clip(X, 0, 1) (Linearization target, Hallucination input)
     ldr: jax.Array          # L = f(Xc), continuous (Dequantization target)
-    quantized: jax.Array    # round(255 L) / 255
+    quantized: jax.Array    # round(255 f(clip(noisy X))) / 255: always from the noisy exposure
     jpeg: jax.Array         # J: JPEG-decoded quantized image (the network input)
     forward_crf: jax.Array
     inverse_crf: jax.Array
@@ -190,11 +197,15 @@ def synthesize(key, hdr, bank: crf_lib.CRFBank, config: CameraConfig = CameraCon
         exposure = t_list[choose(1, t_list.shape[0])]
     exposure = jnp.broadcast_to(jnp.asarray(exposure, jnp.float32), (b,))
 
-    exposed = hdr * exposure[:, None, None, None]
-    exposed, sigma_s, sigma_c = add_noise(k_noise, exposed, config)
+    scene = hdr * exposure[:, None, None, None]
+    exposed, sigma_s, sigma_c = add_noise(k_noise, scene, config)
     clipped = jnp.clip(exposed, 0.0, 1.0)
     ldr = crf_lib.apply_curve(clipped, f)
     quantized = quantize(ldr)
+    if not config.noisy_targets:  # the camera saw noise; the targets are the scene itself
+        exposed = scene
+        clipped = jnp.clip(scene, 0.0, 1.0)
+        ldr = crf_lib.apply_curve(clipped, f)
 
     if config.jpeg:
         if quality is None:

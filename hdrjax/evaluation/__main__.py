@@ -55,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None,
                    help="comma list of methods and groups (baselines, ablations, stages, oracles, all); "
                    "default: model,baselines with --checkpoint, else baselines")
-    p.add_argument("--crf", default="family",
-                   help="test CRFs: 'family' (built-in parametric family, test split; default) or "
+    p.add_argument("--crf", default="camera",
+                   help="test CRFs: 'camera' (built-in camera bank, test split; default), 'parametric' or "
                    "'dorf:PATH' (DoRF .txt/.npz; the reference's 10 test curves); its training split is "
                    "what mean_crf averages")
     p.add_argument("--max-crfs", type=int, default=None, help="use only the first K test CRFs (quick runs)")
