@@ -1,6 +1,6 @@
 """Fit the model behind the built-in camera bank (hdrjax/camera/camera_crf_prior.npz).
 
-    python experiments/fit_camera_crfs.py ../shared/data/crf/dorf_201.npz
+    python experiments/fit_camera_crfs.py ../shared/data/crf/dorf_201.npz   # -> experiments/results/camera-crfs.json
 
 Fits `hdrjax.camera.crf.fit_prior` (mean + 6 principal directions + coefficient spread) to
 DoRF's 191 training curves (the reference's split; its 10 test curves stay unseen) and
@@ -10,10 +10,12 @@ its mean against DoRF's test curves.
 """
 import argparse
 import io
+import pathlib
 import sys
 
 import numpy as np
 
+import results_io  # experiments/results_io.py, beside this script
 from hdrjax.camera import crf
 from hdrjax.io import atomic_write
 
@@ -33,6 +35,8 @@ def main(argv=None) -> int:
     p.add_argument("dorf", help="DoRF curves (.txt or .npz)")
     p.add_argument("--k", type=int, default=6, help="principal directions (default %(default)s)")
     p.add_argument("--out", default=str(crf.CAMERA_PRIOR_FILE))
+    p.add_argument("--results", default=str(pathlib.Path(__file__).parent / "results" / "camera-crfs.json"),
+                   help="where the comparison of the banks is recorded")
     args = p.parse_args(argv)
     try:
         train = crf.load_bank(f"dorf:{args.dorf}", "train")
@@ -50,9 +54,16 @@ def main(argv=None) -> int:
     camera = crf.load_bank("camera", "all")
     print(f"wrote {args.out}: {args.k} directions explain {float(prior['explained_variance']):.4%} of the variance")
     print(f"{'bank':<22} {'curves':>6} {'spread':>8} {'mean vs DoRF test':>18}")
-    for name, bank in (("DoRF train", train), ("camera (built-in)", camera),
-                       ("parametric family", crf.load_bank("parametric", "all"))):
+    rows = {}
+    for name, bank in (("dorf_train", train), ("camera", camera), ("parametric", crf.load_bank("parametric", "all"))):
+        rows[name] = {"curves": len(bank), "spread_rmse": round(_spread(bank), 4),
+                      "mean_vs_dorf_test_rmse": round(_mean_vs(bank, test), 4)}
         print(f"{name:<22} {len(bank):>6} {_spread(bank):>8.4f} {_mean_vs(bank, test):>18.4f}")
+    results_io.write(args.results, {
+        "what": "spread of each CRF bank's inverse curves around their own mean (mean RMSE) and the RMSE "
+                "of its mean inverse curve against DoRF's 10 test curves",
+        "script": "experiments/fit_camera_crfs.py", "directions": args.k,
+        "explained_variance": round(float(prior["explained_variance"]), 6), "banks": rows, "date": results_io.now()})
     return 0
 
 

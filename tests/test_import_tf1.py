@@ -349,7 +349,7 @@ def test_name_map_matches_the_reference():
 @pytest.fixture(scope="module")
 def model_setup(tmp_path_factory):
     """(model, shapes, invemor path): SingleHDR with a small synthetic invEMoR-format basis."""
-    from hdrjax.camera import crf
+    from hdrjax.camera import basis as basis_lib
     from hdrjax.models import SingleHDR
 
     d = tmp_path_factory.mktemp("basis")
@@ -357,7 +357,7 @@ def model_setup(tmp_path_factory):
     hinv = np.stack([0.05 * np.sin(np.pi * (k + 1) * x) for k in range(11)], axis=1)
     invemor = d / "invemor.npz"
     np.savez(invemor, g0=x ** 0.5, hinv=hinv)
-    model = SingleHDR(basis=crf.load_invemor(invemor))
+    model = SingleHDR(basis=basis_lib.load_invemor(invemor))
     return model, build.flat_variable_shapes(model), invemor
 
 

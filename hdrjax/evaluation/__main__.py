@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(args, argv) -> int:
     from hdrjax import predict
     from hdrjax.camera import crf as crf_lib
+    from hdrjax.camera import basis as basis_lib
     from hdrjax.weights import loading
 
     config = protocol.EvalConfig(
@@ -139,7 +140,7 @@ def _main(args, argv) -> int:
     basis = None
     if args.invemor:
         try:
-            basis = crf_lib.load_invemor(args.invemor)
+            basis = basis_lib.load_invemor(args.invemor)
         except crf_lib.CRFError as e:
             raise protocol.EvalError(f"--invemor: {e}") from None
     predict_config = predict.PredictConfig(engine="tiles", batch_size=args.batch_size,

@@ -92,7 +92,7 @@ def build_model(config):
     A stored config without an option of `OPTIONS_ADDED_LATER` gets that option's old value.
     Raises ConfigError naming the field when an option is unknown or has a bad value.
     """
-    from hdrjax.camera import crf
+    from hdrjax.camera import basis as basis_lib
     from hdrjax.models import SingleHDR
 
     options = with_added_options(config.model)
@@ -103,7 +103,7 @@ def build_model(config):
     k = options.pop("basis_components", 11)
     crf_config = config.get("crf") if hasattr(config, "get") else None
     invemor = crf_config.get("invemor", "") if crf_config is not None else ""
-    basis = crf.load_invemor(invemor) if invemor else crf.default_basis(k)
+    basis = basis_lib.load_invemor(invemor) if invemor else basis_lib.default_basis(k)
     try:
         options["dtype"] = jnp.dtype(options.get("dtype", "float32"))
     except TypeError as e:

@@ -332,6 +332,7 @@ def _sources(args) -> dict[str, str]:
 def run(args, log=print) -> pathlib.Path:
     """Import per parsed CLI `args`; returns the output path."""
     from hdrjax.camera import crf
+    from hdrjax.camera import basis as basis_lib
     from hdrjax.weights import checkpoints
 
     sources = _sources(args)
@@ -342,7 +343,7 @@ def run(args, log=print) -> pathlib.Path:
         )
     invemor = pathlib.Path(args.invemor).expanduser().absolute()
     try:
-        crf.load_invemor(invemor)
+        basis_lib.load_invemor(invemor)
     except crf.CRFError as e:
         raise TF1ImportError(f"--invemor: {e} ({INVEMOR_HINT})") from None
     for source in sorted(set(sources.values())):
