@@ -163,7 +163,7 @@ def tiny_variables(tiny_model):
 def tiny_checkpoint(tmp_path_factory, tiny_variables):
     """A standalone checkpoint folder (checkpoints.save_variables) of `tiny_variables`, joint
     stage, smoke config: what predict, evaluate and the ablations load in wiring tests."""
-    from hdrjax import checkpoints
+    from hdrjax.weights import checkpoints
 
     path = tmp_path_factory.mktemp("tiny-checkpoint") / "run"
     checkpoints.save_variables(path, tiny_variables, _tiny_config())
@@ -174,7 +174,7 @@ def tiny_checkpoint(tmp_path_factory, tiny_variables):
 def tiny_shipped_model(tmp_path_factory, tiny_variables):
     """A shipped-model folder (pretrained.export) of `tiny_variables` that records 123456
     training steps, so loading it warns of no smoke test."""
-    from hdrjax import pretrained
+    from hdrjax.weights import pretrained
 
     folder = tmp_path_factory.mktemp("tiny-shipped") / "model"
     return pretrained.export(tiny_variables, _tiny_config(), folder, metadata={"step": 123456, "recipe": "test"})

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hdrjax import loading, predict
+from hdrjax import predict
+from hdrjax.weights import loading
 from hdrjax.evaluate import main as evaluate_main
 from hdrjax.evaluation.ablations import run_ablations
 from hdrjax.evaluation.charts import PALETTE, line_plot

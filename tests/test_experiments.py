@@ -36,6 +36,7 @@ def documenting_files():
     yield from (ROOT / name for name in ("README.md", "DESIGN.md"))
     yield from sorted((ROOT / "docs").glob("*.md"))
     yield from sorted((ROOT / "configs").glob("*.py"))
+    yield from sorted((ROOT / "hdrjax").rglob("*.py"))
     for path in sorted(EXPERIMENTS.rglob("*")):
         if path.suffix in (".py", ".sh", ".md", ".ipynb") and "results" not in path.parts:
             yield path

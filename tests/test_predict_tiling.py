@@ -1,4 +1,5 @@
-"""The tiles engine (hdrjax.tiles; `predict.reconstruct` with `engine="tiles"`), checked with a tiny stand-in model.
+"""The tiles engine (hdrjax.inference.tiles; `predict.reconstruct` with `engine="tiles"`), checked with a
+tiny stand-in model.
 
 The stand-in (tests/conftest.py: `standin`) has the four stage methods of SingleHDR but a
 limited receptive field (a few 3×3 convs and one 2× pooling), so a tiled run whose discarded
@@ -9,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hdrjax import predict, tiles
+from hdrjax import predict
+from hdrjax.inference import tiles
 from hdrjax.models.build import NETWORKS as ALL
 from hdrjax.models.hallucination import blend_weight
 

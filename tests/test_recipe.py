@@ -1,22 +1,27 @@
 """The default model's recipe end to end at the `tiny` size: chain, resume, export, load, predict, fine-tune.
 
 The chain runs as the README documents it, `python -m experiments.default_model.train`; its
-logic (hdrjax.train_chain) is also tested in this process where a stage must be stopped.
+logic (hdrjax.training.chain) is also tested in this process: inits, histories, step counts and
+a stage that is stopped.
 """
 import json
+import os
 
+import jax
 import numpy as np
 import pytest
 
-from hdrjax import pretrained, train, train_chain
 from hdrjax.errors import ConfigError
 from hdrjax.models import build
+from hdrjax.training import chain as recipe
+from hdrjax.training import loop
+from hdrjax.weights import pretrained
 
 TRAIN = "experiments.default_model.train"
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory, run_module):
+def chain_run(tmp_path_factory, run_module):
     """Run the whole tiny chain once (procedural scenes, built-in CRFs) and export it."""
     workdir = tmp_path_factory.mktemp("recipe")
     proc = run_module(TRAIN, "--size", "tiny", "--workdir", workdir / "runs", "--devices", "1",
@@ -25,9 +30,20 @@ def chain(tmp_path_factory, run_module):
     return workdir
 
 
+def test_the_exported_config_names_paths_relative_to_the_repository():
+    root = recipe.ROOT
+    stored = {"data": {"manual_dir": str(root / ".." / "shared" / "data" / "train_hdr")},
+              "init": {"dequantization": str(root / "runs" / "default" / "dequantization"), "vgg": "lpips"},
+              "eval": {"exposure_stops": [-3, 0]}, "crf": {"invemor": ""}, "seed": None}
+    assert recipe.portable_paths(stored) == {
+        "data": {"manual_dir": "../shared/data/train_hdr"},
+        "init": {"dequantization": "runs/default/dequantization", "vgg": "lpips"},
+        "eval": {"exposure_stops": [-3, 0]}, "crf": {"invemor": ""}, "seed": None}
+
+
 @pytest.mark.slow
-def test_chain_trains_every_stage_from_the_previous_ones(chain):
-    workdir = chain
+def test_chain_trains_every_stage_from_the_previous_ones(chain_run):
+    workdir = chain_run
     record = json.loads((workdir / "runs" / "stages.json").read_text())
     assert list(record) == ["dequantization", "linearization", "hallucination", "joint"]
     for stage, entry in record.items():
@@ -40,8 +56,8 @@ def test_chain_trains_every_stage_from_the_previous_ones(chain):
 
 
 @pytest.mark.slow
-def test_rerun_resumes_instead_of_training_again(chain, run_module):
-    workdir = chain
+def test_rerun_resumes_instead_of_training_again(chain_run, run_module):
+    workdir = chain_run
     before = json.loads((workdir / "runs" / "stages.json").read_text())
     proc = run_module(TRAIN, "--size", "tiny", "--workdir", workdir / "runs", "--devices", "1", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -50,23 +66,24 @@ def test_rerun_resumes_instead_of_training_again(chain, run_module):
 
 
 @pytest.mark.slow
-def test_export_is_a_loadable_shipped_model_without_the_frozen_encoder(chain):
-    workdir = chain
+def test_export_is_a_loadable_shipped_model_without_the_frozen_encoder(chain_run):
+    workdir = chain_run
     manifest = pretrained.verify(workdir / "model")
     assert manifest["encoder"] == {"source": "lpips"}
     assert manifest["stages"]["joint"]["images_seen"] == 6
     assert manifest["recipe"]["command"] == (f"python -m {TRAIN} --size tiny --workdir {workdir / 'runs'} "
-                                             "--crf family")
+                                             "--crf camera")
     assert all(f["bytes"] <= pretrained.MAX_FILE_BYTES for f in manifest["files"])
     assert sum(f["bytes"] for f in manifest["files"]) <= 64 * 2 ** 20
+    # The stored config names no folder of the machine that trained it.
+    assert not [v for v in jax.tree.leaves(manifest["config"]) if isinstance(v, str) and os.path.isabs(v)]
     flat, _ = pretrained.load_arrays(workdir / "model")
     assert not any(k.startswith("params/hallucination/encoder/") for k in flat)
     # Loaded weights equal the joint checkpoint's, the encoder included.
-    from hdrjax import checkpoints
+    from hdrjax.weights import checkpoints
 
     model, variables, config, _ = pretrained.load(workdir / "model")
     stored, _, _ = checkpoints.load_inference_variables(workdir / "runs" / "joint")
-    import jax
 
     for a, b in zip(jax.tree.leaves(stored["params"]), jax.tree.leaves(variables["params"])):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
@@ -74,8 +91,8 @@ def test_export_is_a_loadable_shipped_model_without_the_frozen_encoder(chain):
 
 
 @pytest.mark.slow
-def test_joint_config_fine_tunes_a_shipped_model(chain, tmp_path):
-    workdir = chain
+def test_joint_config_fine_tunes_a_shipped_model(chain_run, tmp_path):
+    workdir = chain_run
     from hdrjax.configs import joint
     config = joint.get_config("smoke")
     assert all(config.init[n] == "default" for n in build.NETWORKS)
@@ -88,13 +105,13 @@ def test_joint_config_fine_tunes_a_shipped_model(chain, tmp_path):
         config.parallel.num_devices = 1
         config.eval.exposure_stops = (0.0,)
         config.eval.num_patches = 1
-    state = train.train_and_evaluate(config, tmp_path / "ft")
+    state = loop.train_and_evaluate(config, tmp_path / "ft")
     assert int(state.step) == 1
     # A config whose model options differ from the shipped model's is refused before compiling.
     with config.unlocked():
         config.model.lin_monotone = "shift"
     with pytest.raises(ConfigError, match="lin_monotone"):
-        train.train_and_evaluate(config, tmp_path / "ft2")
+        loop.train_and_evaluate(config, tmp_path / "ft2")
     scratch = joint.get_config("smoke,scratch")
     assert all(scratch.init[n] == "" for n in build.NETWORKS)
 
@@ -111,9 +128,43 @@ def test_a_stopped_stage_stops_the_chain(tmp_path, monkeypatch):
         calls.append(config.stage)
         return Stopped()
 
-    monkeypatch.setattr(train, "train_and_evaluate", fake_train)
-    with pytest.raises(train_chain.ChainStopped, match="stage dequantization stopped at step 1 of 3"):
-        train_chain.run_chain("tiny", tmp_path, devices=1)
+    monkeypatch.setattr(loop, "train_and_evaluate", fake_train)
+    with pytest.raises(recipe.ChainStopped, match="stage dequantization stopped at step 1 of 3"):
+        recipe.run_chain("tiny", tmp_path, devices=1)
     assert calls == ["dequantization"]
     record = json.loads((tmp_path / "stages.json").read_text())
     assert record["dequantization"]["finished"] is False and record["dequantization"]["steps"] == 1
+
+
+def test_continuing_from_a_shipped_model_routes_inits_and_accumulates_history(tmp_path):
+    deq = recipe.stage_config("dequantization", "tiny", tmp_path, init="default")
+    assert deq.init.dequantization == "default" and deq.init.linearization == ""
+    # Only the Dequantization-Net was retrained in this run: joint takes it from here, the rest from the model.
+    (tmp_path / "stages.json").write_text(json.dumps({"dequantization": {"finished": True}}))
+    joint = recipe.stage_config("joint", "tiny", tmp_path, init="default")
+    assert joint.init.dequantization == str(tmp_path / "dequantization")
+    assert joint.init.linearization == joint.init.hallucination == joint.init.refinement == "default"
+    scratch = recipe.stage_config("joint", "tiny", tmp_path)
+    assert scratch.init.linearization == str(tmp_path / "linearization") and scratch.init.refinement == ""
+
+    this_run = {"dequantization": {"wall_seconds": 60.0, "images_seen": 400},
+                "joint": {"wall_seconds": 120.0, "images_seen": 80}}
+    history = recipe.training_history(this_run, "abc", init="default")
+    shipped = pretrained.read_manifest()
+    assert len(history) == len(shipped.get("history") or [None]) + 1 and history[-1]["stages"] == this_run
+    base_total = recipe.history_totals(history[:-1])
+    assert base_total["wall_seconds"] > 0
+    assert recipe.history_totals(history) == {"wall_seconds": base_total["wall_seconds"] + 180.0,
+                                              "images_seen": base_total["images_seen"] + 480}
+    fresh = recipe.training_history(this_run, "abc")
+    assert len(fresh) == 1 and fresh[0]["init"] is None and fresh[0]["stages"] == this_run
+
+
+def test_step_overrides_parse_and_refuse_nonsense(tmp_path):
+    assert recipe.parse_steps("joint=1500, dequantization=800") == {"joint": 1500, "dequantization": 800}
+    assert recipe.parse_steps("") == {}
+    for bad in ("jiont=5", "joint=0", "joint=x", "joint"):
+        with pytest.raises(ValueError, match="expected <stage>=<positive integer>"):
+            recipe.parse_steps(bad)
+    c = recipe.stage_config("joint", "tiny", tmp_path, steps={"joint": 40})
+    assert c.train.num_steps == 40 and c.train.eval_every == 4 and c.optim.warmup_steps == 1

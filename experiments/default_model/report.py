@@ -246,7 +246,7 @@ def main(argv=None) -> int:
     results_io.write_text(readme, new)
     md = results_io.write_text(args.results / "default-model.md", "# The default model\n\n" + text)
     if args.manifest:
-        from hdrjax import pretrained
+        from hdrjax.weights import pretrained
 
         pretrained.update_manifest(args.weights, evaluation=evaluation)
     print(f"wrote {readme} (default-model block) and {md}")

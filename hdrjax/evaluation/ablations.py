@@ -26,11 +26,11 @@ from PIL import Image, ImageDraw
 
 from hdrjax import tonemap
 from hdrjax.evaluation.charts import PALETTE, font, hstack, line_plot
-from hdrjax.io import atomic_path, atomic_write
 from hdrjax.evaluation.loop import CURVE_METRIC, EvalResult, evaluate
 from hdrjax.evaluation.methods import ABLATIONS, MODEL, build_methods, load_checkpoint, parse_methods
 from hdrjax.evaluation.protocol import EvalConfig, load_test_bank, open_source
 from hdrjax.evaluation.report import protocol_text, write_outputs
+from hdrjax.io import atomic_path, atomic_write
 from hdrjax.models import build
 
 PLOT_METRICS = ("pu21_psnr", "tone_psnr")
@@ -45,7 +45,8 @@ def make_smoke_checkpoint(path, *, seed: int = 0, stage: str = "joint") -> pathl
 
     `build.random_variables` fills the model's tree without compiling an initialiser, so the
     notebook's CPU demo starts in seconds."""
-    from hdrjax import checkpoints, configs
+    from hdrjax import configs
+    from hdrjax.weights import checkpoints
 
     config = configs.get_config(stage, "smoke")
     variables = build.random_variables(build.build_model(config), seed=seed)
@@ -226,7 +227,8 @@ def run_ablations(source: str, workdir, *, checkpoint: str | None = None, crf: s
     Returns {"result": EvalResult, "paths": {name: path}}. Without a checkpoint only the
     baselines (and oracle) run. Exposures, JPEG quality etc. come from `config`.
     """
-    from hdrjax import loading, predict
+    from hdrjax import predict
+    from hdrjax.weights import loading
 
     config = config or EvalConfig()
     workdir = pathlib.Path(workdir)
