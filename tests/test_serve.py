@@ -158,16 +158,24 @@ def test_only_the_servers_own_results_can_be_fetched(tiny_model, tiny_variables,
     assert client.delete("/api/jobs/nope").status_code == 404
 
 
-def test_finished_results_are_swept_after_the_keep_time(tiny_model, tiny_variables, tmp_path):
-    worker = make_worker(tiny_model, tiny_variables, tmp_path, keep_seconds=60)
-    job_id, folder = worker.new_folder()
-    (folder / "photo.uhdr.jpg").write_bytes(b"result")
-    job = Job(id=job_id, name="photo", folder=folder, input_path=folder / "input.png", width=W, height=H)
-    job.state, job.finished = "done", 1000.0
-    worker.jobs[job_id] = job
-    assert worker.sweep(now=1000.0 + 59) == 0 and folder.exists()
+def test_finished_results_are_swept_after_the_keep_time_or_beyond_the_count(tiny_model, tiny_variables, tmp_path):
+    worker = make_worker(tiny_model, tiny_variables, tmp_path, keep_seconds=60, max_kept=2)
+
+    def finished_job(at):
+        job_id, folder = worker.new_folder()
+        (folder / "photo.uhdr.jpg").write_bytes(b"result")
+        job = Job(id=job_id, name="photo", folder=folder, input_path=folder / "input.png", width=W, height=H)
+        job.state, job.finished = "done", at
+        worker.jobs[job_id] = job
+        return folder
+
+    first = finished_job(1000.0)
+    assert worker.sweep(now=1000.0 + 59) == 0 and first.exists()
     assert worker.sweep(now=1000.0 + 61) == 1
-    assert not folder.exists() and worker.jobs == {}
+    assert not first.exists() and worker.jobs == {}
+    oldest, newer, newest = finished_job(1000.0), finished_job(1001.0), finished_job(1002.0)
+    assert worker.sweep(now=1003.0) == 1  # three finished, two kept: the oldest goes
+    assert not oldest.exists() and newer.exists() and newest.exists()
 
 
 def test_command_line_help_and_a_taken_port(env):

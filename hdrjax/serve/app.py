@@ -48,6 +48,12 @@ def create_app(worker: Worker, on_shutdown=None):
     app = FastAPI(title="hdrjax", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     limits = worker.config
+    uploading = [0]  # uploads being received now (one event loop: no lock needed)
+
+    def full() -> bool:
+        # Uploads in flight count against the queue, so N simultaneous uploads cannot fill
+        # the disk with N × max_upload_bytes before any of them is queued.
+        return worker.busy() + uploading[0] >= limits.max_queue
 
     def error(status: int, message: str):
         return JSONResponse({"error": message}, status_code=status)
@@ -65,7 +71,7 @@ def create_app(worker: Worker, on_shutdown=None):
 
     @app.get("/api/health")
     async def health():
-        return {"ok": True, "busy": sum(j.state in ("queued", "running") for j in list(worker.jobs.values()))}
+        return {"ok": True, "busy": worker.busy()}
 
     @app.get("/api/limits")
     async def get_limits():
@@ -84,9 +90,10 @@ def create_app(worker: Worker, on_shutdown=None):
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limits.max_upload_bytes:
             return error(413, f"{shown}: {int(length) / 2**20:.1f} MiB; the limit is {limits.max_upload_bytes / 2**20:g} MiB")
-        if worker.queue_is_full():
+        if full():
             return error(503, f"{shown}: the queue is full ({limits.max_queue} photos); try again when some are done")
         job_id, folder = worker.new_folder()
+        uploading[0] += 1
         try:
             received = folder / "upload"
             size = 0
@@ -109,6 +116,8 @@ def create_app(worker: Worker, on_shutdown=None):
         except BaseException:  # a dropped connection or a bug: keep nothing
             shutil.rmtree(folder, ignore_errors=True)
             raise
+        finally:
+            uploading[0] -= 1
         job = Job(id=job_id, name=uploads.safe_name(shown_name), folder=folder, input_path=input_path,
                   width=width, height=height)
         if not worker.submit(job):

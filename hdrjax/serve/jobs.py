@@ -28,6 +28,8 @@ import zipfile
 
 import numpy as np
 
+from hdrjax.errors import HdrjaxError
+
 logger = logging.getLogger("hdrjax.serve")
 
 # Downloads in the order they are written (the Ultra HDR first: the page shows it).
@@ -49,6 +51,7 @@ class ServeConfig:
     max_megapixels: float = 25.0  # a larger photo is refused from its header (regions engine: ~4 GB at 24 MP)
     max_queue: int = 16  # photos waiting or running, over all users; more are refused
     keep_seconds: float = 3600.0  # finished results are deleted this long after they finished
+    max_kept: int = 32  # and the oldest beyond this many finished jobs, so the disk is bounded too
     view_side: int = 1280  # long side of the arrays the page draws (the downloads are full size)
     brackets: tuple[float, ...] = (-4.0, -2.0, 0.0, 2.0)  # stops of the brackets download
 
@@ -80,8 +83,8 @@ class Job:
         return self.width * self.height / 1e6
 
 
-class JobCancelled(Exception):
-    """Raised inside the worker when the job's cancel was requested (not a user error)."""
+class JobCancelled(HdrjaxError):
+    """Raised inside the worker at its next step after the user cancelled the job."""
 
 
 class Worker:
@@ -126,15 +129,18 @@ class Worker:
         folder.mkdir()
         return job_id, folder
 
-    def queue_is_full(self) -> bool:
+    def busy(self) -> int:
+        """Jobs queued or running."""
         with self._lock:
-            return sum(j.state in ("queued", "running") for j in self.jobs.values()) >= self.config.max_queue
+            return self._busy()
+
+    def _busy(self) -> int:
+        return sum(j.state in ("queued", "running") for j in self.jobs.values())
 
     def submit(self, job: Job) -> bool:
         """Queue a job whose input is on disk; False (and its folder removed) when the queue is full."""
         with self._lock:
-            busy = sum(j.state in ("queued", "running") for j in self.jobs.values())
-            if busy >= self.config.max_queue:
+            if self._busy() >= self.config.max_queue:
                 shutil.rmtree(job.folder, ignore_errors=True)
                 return False
             self.jobs[job.id] = job
@@ -168,6 +174,7 @@ class Worker:
             return {
                 "id": job.id, "name": job.name, "state": job.state, "phase": job.phase,
                 "progress": progress, "estimated": estimated, "position": position, "error": job.error,
+                "cancel_requested": job.cancel_requested,
                 "width": job.width, "height": job.height,
                 "view": None if job.view_shape is None else {"height": job.view_shape[0], "width": job.view_shape[1]},
                 "stats": job.stats,
@@ -194,8 +201,6 @@ class Worker:
                 with self._lock:
                     self._forget(job, "cancelled")
             except Exception as e:  # a photo that breaks the pipeline fails alone; the server goes on
-                from hdrjax.errors import HdrjaxError
-
                 if not isinstance(e, HdrjaxError):
                     logger.exception(f"job {job.name}: unexpected error")
                 with self._lock:
@@ -204,6 +209,7 @@ class Worker:
             else:
                 with self._lock:
                     job.state, job.phase, job.finished = "done", "done", time.time()
+            self.sweep()  # keeps at most max_kept finished results
 
     def _step(self, job: Job, phase: str) -> None:
         with self._lock:
@@ -278,10 +284,12 @@ class Worker:
         shutil.rmtree(job.folder, ignore_errors=True)
 
     def sweep(self, now: float | None = None) -> int:
-        """Remove jobs that finished more than `keep_seconds` ago; the number removed."""
+        """Remove jobs that finished more than `keep_seconds` ago, and the oldest beyond `max_kept`."""
         now = time.time() if now is None else now
         with self._lock:
-            old = [j for j in self.jobs.values() if j.finished is not None and now - j.finished > self.config.keep_seconds]
+            finished = sorted((j for j in self.jobs.values() if j.finished is not None), key=lambda j: j.finished)
+            surplus = max(0, len(finished) - self.config.max_kept)
+            old = [j for i, j in enumerate(finished) if i < surplus or now - j.finished > self.config.keep_seconds]
             for job in old:
                 shutil.rmtree(job.folder, ignore_errors=True)
                 del self.jobs[job.id]
@@ -294,8 +302,6 @@ class Worker:
 
 
 def _user_message(error: Exception, job: Job) -> str:
-    from hdrjax.errors import HdrjaxError
-
     if isinstance(error, HdrjaxError):
         # Messages name the server's file; the user knows the photo by its own name.
         return str(error).replace(str(job.input_path), job.name)

@@ -44,6 +44,7 @@ function renderItem(item, text, progress) {
   if (item.localError) status = item.localError;
   else if (d) {
     if (state === "queued") status = d.position ? `queued, ${d.position} ahead` : "queued, next";
+    else if (state === "running" && d.cancel_requested) status = "cancelling after this step…";
     else if (state === "running") status = d.phase + (d.estimated ? " (progress estimated)" : "");
     else if (state === "done") status = `done in ${d.stats.total_seconds.toFixed(1)} s`;
     else if (state === "failed") status = d.error;
