@@ -173,18 +173,11 @@ def _upload_and_follow(url: str, photo: pathlib.Path, probe: bool) -> dict:
 
 
 def measure_page(photos: dict) -> dict:
-    env = {**os.environ}
-    proc = subprocess.Popen([sys.executable, "-m", "hdrjax.serve", "--port", "0", "-q"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
+    from hdrjax.serve.cli import spawn
+
+    t0 = time.perf_counter()
+    proc, url = spawn(["--port", "0", "-q"])
     try:
-        url = None
-        t0 = time.perf_counter()
-        while url is None:
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError("the server did not start")
-            if line.startswith("hdrjax-serve: http://"):
-                url = line.split()[1]
         startup = time.perf_counter() - t0
         print(f"server up at {url} after {startup:.1f} s", flush=True)
         first = _upload_and_follow(url, photos["1mp"], probe=False)

@@ -49,17 +49,11 @@ def main(argv=None) -> int:
         photo = tmp / "desk.png"
         subprocess.run([sys.executable, "-m", "hdrjax.simulate", str(SCENE), "--output", str(photo), "--exposure", "1"],
                        check=True, capture_output=True)
-        server = subprocess.Popen([sys.executable, "-m", "hdrjax.serve", "--port", "0", "-q"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        from hdrjax.serve.cli import spawn
+
+        server, url = spawn(["--port", "0", "-q"])
         driver = None
         try:
-            url = None
-            while url is None:
-                line = server.stdout.readline()
-                if not line:
-                    raise RuntimeError("the server did not start")
-                if line.startswith("hdrjax-serve: http://"):
-                    url = line.split()[1]
             (tmp / "downloads").mkdir()
             driver = chromium_driver(tmp / "profile", tmp / "downloads", size=(width, height))
             driver.get(url)

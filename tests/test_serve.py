@@ -12,7 +12,6 @@ import time
 import zipfile
 
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 

@@ -12,10 +12,7 @@ that could install it (root with apt-get, as CI is): there a missing browser fai
 so CI never passes without having run it.
 """
 import os
-import pathlib
 import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -24,6 +21,7 @@ import pytest
 from hdrjax import checkpoints, predict
 from hdrjax.display import mapping, ultrahdr
 from hdrjax.serve.browser import find_chromium
+from hdrjax.serve.cli import spawn
 
 pytestmark = pytest.mark.slow
 
@@ -50,20 +48,8 @@ def server(tmp_path_factory, env):
     model = build.build_model(config)
     ckpt = tmp_path_factory.mktemp("serve") / "tiny"
     checkpoints.save_variables(ckpt, build.random_variables(model, seed=0), config)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hdrjax.serve", "--checkpoint", str(ckpt), "--port", "0", "--engine", "one-pass",
-         "--brackets=-2,0,2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc, url = spawn(["--checkpoint", str(ckpt), "--port", "0", "--engine", "one-pass", "--brackets=-2,0,2"], env=env)
     try:
-        url, seen = None, []
-        deadline = time.time() + 300
-        while url is None and time.time() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if line.startswith("hdrjax-serve: http://"):
-                url = line.split()[1]
-        assert url, "the server did not start:\n" + "".join(seen)
         yield url, ckpt
     finally:
         proc.terminate()  # uvicorn stops on SIGTERM; the server removes its results folder

@@ -26,6 +26,7 @@ from hdrjax.serve.jobs import ServeConfig
 
 logger = logging.getLogger("hdrjax.serve")
 DEFAULT_PORT = 8765
+ADDRESS_PREFIX = "hdrjax-serve: "  # the first line on stdout: this, then the page's address
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,10 +109,35 @@ def _serve(sock: socket.socket, worker, args, on_shutdown) -> int:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     # First line: the address (scripts and tests read it; --port 0 picks a free port).
-    print(f"hdrjax-serve: http://{shown}:{port}/", flush=True)
+    print(f"{ADDRESS_PREFIX}http://{shown}:{port}/", flush=True)
     server = uvicorn.Server(uvicorn.Config(
         create_app(worker, on_shutdown), log_level="warning" if args.quiet else "info", access_log=False,
         limit_concurrency=200, timeout_keep_alive=5,
     ))
     server.run(sockets=[sock])
     return 0
+
+
+def spawn(args: Sequence[str] = (), env=None, timeout: float = 300.0):
+    """Start `python -m hdrjax.serve ARGS` as a child process; (process, address) once it listens.
+
+    For scripts and tests that use the page as a user would: its output is read up to the
+    address line (ADDRESS_PREFIX); the caller terminates the process (SIGTERM stops it cleanly).
+    """
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "hdrjax.serve", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    seen, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith(ADDRESS_PREFIX):
+            return proc, line[len(ADDRESS_PREFIX):].strip()
+    proc.kill()
+    proc.wait()
+    raise RuntimeError("hdrjax-serve did not start:\n" + "".join(seen))
