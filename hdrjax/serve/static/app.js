@@ -103,6 +103,7 @@ function select(item) {
 }
 
 function fmtStops(x) { return `${x.toFixed(1)} stops`; }
+function fmtBytes(n) { return n < 2 ** 20 ? `${Math.max(1, Math.round(n / 1024))} KiB` : `${(n / 2 ** 20).toFixed(1)} MiB`; }
 
 function showResult() {
   const d = selected.data;
@@ -114,7 +115,7 @@ function showResult() {
     ["Dynamic range, HDR", fmtStops(st.dynamic_range_after)],
     ["Headroom over white", `+${st.headroom_stops.toFixed(1)} stops`],
     ["Reconstructed (α > 0)", st.reconstructed_fraction == null ? "–" : `${(100 * st.reconstructed_fraction).toFixed(1)} % of pixels`],
-    ["Time", `${st.model_seconds.toFixed(1)} s model` + (st.total_seconds ? `, ${st.total_seconds.toFixed(1)} s total` : "")],
+    ["Time", `${st.model_seconds.toFixed(1)} s` + (st.total_seconds ? ` (${st.total_seconds.toFixed(1)} s with files)` : "")],
   ];
   // A grid of one column per figure: the labels in the first row, the values under them.
   const stats = $("stats");
@@ -129,14 +130,14 @@ function showResult() {
     if (!files[kind]) continue;
     const li = document.createElement("li"), a = document.createElement("a");
     a.id = `dl-${kind}`; a.href = `/api/jobs/${selected.id}/files/${kind}`; a.setAttribute("download", "");
-    a.textContent = `${label}, ${(files[kind].bytes / 2 ** 20).toFixed(1)} MiB`;
+    a.textContent = `${label}, ${fmtBytes(files[kind].bytes)}`;
     li.append(a); list.append(li);
   }
   const img = $("hdr-img"), src = `/api/jobs/${selected.id}/files/uhdr`;
   if (files.uhdr && img.getAttribute("src") !== src) {
     img.src = src;
-    $("hdr-note").textContent = "Shown as HDR on an HDR screen (Chrome, Edge, Safari, Android); elsewhere its SDR base image.";
-  } else if (!files.uhdr) { img.removeAttribute("src"); $("hdr-note").textContent = "Writing the file…"; }
+    $("hdr-note").textContent = "The Ultra HDR file itself: HDR on an HDR screen (Chrome, Edge, Safari, Android), its SDR base elsewhere.";
+  } else if (!files.uhdr) { img.removeAttribute("src"); $("hdr-note").textContent = "Writing the Ultra HDR file…"; }
   if (!views || views.id !== selected.id) loadViews(selected);
 }
 
