@@ -172,3 +172,22 @@ def test_step_overrides_parse_and_refuse_nonsense():
             recipe.parse_steps(bad)
     c = recipe.stage_config("joint", "tiny", ROOT, steps={"joint": 40})
     assert c.train.num_steps == 40 and c.train.eval_every == 4 and c.optim.warmup_steps == 1
+
+
+def test_step_overrides_reach_every_stage_of_a_chain(tmp_path, monkeypatch):
+    recipe = _module("experiments/train_default_model.py", "train_default_model_chain_steps")
+    seen = {}
+
+    def fake_train(config, workdir):
+        seen[config.stage] = config.train.num_steps
+
+        class Finished:
+            step = np.int32(config.train.num_steps)
+        return Finished()
+
+    monkeypatch.setattr(loop, "train_and_evaluate", fake_train)
+    assert recipe.main(["--size", "tiny", "--workdir", str(tmp_path), "--devices", "1",
+                        "--stages", "dequantization,joint", "--steps", "dequantization=7,joint=5"]) == 0
+    assert seen == {"dequantization": 7, "joint": 5}
+    record = json.loads((tmp_path / "stages.json").read_text())
+    assert record["dequantization"]["images_seen"] == 7 * 2 and record["joint"]["steps"] == 5
