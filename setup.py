@@ -14,9 +14,11 @@ setup(
     packages=find_packages(include=["hdrjax", "hdrjax.*"]) + ["hdrjax.configs"],
     package_dir={"hdrjax.configs": "configs"},
     # The reference HDR-Synth image lists are data files of hdrjax.data; the default trained
-    # model (hdrjax.pretrained: .npz shards + manifest.json) ships inside the package.
+    # model (hdrjax.weights.pretrained: .npz shards + manifest.json) ships inside the package, in
+    # hdrjax/weights/default/.
     package_data={
-        "hdrjax": ["weights/default/*.npz", "weights/default/manifest.json"],
+        "hdrjax.weights": ["default/*.npz", "default/manifest.json"],
+        "hdrjax.camera": ["camera_crf_prior.npz"],
         "hdrjax.serve": ["static/*.html", "static/*.js", "static/*.css"],
         "hdrjax.data": ["lists/*.txt"],
     },

@@ -78,6 +78,15 @@ def recipe_model(c):
     c.train.freeze_encoder = True
 
 
+def set_steps(c, steps: int) -> None:
+    """Train for `steps`; the warm-up, logging, evaluation and checkpoint spacing follow."""
+    c.train.num_steps = steps
+    c.optim.warmup_steps = max(1, steps // 50)
+    c.train.log_every = max(1, min(25, steps // 40))
+    c.train.eval_every = max(1, steps // 10)
+    c.train.checkpoint_every = max(1, steps // 10)
+
+
 def get_config(arg=None):
     parts = [p.strip() for p in (arg or "").split(",") if p.strip()]
     if len(parts) < 2 or parts[0] not in default.STAGES or parts[1] not in SIZES:
@@ -94,13 +103,9 @@ def get_config(arg=None):
     c.data.panorama.eval_views = 2
     c.data.cache_images = 96  # all 74 training panoramas stay decoded (6 MiB each)
     c.train.batch_size = batch
-    c.train.num_steps = steps
     c.optim.learning_rate = lr
     c.optim.schedule = "cosine"
-    c.optim.warmup_steps = max(1, steps // 50)
-    c.train.log_every = max(1, min(25, steps // 40))
-    c.train.eval_every = max(1, steps // 10)
-    c.train.checkpoint_every = max(1, steps // 10)
+    set_steps(c, steps)
     c.train.keep_checkpoints = 2
     c.train.image_summary_every = 0
     c.eval.num_patches = 8

@@ -67,7 +67,7 @@ def make_smoke_checkpoint(path, *, seed: int = 0, stage: str = "joint") -> pathl
     """Save freshly initialised SingleHDR variables (smoke config) as a checkpoint at `path`."""
     import jax
 
-    from hdrjax import checkpoints
+    from hdrjax.weights import checkpoints
 
     config = smoke_config(stage=stage)
     model = build.build_model(config)
@@ -384,7 +384,8 @@ def run_ablations(source: str, workdir, *, checkpoint: str | None = None, crf: s
     Returns {"result": EvalResult, "paths": {name: path}}. Without a checkpoint only the
     baselines (and oracle) run. Exposures, JPEG quality etc. come from `config`.
     """
-    from hdrjax import loading, predict
+    from hdrjax import predict
+    from hdrjax.weights import loading
 
     config = config or EvalConfig()
     workdir = pathlib.Path(workdir)

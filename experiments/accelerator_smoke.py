@@ -47,7 +47,8 @@ def peak_memory(devices):
 def run_stage(stage, devices, *, patch, batch, steps, dtype):
     import jax
 
-    from hdrjax import data, parallel, train, train_state
+    from hdrjax import data
+    from hdrjax.training import loop, parallel, train_state
     from hdrjax.camera import crf
     from hdrjax.models import vgg
 
@@ -59,8 +60,8 @@ def run_stage(stage, devices, *, patch, batch, steps, dtype):
         if dtype:
             config.model.dtype = dtype
     mesh = parallel.make_mesh(devices)
-    train.validate_config(config, num_devices=len(devices))
-    model, optimizer = build.build_model(config), train.make_optimizer(config)
+    loop.validate_config(config, num_devices=len(devices))
+    model, optimizer = build.build_model(config), loop.make_optimizer(config)
     t0 = time.time()
     vgg_init, crf_net_init = train_state.load_weight_sources(config)
     state = train_state.create_state(config, model, optimizer, mesh, vgg_init=vgg_init, crf_net_init=crf_net_init)
@@ -72,7 +73,7 @@ def run_stage(stage, devices, *, patch, batch, steps, dtype):
     bank = parallel.replicate(crf.load_bank(config.crf.bank, split="train"), mesh)
     it = data.make_train_iterator(config.data, global_batch_size=batch, seed=config.seed)
     host_batches = [next(it) for _ in range(min(steps, 4) + 1)]
-    step = train.jit_train_step(train.make_train_step(config, model, optimizer), mesh)
+    step = loop.jit_train_step(loop.make_train_step(config, model, optimizer), mesh)
     t0 = time.time()
     state, metrics = step(state, parallel.shard_batch(host_batches[0], mesh), bank, vgg_loss)
     loss0 = float(metrics["loss"])

@@ -68,7 +68,8 @@ def round_trip_error(decoded: np.ndarray, expected: np.ndarray) -> dict:
 
 
 def measure_formats(photo: pathlib.Path, folder: pathlib.Path, repeats: int) -> dict:
-    from hdrjax import loading, predict
+    from hdrjax import predict
+    from hdrjax.weights import loading
     from hdrjax.display import avif, brackets, files, mapping, ultrahdr
     from hdrjax.io import atomic_write, read_image, write_image
     from hdrjax.tonemap import preview

@@ -62,7 +62,7 @@ def _ldr(bench, source: str, size):
 
 
 def _hal_work(r, engine: str, h: int, w: int) -> float:
-    from hdrjax.tiles import ALIGN, round_up
+    from hdrjax.inference.tiles import ALIGN, round_up
 
     s = r.stats
     if engine == "regions":
@@ -83,7 +83,9 @@ def task_regions(spec: dict, bench) -> dict:
     """
     import numpy as np
 
-    from hdrjax import inference, pretrained, predict
+    from hdrjax import predict
+    from hdrjax.inference import networks
+    from hdrjax.weights import pretrained
     from hdrjax.models.build import NETWORKS
     from hdrjax.models.hallucination import BLEND_THRESHOLD
 
@@ -126,7 +128,7 @@ def task_regions(spec: dict, bench) -> dict:
     out["peak_rss_bytes"] = bench.peak_rss_bytes()  # of all engines together; rss_only rows are per engine
     if "regions" in last and "one-pass" in last:
         a, c = last["regions"], last["one-pass"]
-        lit = inference.lit_mask(c.linear, getattr(model, "blend_threshold", BLEND_THRESHOLD))
+        lit = networks.lit_mask(c.linear, getattr(model, "blend_threshold", BLEND_THRESHOLD))
         for name in ("hallucinated", "refined"):
             ref = getattr(c, name)
             scale = float(ref.max() - ref.min()) or 1.0
@@ -164,7 +166,8 @@ def task_latency(spec: dict, bench) -> dict:
 
 def task_folder(spec: dict, bench) -> dict:
     """Throughput of `reconstruct` over a folder of 1 MP photos (warm: a second pass)."""
-    from hdrjax import pretrained, predict
+    from hdrjax import predict
+    from hdrjax.weights import pretrained
     from hdrjax.models.build import NETWORKS
 
     model, variables, _, _ = pretrained.load(spec.get("model"))

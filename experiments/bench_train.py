@@ -24,7 +24,7 @@ def _train_setup(stage: str, batch: int, patch: int, devices: int, *, dtype: str
     import jax
     import jax.numpy as jnp
 
-    from hdrjax import parallel, train, train_state
+    from hdrjax.training import loop, parallel, train_state
     from hdrjax.camera import crf
 
     cfg = m.load_config(stage)
@@ -34,7 +34,7 @@ def _train_setup(stage: str, batch: int, patch: int, devices: int, *, dtype: str
         cfg.model.dtype = dtype
     model = build.build_model(cfg)
     variables = m.random_variables(model, neutral=False)
-    optimizer = train.make_optimizer(cfg)
+    optimizer = loop.make_optimizer(cfg)
     mesh = parallel.make_mesh(jax.devices()[:devices])
     rep = parallel.replicated(mesh)
     params = variables["params"]
@@ -58,11 +58,11 @@ def _train_setup(stage: str, batch: int, patch: int, devices: int, *, dtype: str
 def _lower_step(cfg, model, optimizer, state, batch, bank, vgg, mesh, *, donate=True):
     import jax
 
-    from hdrjax import parallel, train
+    from hdrjax.training import loop, parallel
 
-    step = train.make_train_step(cfg, model, optimizer)
+    step = loop.make_train_step(cfg, model, optimizer)
     if donate:
-        jitted = train.jit_train_step(step, mesh)  # the trainer's own jit (state donated)
+        jitted = loop.jit_train_step(step, mesh)  # the trainer's own jit (state donated)
     else:
         rep, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
         jitted = jax.jit(step, in_shardings=(rep, data, rep, rep), out_shardings=(rep, rep))
@@ -106,7 +106,7 @@ def train_step_for(stage: str, batch: int, patch: int, devices: int) -> dict:
     Callers thread the state: after running, store the returned state in entry["state"]
     (the donated input buffers are gone).
     """
-    from hdrjax import parallel
+    from hdrjax.training import parallel
 
     key = (stage, batch, patch, devices)
     if key not in _STEPS:
@@ -161,7 +161,7 @@ def task_train(spec: dict) -> dict:
     """One stage's train step: images/s, FLOPs, synthesis share, largest batch that fits."""
     import jax
 
-    from hdrjax import parallel, train
+    from hdrjax.training import loop, parallel
 
     quick = spec["quick"]
     stage, batch, patch = spec["stage"], spec["batch"], spec["patch"]
@@ -191,8 +191,8 @@ def task_train(spec: dict) -> dict:
     }
     out["fraction_of_peak"] = out["gflops_achieved"] / peak
     # The camera simulation alone (exposure, noise, CRF, JPEG) on the same batch.
-    cam = train.camera_config(cfg)
-    synth = jax.jit(lambda key, b, bank: train.synthesize_batch(key, b, bank, cam))
+    cam = loop.camera_config(cfg)
+    synth = jax.jit(lambda key, b, bank: loop.synthesize_batch(key, b, bank, cam))
     key = jax.random.key(1)
     scomp = synth.lower(key, batch_dev, bank).compile()
     m.block(scomp(key, batch_dev, bank))

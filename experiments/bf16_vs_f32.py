@@ -49,7 +49,7 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "bf16-vs-f32-cpu-2core.json"))
     args = parser.parse_args(argv)
 
-    from hdrjax import train
+    from hdrjax.training import loop
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="hdrjax_bf16_") as tmp:
@@ -68,7 +68,7 @@ def main(argv=None):
                     config.init.crf_net = ""
                 workdir = os.path.join(tmp, f"{stage}_{dtype}")
                 t0 = time.time()
-                train.train_and_evaluate(config, workdir)
+                loop.train_and_evaluate(config, workdir)
                 loss, sps, evals = losses_of(workdir)
                 runs[dtype] = {"loss": loss, "sec_per_step": sps, "eval": evals, "wall_s": round(time.time() - t0, 1)}
             a, b = np.asarray(runs["float32"]["loss"]), np.asarray(runs["bfloat16"]["loss"])

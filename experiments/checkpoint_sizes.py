@@ -5,7 +5,7 @@
 A stage's TrainState holds the networks that stage trains (joint: all four) with their Adam
 moments.  Before, every stage's state also carried all four networks' parameters (the
 optimizer state only of the trained ones); `before` rebuilds that layout for each stage and
-saves it the same way.  Each state is saved with hdrjax.checkpoints.Checkpointer (orbax,
+saves it the same way.  Each state is saved with hdrjax.weights.checkpoints.Checkpointer (orbax,
 plus the config) from the stage's config file, with random Adam moments standing in for
 trained ones; sizes do not depend on patch or batch size.
 """
@@ -52,7 +52,7 @@ def trained_like(state):
 
 
 def save_size(state, config, workdir):
-    from hdrjax import checkpoints
+    from hdrjax.weights import checkpoints
 
     state = trained_like(state)
 
@@ -68,7 +68,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import jax
 
-    from hdrjax import parallel, train, train_state
+    from hdrjax.training import loop, parallel, train_state
 
     mesh = parallel.make_mesh(jax.devices()[:1])
     full = None
@@ -76,7 +76,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="hdrjax_sizes_") as tmp:
         for stage in STAGES:
             config = load_config(stage)
-            model, optimizer = build.build_model(config), train.make_optimizer(config)
+            model, optimizer = build.build_model(config), loop.make_optimizer(config)
             state = train_state.create_state(config, model, optimizer, mesh)
             now = save_size(state, config, os.path.join(tmp, f"{stage}_now"))
             if full is None:  # all four networks' parameters, as every stage state had them

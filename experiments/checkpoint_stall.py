@@ -34,9 +34,9 @@ def load_config(variant):
 
 
 def one_run(config, workdir, every, what="checkpoint"):
-    from hdrjax import train
+    from hdrjax.training import loop
 
-    train.train_and_evaluate(config, workdir)
+    loop.train_and_evaluate(config, workdir)
     rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
     if what == "eval":
         # Wall time between consecutive progress lines (each is written when its step has

@@ -232,7 +232,7 @@ def main(argv=None) -> int:
     with atomic_write(RESULTS / "default-model.md", "w") as f:
         f.write("# The default model\n\n" + text)
     if args.manifest:
-        from hdrjax import pretrained
+        from hdrjax.weights import pretrained
 
         pretrained.update_manifest(pretrained.DEFAULT_DIR, evaluation=evaluation)
     print("wrote README.md (default-model block) and experiments/results/default-model.md")

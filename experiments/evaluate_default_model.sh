@@ -27,8 +27,11 @@ CRFS="${CRFS:-3}"
 RES="${RES:-256}"
 DORF="$SHARED/crf/dorf_201.npz"
 
-# The held-out set: configs/recipe.TEST_NAMES from the panorama folder + the four real photos.
-HELDOUT="$(mktemp -d)"
+# The held-out set: configs/recipe.TEST_NAMES from the panorama folder + the four real photos,
+# linked into a folder under runs/ (relative, so the commands the results record name no folder
+# of this machine).
+HELDOUT="runs/default-model-heldout"
+rm -rf "$HELDOUT" && mkdir -p "$HELDOUT"
 trap 'rm -rf "$HELDOUT"' EXIT
 "$PY" - "$HELDOUT" "$SHARED" <<'PYEOF'
 import importlib.util, os, pathlib, sys

@@ -134,7 +134,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from hdrjax.evaluation.methods import load_checkpoint
     from hdrjax.evaluation.protocol import EvalConfig, EvalError, load_test_bank
-    from hdrjax import cli, loading, predict
+    from hdrjax import cli, predict
+    from hdrjax.weights import loading
     from hdrjax.io import ImageReadError, read_image
 
     args = _parser().parse_args(argv)

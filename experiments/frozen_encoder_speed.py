@@ -35,7 +35,7 @@ def measure(batch: int = 4, patch: int = 128, repeats: int = 6) -> dict:
     import jax
     import numpy as np
 
-    from hdrjax import parallel, train, train_state
+    from hdrjax.training import loop, parallel, train_state
     from hdrjax.camera import crf
     from hdrjax.models import vgg as vgg_lib
 
@@ -47,11 +47,11 @@ def measure(batch: int = 4, patch: int = 128, repeats: int = 6) -> dict:
     for name, frozen in (("encoder_trained", False), ("encoder_frozen", True)):
         cfg = _config(frozen, batch, patch)
         model = build.build_model(cfg)
-        optimizer = train.make_optimizer(cfg)
+        optimizer = loop.make_optimizer(cfg)
         state = train_state.create_state(cfg, model, optimizer, mesh, vgg_init=vgg_lib.load_vgg16("lpips"))
         bank = jax.device_put(crf.load_bank(cfg.crf.bank, split="train"), rep)
         vgg = jax.device_put(vgg_lib.load_vgg16("lpips"), rep)
-        step = train.jit_train_step(train.make_train_step(cfg, model, optimizer), mesh)
+        step = loop.jit_train_step(loop.make_train_step(cfg, model, optimizer), mesh)
         batch_dev = parallel.shard_batch(hdr, mesh)
         t0 = time.perf_counter()
         state, metrics = step(state, batch_dev, bank, vgg)

@@ -4,7 +4,7 @@
         --run linearization=runs/default/linearization --run hallucination=runs/default/hallucination \\
         --run joint=runs/default/joint --mean-curve-rmse 0.086 --out experiments/results/training-curves
 
-Each `--run STAGE=WORKDIR` reads `WORKDIR/metrics.jsonl` (written by `hdrjax.train`: one JSON
+Each `--run STAGE=WORKDIR` reads `WORKDIR/metrics.jsonl` (written by `hdrjax.training.loop`: one JSON
 object per line, "kind" train or eval, "step", "images_seen", the scalars; a WORKDIR may also
 be the .jsonl file itself).  A resumed run appends to the file, so rows are de-duplicated by
 (kind, step), the last one winning; a torn last line (a run still writing) is skipped.
@@ -31,7 +31,7 @@ from typing import Sequence
 from hdrjax.models.build import TRAINING_STAGES
 
 STAGES = TRAINING_STAGES
-# The held-out metric(s) plotted per stage (eval rows of hdrjax.train), in legend order.
+# The held-out metric(s) plotted per stage (eval rows of hdrjax.training.loop), in legend order.
 STAGE_METRICS = {
     "dequantization": ("psnr",),
     "linearization": ("curve_rmse",),

@@ -120,7 +120,7 @@ def main(argv=None):
         workdir = pathlib.Path(tmp) / "twice"
         run = Run([*base, f"--workdir={workdir}", "--config.train.checkpoint_every=2"], env)
         run.wait_for(r"step 3/", 900)
-        from hdrjax import checkpoints
+        from hdrjax.weights import checkpoints
 
         before = checkpoints.find_checkpoint(workdir)
         run.proc.send_signal(signal.SIGTERM)

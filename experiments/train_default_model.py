@@ -9,13 +9,19 @@ trained stage-wise with teacher forcing, then all four networks fine-tuned joint
 Refinement-Net, starting from the three stage runs.  Settings: configs/recipe.py (`--size`
 cpu ≈ 2 h on a 2-core CPU, gpu ≈ 10 min on an H200, tiny = seconds, for tests).
 
-Every stage runs in `<workdir>/<stage>` through `hdrjax.train.train_and_evaluate`, so the
+Every stage runs in `<workdir>/<stage>` through `hdrjax.training.loop.train_and_evaluate`, so the
 whole command is resumable: run it again after a crash, a kill or a reboot and each stage
 continues from its last checkpoint (finished stages are skipped).  `<workdir>/stages.json`
 records per stage the steps, images seen and wall time; `--export` writes the final weights
-as a shipped-model folder (hdrjax.pretrained: .npz shards ≤ 16 MiB + manifest.json with
+as a shipped-model folder (hdrjax.weights.pretrained: .npz shards ≤ 16 MiB + manifest.json with
 sha256, recipe, commit and images seen).  Evaluate and plot afterwards (README, "The default
 model").
+
+`--init default` (or a shipped-model folder) continues training instead of starting over:
+every stage starts from that model's networks, the joint stage from this run's stages where
+they ran and from that model otherwise (`--stages dequantization,joint` retrains two), and
+the export's manifest adds this run to the model's training history, so the wall time and
+images the weights have had accumulate across sessions.
 
 `--hdr-folder`: a folder of real HDR panoramas (equirectangular .hdr/.exr), seen through
 random pinhole views; configs/recipe.TEST_NAMES are held out when present.  Without it, the
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import pathlib
 import subprocess
 import sys
@@ -45,11 +52,17 @@ def _recipe_module():
     return recipe
 
 
-def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: str = "", crf: str = "family",
-                 variants: str = "", devices: int = 0):
-    """The config of one stage of the chain (configs/recipe.py plus data, CRFs and inits)."""
+def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: str = "", crf: str = "camera",
+                 variants: str = "", devices: int = 0, init: str = "", steps: dict | None = None):
+    """The config of one stage of the chain (configs/recipe.py plus data, CRFs and inits).
+
+    `init` ("" = the recipe's own inits; "default" or a shipped-model folder) is the model
+    every network starts from when this run has not trained it; `steps` ({stage: N}) replaces
+    the size's step count (the schedule's warm-up, logging and checkpoint spacing follow it)."""
     recipe = _recipe_module()
     c = recipe.get_config(",".join(p for p in (stage, size, variants) if p))
+    if steps and stage in steps:
+        recipe.set_steps(c, steps[stage])
     if hdr_folder:
         folder = pathlib.Path(hdr_folder).expanduser().absolute()
         c.data.name = "hdr_folder"
@@ -66,8 +79,13 @@ def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: st
     c.crf.bank = crf
     c.parallel.num_devices = devices
     if stage == "joint":  # §3.4: fine-tune from the three stage runs
+        ran = _load_json(workdir / "stages.json")
         for net in STAGES[:3]:
-            c.init[net] = str(workdir / net)
+            c.init[net] = str(workdir / net) if (not init or ran.get(net, {}).get("finished")) else init
+        if init:
+            c.init.refinement = init
+    elif init:
+        c.init[stage] = init
     return c
 
 
@@ -97,10 +115,10 @@ def _write_json(path: pathlib.Path, value) -> None:
         f.write("\n")
 
 
-def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", variants: str = "",
-              stages=STAGES, devices: int = 0) -> dict:
+def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "camera", variants: str = "",
+              stages=STAGES, devices: int = 0, init: str = "", steps: dict | None = None) -> dict:
     """Train the stages in order (resuming); return the stages.json record."""
-    from hdrjax import train
+    from hdrjax.training import loop
 
     workdir = pathlib.Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -108,25 +126,25 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", 
     record = _load_json(record_path)
     for stage in stages:
         config = stage_config(stage, size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants,
-                              devices=devices)
+                              devices=devices, init=init, steps=steps)
         logging.info("=== stage %s: %d steps of batch %d at %d² (%s, CRFs %s)", stage, config.train.num_steps,
                      config.train.batch_size, config.data.patch_size, config.data.name, config.crf.bank)
         t0 = time.time()
-        state = train.train_and_evaluate(config, workdir / stage)
+        state = loop.train_and_evaluate(config, workdir / stage)
         import jax
 
-        steps = int(jax.device_get(state.step))
+        reached = int(jax.device_get(state.step))
         entry = record.get(stage, {"wall_seconds": 0.0})
-        if steps < config.train.num_steps:  # stopped by SIGTERM / Ctrl-C: the next stage must wait
+        if reached < config.train.num_steps:  # stopped by SIGTERM / Ctrl-C: the next stage must wait
             entry["wall_seconds"] = round(entry.get("wall_seconds", 0.0) + time.time() - t0, 1)
-            entry.update(steps=steps, finished=False)
+            entry.update(steps=reached, finished=False)
             record[stage] = entry
             _write_json(record_path, record)
-            raise ChainStopped(f"stage {stage} stopped at step {steps} of {config.train.num_steps}; "
+            raise ChainStopped(f"stage {stage} stopped at step {reached} of {config.train.num_steps}; "
                                "run the same command again to continue")
         entry["wall_seconds"] = round(entry.get("wall_seconds", 0.0) + time.time() - t0, 1)
-        entry.update(steps=steps, finished=True, batch_size=config.train.batch_size, patch_size=config.data.patch_size,
-                     images_seen=steps * config.train.batch_size, learning_rate=config.optim.learning_rate,
+        entry.update(steps=reached, finished=True, batch_size=config.train.batch_size, patch_size=config.data.patch_size,
+                     images_seen=reached * config.train.batch_size, learning_rate=config.optim.learning_rate,
                      data=config.data.name, crf_bank=config.crf.bank,
                      platform=jax.devices()[0].platform, devices=devices or jax.device_count())
         record[stage] = entry
@@ -134,19 +152,53 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "family", 
     return record
 
 
-def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str = "family",
-                 dtype: str = "float32", variants: str = "") -> pathlib.Path:
-    """Write the joint run's weights as a shipped-model folder (hdrjax.pretrained)."""
+def portable_paths(config: dict) -> dict:
+    """The stored config with every absolute path made relative to the repository root (the
+    data folder, the stage runs a joint run started from): a shipped manifest names no folder of
+    the machine that trained it."""
+    import jax
+
+    def relative(value):
+        return os.path.relpath(value, ROOT) if isinstance(value, str) and os.path.isabs(value) else value
+
+    return jax.tree.map(relative, config)
+
+
+def training_history(stages: dict, commit: str, init: str = "") -> list[dict]:
+    """The runs that made a model, oldest first: the `init` model's history (a model exported
+    before histories were kept counts as one run), then this run's stages."""
+    history = []
+    if init:
+        from hdrjax.weights import pretrained
+
+        base = pretrained.read_manifest(None if init == "default" else init)
+        history = list(base.get("history") or [{"commit": base.get("commit"), "created": base.get("created"),
+                                                 "stages": base.get("stages", {})}])
+    return history + [{"commit": commit, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "init": init or None, "stages": stages}]
+
+
+def history_totals(history: list[dict]) -> dict:
+    """Wall seconds and images seen over every run of a training history."""
+    entries = [e for run in history for e in run["stages"].values()]
+    return {"wall_seconds": round(sum(e.get("wall_seconds", 0.0) for e in entries), 1),
+            "images_seen": int(sum(e.get("images_seen", 0) for e in entries))}
+
+
+def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str = "camera",
+                 dtype: str = "float32", variants: str = "", init: str = "", steps: dict | None = None) -> pathlib.Path:
+    """Write the joint run's weights as a shipped-model folder (hdrjax.weights.pretrained)."""
     workdir_arg = str(workdir)
     import numpy as np
 
-    from hdrjax import checkpoints, inference, pretrained
+    from hdrjax.inference import regions
+    from hdrjax.weights import checkpoints, pretrained
     from hdrjax.models import vgg
     from hdrjax.models.hallucination import encoder_init
 
     workdir = pathlib.Path(workdir).absolute()
     variables, stored_config, step = checkpoints.load_inference_variables(workdir / "joint")
-    config = stage_config("joint", size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants)
+    config = stage_config("joint", size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants, init=init)
     frozen = None
     if config.train.freeze_encoder:
         # Leave the encoder out only if it really is the lpips VGG as training put it in.
@@ -163,18 +215,33 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
         "command": "python experiments/train_default_model.py " + " ".join(
             [f"--size {size}", f"--workdir {workdir_arg or workdir}"]
             + ([f"--hdr-folder {hdr_folder}"] if hdr_folder else []) + [f"--crf {crf}"]
-            + ([f"--variants {variants}"] if variants else [])),
+            + ([f"--variants {variants}"] if variants else []) + ([f"--init {init}"] if init else [])
+            + ([f"--steps {','.join(f'{k}={v}' for k, v in steps.items())}"] if steps else [])),
         "config": f"configs/recipe.py:<stage>,{size}" + (f",{variants}" if variants else ""),
         "held_out": list(config.data.split.test_names) if config.data.name == "hdr_folder" else [],
     }
-    metadata = {"recipe": recipe, "commit": _git_commit(), "step": step, "stages": stages,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    exported = pretrained.export(variables, stored_config, out_dir, frozen_encoder=frozen, dtype=dtype,
-                                 metadata=metadata)
+    commit = _git_commit()
+    history = training_history(stages, commit, init)
+    metadata = {"recipe": recipe, "commit": commit, "step": step, "stages": stages,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "history": history, "training_total": history_totals(history)}
+    exported = pretrained.export(variables, portable_paths(stored_config), out_dir, frozen_encoder=frozen,
+                                 dtype=dtype, metadata=metadata)
     # Inference crops around highlights by each net's measured receptive field: measure it once
     # here so users of the exported model never wait for it.
-    inference.record_receptive_fields(out_dir)
+    regions.record_receptive_fields(out_dir)
     return exported
+
+
+def parse_steps(text: str) -> dict:
+    """"joint=1500,dequantization=800" -> {stage: steps}; ValueError naming what is wrong."""
+    out = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        stage, _, n = item.partition("=")
+        if stage not in STAGES or not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--steps {item!r}: expected <stage>=<positive integer>, stage one of {STAGES}")
+        out[stage] = int(n)
+    return out
 
 
 def main(argv=None) -> int:
@@ -183,7 +250,10 @@ def main(argv=None) -> int:
     p.add_argument("--size", choices=("cpu", "gpu", "tiny"), default="cpu")
     p.add_argument("--workdir", required=True, help="one sub-folder per stage is created here")
     p.add_argument("--hdr-folder", default="", help="folder of HDR panoramas (default: procedural scenes)")
-    p.add_argument("--crf", default="family", help="CRF bank: family | dorf:PATH (default %(default)s)")
+    p.add_argument("--crf", default="camera", help="CRF bank: camera | parametric | dorf:PATH (default %(default)s)")
+    p.add_argument("--steps", default="", help="stage=N,... replacing the size's step counts (e.g. joint=1500)")
+    p.add_argument("--init", default="", help="continue from this shipped model ('default' or a folder) "
+                   "instead of the recipe's inits")
     p.add_argument("--variants", default="", help="extra configs/default.py variants, comma separated")
     p.add_argument("--stages", default=",".join(STAGES), help="stages to run, in order (default: all)")
     p.add_argument("--devices", type=int, default=0, help="use only the first N devices (default 0: all)")
@@ -198,14 +268,20 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown stages {unknown}; choose from {STAGES}")
     try:
+        steps = parse_steps(args.steps)
+    except ValueError as e:
+        p.error(str(e))
+    try:
         record = run_chain(args.size, args.workdir, hdr_folder=args.hdr_folder, crf=args.crf,
-                           variants=args.variants, stages=stages, devices=args.devices)
+                           variants=args.variants, stages=stages, devices=args.devices, init=args.init,
+                           steps=steps)
         for stage, entry in record.items():
             logging.info("%s: %d steps, %d images, %.0f s", stage, entry["steps"], entry["images_seen"],
                          entry["wall_seconds"])
         if args.export:
             out = export_model(args.workdir, args.export, size=args.size, hdr_folder=args.hdr_folder,
-                               crf=args.crf, dtype=args.dtype, variants=args.variants)
+                               crf=args.crf, dtype=args.dtype, variants=args.variants, init=args.init,
+                               steps=steps)
             logging.info("exported the model to %s", out)
     except ChainStopped as e:
         logging.info("%s", e)

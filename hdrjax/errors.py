@@ -1,7 +1,8 @@
 """The base class of every error a user can fix: bad config, file, checkpoint or argument.
 
 Every command line catches `HdrjaxError` and prints its message as one line (`error: ...`,
-exit status 2); anything else is a bug and keeps its traceback.  Each module defines its own
+exit status 1: `hdrjax.cli.fail`; argparse keeps 2 for a malformed command line); anything else
+is a bug and keeps its traceback.  Each module defines its own
 subclass (ImageReadError, CheckpointError, ...) so callers can still tell them apart.
 """
 

@@ -23,47 +23,9 @@ process killed by a signal), else 0.  A process that dies takes the others down 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
-import subprocess
 import sys
-import threading
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on now (the coordinator binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def worker_command(main_args, *, process_id: int, num_processes: int, port: int) -> list[str]:
-    """The `hdrjax.main` command line of process `process_id`."""
-    return [
-        sys.executable, "-m", "hdrjax.main", *main_args,
-        "--config.parallel.multi_host=True",
-        f"--config.parallel.coordinator_address=127.0.0.1:{port}",
-        f"--config.parallel.num_processes={num_processes}",
-        f"--config.parallel.process_id={process_id}",
-    ]
-
-
-def worker_env(devices_per_process: int, base=None) -> dict:
-    """The environment of one process: K fake CPU devices when asked, else unchanged."""
-    env = dict(os.environ if base is None else base)
-    if devices_per_process:
-        flags = [f for f in env.get("XLA_FLAGS", "").split()
-                 if not f.startswith("--xla_force_host_platform_device_count")]
-        env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={devices_per_process}"])
-        env["JAX_PLATFORMS"] = "cpu"
-    return env
-
-
-def _pump(stream, prefix: str, out) -> None:
-    for line in iter(stream.readline, b""):
-        out.write(prefix.encode() + line)
-        out.flush()
+from hdrjax.training import launch
 
 
 def parse_args(argv):
@@ -92,43 +54,8 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args, main_args = parse_args(sys.argv[1:] if argv is None else argv)
-    port = args.port or free_port()
-    env = worker_env(args.devices_per_process)
-    procs = []
-    pumps = []
-    for i in range(args.processes):
-        # Own session: a Ctrl-C in the terminal reaches only this launcher, which passes it on
-        # once (the terminal's copy plus ours would count as the second, "exit now" signal).
-        proc = subprocess.Popen(
-            worker_command(main_args, process_id=i, num_processes=args.processes, port=port),
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(proc)
-        t = threading.Thread(target=_pump, args=(proc.stdout, f"[{i}] ", sys.stderr.buffer), daemon=True)
-        t.start()
-        pumps.append(t)
-
-    def forward(signum, frame):
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signum)
-
-    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        codes = [p.wait() for p in procs]
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-    for t in pumps:
-        t.join(timeout=5)
-    failed = [(i, c) for i, c in enumerate(codes) if c != 0]
-    if failed:
-        i, code = failed[0]
-        status = 128 - code if code < 0 else code
-        what = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-        print(f"error: process {i} of {args.processes} failed ({what}); "
-              f"{len(failed)} of {args.processes} processes failed", file=sys.stderr)
-        return status
-    return 0
+    return launch.run(main_args, processes=args.processes, devices_per_process=args.devices_per_process,
+                      port=args.port)
 
 
 if __name__ == "__main__":

@@ -97,8 +97,9 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     pylogging.getLogger("hdrjax").setLevel(pylogging.INFO)
 
-    from hdrjax import cli, train  # after flag parsing: keeps --help fast
+    from hdrjax import cli
     from hdrjax.errors import HdrjaxError
+    from hdrjax.training import loop  # after flag parsing: keeps --help fast
 
     workdir = _WORKDIR.value
     if workdir is None:
@@ -106,7 +107,7 @@ def main(argv):
     note = "" if _WORKDIR.present else " (default for this config; --workdir to change; the same command resumes)"
     pylogging.getLogger("hdrjax").info("workdir: %s%s", workdir, note)
     try:
-        train.train_and_evaluate(_CONFIG.value, workdir)
+        loop.train_and_evaluate(_CONFIG.value, workdir)
     except HdrjaxError as e:
         # Our config / data / checkpoint errors: one line, no traceback.
         sys.exit(cli.fail(e))

@@ -4,12 +4,12 @@
     python -m hdrjax.predict --checkpoint runs/joint --output out/ photos/ extra/*.jpg
 
 This module is the library entry (`reconstruct`, `reconstruct_batch`, `PredictConfig`,
-`PhotoReconstruction`) and the command line.  The engines live in `hdrjax.inference` (regions,
-one-pass) and `hdrjax.tiles` (tiles, reference mode); turning `--checkpoint` into a model is
-`hdrjax.loading`.
+`PhotoReconstruction`) and the command line.  The engines live in `hdrjax.inference.regions` (regions,
+one-pass) and `hdrjax.inference.tiles` (tiles, reference mode); turning `--checkpoint` into a model is
+`hdrjax.weights.loading`.
 
 `--checkpoint` names a training workdir (its latest checkpoint), one checkpoint directory or a
-shipped-model folder (`hdrjax.pretrained`: manifest.json + .npz shards); without it the model
+shipped-model folder (`hdrjax.weights.pretrained`: manifest.json + .npz shards); without it the model
 in hdrjax/weights/default is used.
 
 Inputs are files, folders (their .jpg/.jpeg/.png/.tif/.tiff files, not recursive) or globs;
@@ -43,14 +43,14 @@ CRF g = Lin(C) → B = g(C) → A = B + α·relu(Hal(B)) → R = relu(Ref([A, B,
 (`--engine`; `--reference-mode` restores the reference's own inference: bicubic stretch to
 a multiple of 64, 32 px mirror padding, one pass):
 
-* **regions** (default, `hdrjax.inference`): Deq and Ref in one pass over the image padded to a
+* **regions** (default, `hdrjax.inference.regions`): Deq and Ref in one pass over the image padded to a
   multiple of 32 when the call fits `--memory-budget`, else on crops that keep each network's
   measured context; the Hallucination-Net only on crops around the pixels with α > 0
-  (`hdrjax.highlights`), each keeping the receptive field measured for the weights in use
-  (`hdrjax.receptive_field`) of real image, so the result equals a one-pass run at every pixel
+  (`hdrjax.inference.crop_plan`), each keeping the receptive field measured for the weights in use
+  (`hdrjax.inference.receptive_field`) of real image, so the result equals a one-pass run at every pixel
   the blend uses, and A = B exactly elsewhere.
 * **one-pass**: every network on the whole image in one call (memory grows with the image).
-* **tiles** (`hdrjax.tiles`): overlapping `tile`×`tile` tiles (origins on the 32-px grid,
+* **tiles** (`hdrjax.inference.tiles`): overlapping `tile`×`tile` tiles (origins on the 32-px grid,
   raised-cosine cross-fade over `overlap` px, whole tiles without α > 0 skip the
   Hallucination-Net); every stage pays the overlap the Hallucination-Net needs.
 
@@ -62,7 +62,7 @@ pass, as the reference. The measurements behind these choices are in `experiment
 Stages: by default the output is the refined R when the checkpoint (or shipped model) comes
 from joint fine-tuning (the only training that trains the Refinement-Net), otherwise the
 hallucinated A (the reference's `test_real.py` output); a checkpoint may name its output stage
-(`hdrjax.loading.stages_for_checkpoint`); `--stages` stops earlier or forces refinement.
+(`hdrjax.weights.loading.stages_for_checkpoint`); `--stages` stops earlier or forces refinement.
 """
 from __future__ import annotations
 
@@ -78,11 +78,12 @@ from typing import Sequence
 
 import numpy as np
 
-from hdrjax import inference, loading, tiles
 from hdrjax.cli import configure_logging
 from hdrjax.errors import HdrjaxError
+from hdrjax.inference import regions, tiles
+from hdrjax.inference.tiles import ALIGN
 from hdrjax.models.build import NETWORKS
-from hdrjax.tiles import ALIGN
+from hdrjax.weights import loading
 
 logger = logging.getLogger("hdrjax.predict")
 
@@ -93,7 +94,7 @@ ENGINES = ("regions", "tiles", "one-pass")
 class PredictConfig:
     """How `reconstruct` runs the model; the defaults are the `regions` engine (module doc)."""
 
-    engine: str = "regions"  # regions (hdrjax.inference) | tiles (hdrjax.tiles) | one-pass
+    engine: str = "regions"  # regions (hdrjax.inference.regions) | tiles (hdrjax.inference.tiles) | one-pass
     stages: tuple[str, ...] | None = None  # a prefix of NETWORKS; None: through hallucination
     crf_resolution: int | None = 512  # long side of the image the CRF is estimated on; None: full
     reference_mode: bool = False  # the reference's stretch + pad + one pass (§4)
@@ -191,13 +192,13 @@ def reconstruct_batch(model, variables, ldrs: Sequence[np.ndarray],
                                     skip_unlit_tiles=config.skip_unlit_tiles)
         results = tiles.reconstruct_tiled(model, variables, ldrs, options)
     else:
-        options = inference.EngineOptions(
+        options = regions.EngineOptions(
             stages=stages, crf_resolution=config.crf_resolution, batch_size=config.batch_size,
             memory_budget=config.memory_budget, one_pass=config.engine == "one-pass",
             shape_buckets=config.shape_buckets, hallucination_context=config.hallucination_context,
             unet_context=config.unet_context,
         )
-        results = [inference.reconstruct_one(model, variables, x, options) for x in ldrs]
+        results = [regions.reconstruct_one(model, variables, x, options) for x in ldrs]
     return [PhotoReconstruction(stats=stats, **images) for images, stats in results]
 
 

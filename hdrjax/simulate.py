@@ -25,7 +25,7 @@ import sys
 import jax
 import numpy as np
 
-from hdrjax import cli
+from hdrjax import cli, tonemap
 from hdrjax import io as hio
 from hdrjax.camera import crf as crf_lib
 from hdrjax.camera import pipeline
@@ -36,7 +36,6 @@ JPEG_EXTENSIONS = (".jpg", ".jpeg")
 AUTO_MODES = ("median", "mean", "none")
 MEDIAN_TARGET = 0.18  # middle grey
 MEAN_TARGET = 0.5  # reference dataset._pre_hdr_p2
-LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709
 
 # Module level so repeated calls in one process (tests, notebooks) share compilations.
 _synthesize = jax.jit(pipeline.synthesize, static_argnums=3)
@@ -53,7 +52,7 @@ def auto_scale(hdr: np.ndarray, mode: str) -> float:
     if mode == "mean":
         level, target = float(np.mean(hdr)), MEAN_TARGET
     else:
-        lum = hdr @ LUMA
+        lum = hdr @ np.float32(tonemap.REC709_LUMA)
         level, target = float(np.median(lum)), MEDIAN_TARGET
         if level <= 0:  # mostly black frame: fall back to the mean of the lit pixels
             lit = lum[lum > 0]

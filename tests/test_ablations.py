@@ -19,7 +19,8 @@ from hdrjax.evaluation.methods import ABLATIONS, BASELINES, ablate_variables, mo
 from hdrjax.evaluation.protocol import EvalConfig, EvalError
 from hdrjax.models import build
 from hdrjax.models.build import random_variables
-from hdrjax import loading, predict
+from hdrjax import predict
+from hdrjax.weights import loading
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -36,7 +37,7 @@ abl = load_ablations()
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from hdrjax import checkpoints
+    from hdrjax.weights import checkpoints
 
     config = abl.smoke_config()
     variables = random_variables(build.build_model(config))

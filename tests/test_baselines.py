@@ -1,10 +1,12 @@
-"""hdrjax.baselines: each inverts what it claims to invert, on numpy and jax arrays alike."""
+"""hdrjax.evaluation.baselines: each inverts what it claims to invert, on numpy and jax arrays alike."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hdrjax import baselines, tonemap
+from hdrjax import tonemap
+from hdrjax.evaluation import baselines
 from hdrjax.camera import crf
+from hdrjax.camera import basis as basis_lib
 
 
 def linear_image(seed=0, shape=(2, 16, 24, 3)):
@@ -42,11 +44,11 @@ def test_inverse_curve_matches_the_camera_lookup_and_inverts_a_bank_curve():
 
 
 def test_g0_baseline_applies_the_basis_mean():
-    basis = crf.default_basis()
+    basis = basis_lib.default_basis()
     grid = np.linspace(0, 1, 1024, dtype=np.float32)
     np.testing.assert_allclose(baselines.mean_inverse_crf(grid, basis), basis.mean, atol=1e-6)
     np.testing.assert_allclose(baselines.curve_of("g0", basis), basis.mean)
-    fake = crf.InverseCRFBasis(mean=grid ** 3, components=np.zeros((1024, 1), np.float32))
+    fake = basis_lib.InverseCRFBasis(mean=grid ** 3, components=np.zeros((1024, 1), np.float32))
     np.testing.assert_allclose(baselines.get("g0", fake)(np.float32([0.5])), [0.125], atol=1e-3)
 
 

@@ -8,7 +8,8 @@ import optax
 import pytest
 from flax import struct
 
-from hdrjax import checkpoints, parallel
+from hdrjax.training import parallel
+from hdrjax.weights import checkpoints
 
 
 @struct.dataclass

@@ -82,10 +82,13 @@ def test_warnings_and_errors_print_as_one_line(capsys):
 
 
 # ------------------------------------------------------------------ the module map of DESIGN.md
+# DESIGN.md's map names the layers, bottom to top, and what belongs to each: a folder under
+# hdrjax/ (`training/`), a module at the package root (`predict`) or the top-level configs/
+# (installed as hdrjax.configs).  The tree and the map must say the same thing.
 
 
 def _module_map():
-    """{top-level module or package under hdrjax/: layer index} from DESIGN.md's table."""
+    """{folder or root module of the package: layer index} from DESIGN.md's table."""
     import re
 
     text = (ROOT / "DESIGN.md").read_text()
@@ -97,22 +100,28 @@ def _module_map():
             continue
         if cells[0]:
             layer += 1
-        for name in re.findall(r"`([a-z_]+(?:/[a-z_]*)?)`", cells[1]):
-            layers.setdefault(name.split("/")[0], layer)
+        for name in re.findall(r"`([a-z_]+/?)`", cells[1]):
+            assert name.rstrip("/") not in layers, f"DESIGN.md's map names {name} twice"
+            layers[name.rstrip("/")] = layer
     return layers
 
 
-def _hdrjax_imports(path):
+def _imports(path):
+    """Every hdrjax module `path` imports, dotted (`from a import b` gives a and a.b)."""
     import ast
 
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hdrjax"):
-            if node.module == "hdrjax":
-                yield from (a.name for a in node.names)
-            else:
-                yield node.module.split(".")[1]
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "hdrjax":
+            yield node.module
+            yield from (f"{node.module}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
-            yield from (a.name.split(".")[1] for a in node.names if a.name.startswith("hdrjax."))
+            yield from (a.name for a in node.names if a.name.split(".")[0] == "hdrjax")
+
+
+def _owner(module: str) -> str | None:
+    """The folder or root module of the package that a dotted hdrjax module belongs to."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
 
 
 def _package_modules():
@@ -125,23 +134,34 @@ def _package_modules():
         yield path, "configs", f"configs/{path.name}"
 
 
-def test_every_module_is_in_the_map_and_imports_only_its_layer_or_below():
+def test_the_map_and_the_tree_name_the_same_folders_and_modules():
     layers = _module_map()
-    assert "configs" in layers
+    assert "configs" in layers and "main" in layers
+    in_tree = {owner for _, owner, _ in _package_modules()} - {"__init__"}
+    assert sorted(in_tree - set(layers)) == [], "in the tree, not in DESIGN.md's module map"
+    assert sorted(set(layers) - in_tree) == [], "in DESIGN.md's module map, not in the tree"
+    # Folder = layer: a root module is an entry point or one of the few base modules.
+    root = {p.stem for p in (ROOT / "hdrjax").glob("*.py")} - {"__init__"}
+    entry = max(layers.values())
+    assert {m for m in root if layers[m] not in (0, entry)} <= {"predict"}, "root modules must be base or entry points"
+
+
+def test_no_module_imports_from_a_layer_above():
+    layers = _module_map()
     upward = []
     for path, owner, shown in _package_modules():
         if owner == "__init__":
             continue
-        assert owner in layers, f"{shown} is not in DESIGN.md's module map"
         mine = layers["main"] if path.stem == "__main__" else layers[owner]
-        for imported in _hdrjax_imports(path):
+        for module in set(_imports(path)):
+            imported = _owner(module)
             if imported in layers and layers[imported] > mine:
-                upward.append(f"{shown} imports hdrjax.{imported}")
-    assert upward == []
+                upward.append(f"{shown} imports {module}")
+    assert sorted(upward) == []
 
 
-def test_only_the_entry_point_imports_train():
-    users = [shown for p, _, shown in _package_modules() if "train" in set(_hdrjax_imports(p))]
+def test_only_the_training_entry_point_imports_the_training_loop():
+    users = [shown for p, _, shown in _package_modules() if "hdrjax.training.loop" in set(_imports(p))]
     assert users == ["hdrjax/main.py"]
 
 

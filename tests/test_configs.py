@@ -31,7 +31,7 @@ def test_reference_values(name):
         assert c.optim.learning_rate == 1e-5 and c.train.num_steps == 100_000
     else:  # §3.1
         assert c.optim.learning_rate == 1e-4 and c.train.num_steps == 500_000
-    assert c.crf.bank == "family" and c.init.vgg == "lpips" and not c.parallel.multi_host
+    assert c.crf.bank == "camera" and c.init.vgg == "lpips" and not c.parallel.multi_host
 
 
 @pytest.mark.parametrize("name", CONFIG_FILES)

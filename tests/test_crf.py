@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from conftest import shared_path
 from hdrjax.camera import crf
+from hdrjax.camera import basis as basis_lib
 
 N = crf.N_SAMPLES
 GRID = np.linspace(0.0, 1.0, N)
@@ -105,7 +106,7 @@ def test_dorf_curves_survive_the_clip_projection_not_the_shift():
     # The measured reason behind model.lin_monotone="clip" (docs in hdrjax.camera.crf).
     path = shared_path("crf", "dorf_201.npz")
     g = np.asarray(crf.load_bank(f"dorf:{path}", "all").inverse, np.float64)
-    b = crf.default_basis(11)
+    b = basis_lib.default_basis(11)
     rec = b.mean + ((g - b.mean) @ b.components) @ b.components.T
     rmse = {m: float(np.sqrt(np.mean((np.asarray(crf.monotone_projection(jnp.asarray(rec, jnp.float32), mode=m)) - g) ** 2)))
             for m in ("clip", "shift")}
@@ -287,25 +288,75 @@ def test_parametric_family_spans_dorf():
     assert train_err.mean() < 0.015
 
 
+# ------------------------------------------------------------------ built-in camera bank
+
+
+def _spread(inverse):
+    g = np.asarray(inverse, np.float64)
+    return float(np.sqrt(((g - g.mean(0)) ** 2).mean(1)).mean())
+
+
+def test_camera_bank_is_valid_deterministic_and_spreads_like_cameras():
+    bank = crf.camera_bank()
+    assert len(bank) == crf.CAMERA_BANK_SIZE == len(set(bank.names))
+    f, g = np.asarray(bank.forward), np.asarray(bank.inverse)
+    assert np.all(f[:, 0] == 0) and np.all(f[:, -1] == 1) and np.all(np.diff(f, axis=1) >= 0)
+    assert np.all(np.diff(g, axis=1) >= 0)
+    # DoRF's training curves spread 0.091 RMSE around their mean, the parametric family 0.20.
+    assert 0.07 < _spread(g) < 0.12
+    assert _spread(crf.parametric_bank().inverse) > 0.18
+    assert len(crf.load_bank("camera", "test")) + len(crf.load_bank("camera", "train")) == len(bank)
+    crf.camera_bank.cache_clear()
+    np.testing.assert_array_equal(crf.camera_bank().inverse, g)
+
+
+def test_prior_fit_and_sampling_reproduce_a_bank():
+    # Curves g = x^p with p spread around 0.45: the model's draws have their mean and spread.
+    rng = np.random.default_rng(1)
+    bank = crf.make_bank(GRID[None] ** (1 / rng.uniform(0.3, 0.6, 300))[:, None])
+    prior = crf.fit_prior(bank, k=3)
+    assert prior["explained_variance"] > 0.99
+    draws = crf.sample_prior(prior, 2000, seed=0)
+    assert np.all(np.diff(draws, axis=1) >= 0) and np.all(draws[:, 0] == 0) and np.all(draws[:, -1] == 1)
+    np.testing.assert_allclose(draws.mean(0), np.asarray(bank.inverse).mean(0), atol=0.01)
+    assert _spread(draws) == pytest.approx(_spread(bank.inverse), rel=0.1)
+    with pytest.raises(crf.CRFError):
+        crf.fit_prior(bank, k=300)
+
+
+def test_camera_bank_matches_dorf():
+    dorf = crf.load_bank(f"dorf:{shared_path('crf', 'dorf_201.npz')}", "train")
+    assert _spread(crf.camera_bank().inverse) == pytest.approx(_spread(dorf.inverse), rel=0.1)
+    mean_gap = np.sqrt(np.mean((np.asarray(crf.camera_bank().inverse).mean(0)
+                                - np.asarray(dorf.inverse).mean(0)) ** 2))
+    assert mean_gap < 0.01
+
+
+def test_default_basis_stays_fitted_to_the_parametric_family():
+    # The shipped Linearization-Net's coefficients are in this basis: a new default bank must not move it.
+    expected = basis_lib.fit_basis(crf.load_bank("parametric", "train"), 11)
+    np.testing.assert_array_equal(basis_lib.default_basis(11).components, expected.components)
+
+
 # -------------------------------------------------------------------------------- bases
 
 
 @pytest.mark.parametrize("name", ["invemor.txt", "invemor.npz"])
 def test_load_invemor(name):
-    basis = crf.load_invemor(shared_path("singlehdr", name))
+    basis = basis_lib.load_invemor(shared_path("singlehdr", name))
     assert basis.mean.shape == (N,) and basis.components.shape == (N, 11)
     assert basis.mean[0] == 0 and basis.mean[-1] == pytest.approx(1.0)
     np.testing.assert_allclose(basis.components[[0, -1]], 0.0, atol=1e-6)
     gram = basis.components.T.astype(np.float64) @ basis.components
     np.testing.assert_allclose(gram, np.eye(11), atol=1e-4)
-    assert crf.load_invemor(shared_path("singlehdr", name), k=None).k == 25
+    assert basis_lib.load_invemor(shared_path("singlehdr", name), k=None).k == 25
     w = jnp.zeros((2, 11)).at[:, 0].set(1.0)
     np.testing.assert_allclose(basis.curve(w)[0], basis.mean + basis.components[:, 0], atol=1e-6)
 
 
 def test_load_emor_txt_and_npz_agree():
-    a = crf.load_emor(shared_path("singlehdr", "emor.txt"))
-    b = crf.load_emor(shared_path("singlehdr", "emor.npz"))
+    a = basis_lib.load_emor(shared_path("singlehdr", "emor.txt"))
+    b = basis_lib.load_emor(shared_path("singlehdr", "emor.npz"))
     np.testing.assert_allclose(a.components, b.components, atol=1e-6)
     np.testing.assert_allclose(a.mean, b.mean, atol=1e-6)
     assert a.k == 25
@@ -314,21 +365,21 @@ def test_load_emor_txt_and_npz_agree():
 def test_basis_file_errors(tmp_path):
     emor = shared_path("singlehdr", "emor.txt")
     with pytest.raises(crf.CRFFileError, match="is this an invemor.txt file"):
-        crf.load_invemor(emor)  # an EMoR file is not an invEMoR file
+        basis_lib.load_invemor(emor)  # an EMoR file is not an invEMoR file
     cut = tmp_path / "invemor.txt"
     cut.write_text("\n".join(shared_path("singlehdr", "invemor.txt").read_text().splitlines()[:400]))
     with pytest.raises(crf.CRFFileError, match="values, expected 1024"):
-        crf.load_invemor(cut)
+        basis_lib.load_invemor(cut)
     with pytest.raises(crf.CRFFileError, match="asked for 30"):
-        crf.load_invemor(shared_path("singlehdr", "invemor.npz"), k=30)
+        basis_lib.load_invemor(shared_path("singlehdr", "invemor.npz"), k=30)
     with pytest.raises(crf.CRFFileError, match="no such file"):
-        crf.load_invemor(tmp_path / "none.txt")
+        basis_lib.load_invemor(tmp_path / "none.txt")
 
 
 def test_fit_basis_on_dorf_reproduces_invemor():
     dorf = crf.load_dorf(shared_path("crf", "dorf_201.npz"))
-    hinv = crf.load_invemor(shared_path("singlehdr", "invemor.npz"), k=None).components
-    fit = crf.fit_basis(dorf, 5)
+    hinv = basis_lib.load_invemor(shared_path("singlehdr", "invemor.npz"), k=None).components
+    fit = basis_lib.fit_basis(dorf, 5)
     comp = np.asarray(fit.components, np.float64)
     cos = [abs(comp[:, i] @ hinv[:, i]) / np.linalg.norm(comp[:, i]) / np.linalg.norm(hinv[:, i])
            for i in range(4)]
@@ -339,10 +390,10 @@ def test_fit_basis_on_dorf_reproduces_invemor():
 
 
 def test_default_basis_needs_no_file_and_represents_dorf():
-    basis = crf.default_basis()
+    basis = basis_lib.default_basis()
     assert basis.k == 11 and basis.mean.shape == (N,)
     assert np.all(basis.components[[0, -1]] == 0)
-    assert crf.default_basis() is basis  # cached
+    assert basis_lib.default_basis() is basis  # cached
     dorf = shared_path("crf", "dorf_201.npz")
     g = np.asarray(crf.load_dorf(dorf).inverse, np.float64)
     w = (g - basis.mean) @ basis.components
@@ -350,5 +401,5 @@ def test_default_basis_needs_no_file_and_represents_dorf():
     # Inverse DoRF curves in the family's 11-component span: measured RMSE 0.0009
     # (invEMoR's own 11 components: 0.0005).
     assert np.sqrt(((rec - g) ** 2).mean(axis=1)).mean() < 0.003
-    with pytest.raises(crf.BasisError):
-        crf.fit_basis(crf.load_bank("family", "test"), 45)
+    with pytest.raises(basis_lib.BasisError):
+        basis_lib.fit_basis(crf.load_bank("family", "test"), 45)

@@ -2,7 +2,7 @@
 
 Images are 40×56 HDR scenes evaluated at --resolution 32 (two 32² crops each), with 2 test
 CRFs and 3 exposures, so every run is a few seconds after the first compile. The last tests
-load a shipped-model folder (random smoke-config weights, `hdrjax.pretrained.export`) for
+load a shipped-model folder (random smoke-config weights, `hdrjax.weights.pretrained.export`) for
 `--checkpoint <folder>|default` and the stage-prefix methods.
 """
 import csv
@@ -21,7 +21,7 @@ from hdrjax.evaluation.report import ROW_FIELDS
 from hdrjax.models import build
 from hdrjax.camera import crf
 from hdrjax.io import write_image
-from hdrjax.metrics import METRIC_NAMES
+from hdrjax.evaluation.metrics import METRIC_NAMES
 
 H, W = 40, 56
 BASE = ["--resolution", "32", "--max-crfs", "2", "--exposures=-3,0,3", "--batch-size", "4"]
@@ -69,7 +69,7 @@ def test_folder_writes_per_image_csv_and_summary(hdr_folder, tmp_path, capsys):
     assert {r["stops"] for r in rows} == {"-3", "+0", "+3"}
     assert {r["exposure"] for r in rows} == {"0.125", "1", "8"}
     assert {r["jpeg_quality"] for r in rows} == {"90"}
-    test_crfs = crf.load_bank("family", "test").names[:2]
+    test_crfs = crf.load_bank("camera", "test").names[:2]  # the default --crf
     assert {r["crf"] for r in rows} == set(test_crfs)
     for r in rows:
         if r["mask"] == "1":
@@ -287,30 +287,30 @@ def test_ground_truth_is_noise_free_unless_asked(hdr_folder):
 
 
 def test_mean_crf_is_the_training_split_mean(hdr_folder, tmp_path, capsys):
-    train = crf.load_bank("family", "train")
+    train = crf.load_bank("camera", "train")
     mean = np.mean(np.asarray(train.inverse, np.float64), axis=0)
-    method = mean_crf_method("family")
+    method = mean_crf_method("camera")
     ldr = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
     hdr, curves = method.run(ldr, [{}, {}])
     np.testing.assert_allclose(curves, np.broadcast_to(mean, curves.shape), atol=1e-6)
     # Applied to the JPEG exactly like the other global-curve baselines.
     np.testing.assert_allclose(hdr, np.interp(ldr, np.linspace(0, 1, mean.size), mean), atol=1e-5)
-    assert method.kind == "baseline" and method.info == {"crf_spec": "family, train split", "curves": len(train)}
-    # (The built-in basis is fitted to this very split, so here g0 is the same curve; with
-    # --crf dorf:PATH the two differ: g0 stays the basis mean.)
+    assert method.kind == "baseline" and method.info == {"crf_spec": "camera, train split", "curves": len(train)}
+    # (g0 is the mean of the basis the model is built on, fitted to the parametric family:
+    # another curve than this bank's mean.)
 
     out = tmp_path / "out"
     code, _, err = run([hdr_folder, "--workdir", out, "--methods", "mean_crf,g0"] + BASE, capsys)
     assert code == 0, err
     rows = [r for r in read_csv(out / "per_image.csv") if r["mask"] == "1"]
-    test_bank = crf.load_bank("family", "test")
+    test_bank = crf.load_bank("camera", "test")
     for r in rows:
         if r["method"] == "mean_crf":
             want = np.sqrt(np.mean((mean - test_bank.inverse[test_bank.index(r["crf"])]) ** 2))
             assert float(r["inverse_crf_rmse"]) == pytest.approx(want, rel=1e-4)
     proto = json.loads((out / "protocol.json").read_text())
     assert proto["methods"][0] == {"name": "mean_crf", "kind": "baseline",
-                                   "info": {"crf_spec": "family, train split", "curves": len(train)}}
+                                   "info": {"crf_spec": "camera, train split", "curves": len(train)}}
     assert "mean_crf" in parse_methods("baselines", have_model=False)
 
 
@@ -341,10 +341,10 @@ def test_stage_methods_parse():
 
 @pytest.fixture(scope="module")
 def shipped_model(tmp_path_factory):
-    """A shipped-model folder (hdrjax.pretrained.export) of random smoke-config weights."""
+    """A shipped-model folder (hdrjax.weights.pretrained.export) of random smoke-config weights."""
     from test_ablations import abl, random_variables
 
-    from hdrjax import pretrained
+    from hdrjax.weights import pretrained
 
     config = abl.smoke_config()
     variables = random_variables(build.build_model(config))
@@ -381,10 +381,10 @@ def test_shipped_model_and_stage_prefixes(shipped_model, hdr_folder, tmp_path, c
 
 @pytest.mark.slow
 def test_checkpoint_default_is_the_packaged_model(shipped_model, hdr_folder, tmp_path, capsys, monkeypatch):
-    from hdrjax import pretrained
+    from hdrjax.weights import pretrained
 
     monkeypatch.setattr(pretrained, "DEFAULT_DIR", shipped_model)
-    from hdrjax import pretrained
+    from hdrjax.weights import pretrained
 
     assert pretrained.is_model_dir("default") and pretrained.is_model_dir(shipped_model)
     assert not pretrained.is_model_dir(tmp_path)

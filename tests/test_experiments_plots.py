@@ -102,7 +102,7 @@ def shipped_model(tmp_path_factory):
     from conftest import make_tiny_config
     from test_ablations import random_variables
 
-    from hdrjax import pretrained
+    from hdrjax.weights import pretrained
 
     config = make_tiny_config()  # the figure's plumbing, not the network, is under test
     variables = random_variables(build.build_model(config))

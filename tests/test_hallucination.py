@@ -6,7 +6,7 @@ import optax
 import pytest
 from flax.traverse_util import flatten_dict
 
-from hdrjax.losses import hallucination_loss
+from hdrjax.training.losses import hallucination_loss
 from hdrjax.models.hallucination import (
     HallucinationNet,
     SkipFusion,

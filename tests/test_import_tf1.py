@@ -15,7 +15,8 @@ import struct
 import numpy as np
 import pytest
 
-from hdrjax import loading
+from hdrjax.weights import loading
+from hdrjax.models import build
 from hdrjax.models.build import NETWORKS
 from hdrjax.tools import import_tf1, tf_checkpoint
 from hdrjax.tools.tf_checkpoint import TFCheckpointError, crc32c, mask_crc, unmask_crc
@@ -348,7 +349,7 @@ def test_name_map_matches_the_reference():
 @pytest.fixture(scope="module")
 def model_setup(tmp_path_factory):
     """(model, shapes, invemor path): SingleHDR with a small synthetic invEMoR-format basis."""
-    from hdrjax.camera import crf
+    from hdrjax.camera import basis as basis_lib
     from hdrjax.models import SingleHDR
 
     d = tmp_path_factory.mktemp("basis")
@@ -356,8 +357,8 @@ def model_setup(tmp_path_factory):
     hinv = np.stack([0.05 * np.sin(np.pi * (k + 1) * x) for k in range(11)], axis=1)
     invemor = d / "invemor.npz"
     np.savez(invemor, g0=x ** 0.5, hinv=hinv)
-    model = SingleHDR(basis=crf.load_invemor(invemor))
-    return model, import_tf1.expected_shapes(model), invemor
+    model = SingleHDR(basis=basis_lib.load_invemor(invemor))
+    return model, build.flat_variable_shapes(model), invemor
 
 
 def _tf_values(shapes, networks, seed):
@@ -532,7 +533,7 @@ def _never_save(path, variables, config):
 
 
 def test_cli_user_errors(capsys, tmp_path, monkeypatch, model_setup, tf1_checkpoints):
-    from hdrjax import checkpoints
+    from hdrjax.weights import checkpoints
 
     monkeypatch.setattr(checkpoints, "save_variables", _never_save, raising=False)
     _, _, invemor = model_setup
@@ -568,7 +569,7 @@ def test_cli_user_errors(capsys, tmp_path, monkeypatch, model_setup, tf1_checkpo
 
 def test_cli_writes_config_and_basis(capsys, tmp_path, monkeypatch, model_setup, tf1_checkpoints):
     """The CLI hands save_variables the variables and a config that rebuilds the model."""
-    from hdrjax import checkpoints
+    from hdrjax.weights import checkpoints
     from hdrjax.models.build import build_model
 
     _, shapes, invemor = model_setup
@@ -591,7 +592,7 @@ def test_cli_writes_config_and_basis(capsys, tmp_path, monkeypatch, model_setup,
     assert config.imported_from.invemor == str(invemor)
     basis_copy = pathlib.Path(config.crf.invemor)
     assert basis_copy.parent == out and basis_copy.read_bytes() == invemor.read_bytes()
-    assert import_tf1.expected_shapes(build_model(config)) == shapes
+    assert build.flat_variable_shapes(build_model(config)) == shapes
     # All four networks from the jointly fine-tuned checkpoint: stage joint, output after refinement.
     stored = checkpoints.config_to_json(config)
     assert stored["stage"] == "joint" and "output_stage" not in stored
@@ -602,7 +603,7 @@ def test_three_stage_import_is_stored_as_the_hallucination_output(capsys, tmp_pa
                                                                   tf1_checkpoints):
     """The authors' Deq/Lin/Hal checkpoints (test_real.py) have no trained Refinement-Net: the
     import says so, and predict / evaluate stop after hallucination by default."""
-    from hdrjax import checkpoints
+    from hdrjax.weights import checkpoints
 
     _, _, invemor = model_setup
     paths, _, _ = tf1_checkpoints
@@ -630,7 +631,7 @@ def test_end_to_end_apply(capsys, tmp_path, model_setup, tf1_checkpoints):
     import jax
     import jax.numpy as jnp
 
-    from hdrjax import checkpoints
+    from hdrjax.weights import checkpoints
 
     model, shapes, invemor = model_setup
     paths, _, _ = tf1_checkpoints

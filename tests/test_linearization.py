@@ -199,14 +199,14 @@ def test_basis_with_too_few_components_is_rejected(variables):
 
 
 def test_without_a_basis_the_package_default_is_used(variables):
-    from hdrjax.camera import crf
+    from hdrjax.camera import basis as basis_lib
 
     feature = jnp.asarray(np.random.default_rng(3).normal(size=(2, 512)), jnp.float32)
 
     def curve(net):
         return jax.jit(lambda v, f: net.apply(v, f, method="curve_from_feature"))(variables, feature)
 
-    np.testing.assert_array_equal(curve(LinearizationNet()), curve(LinearizationNet(basis=crf.default_basis(11))))
+    np.testing.assert_array_equal(curve(LinearizationNet()), curve(LinearizationNet(basis=basis_lib.default_basis(11))))
     assert not np.allclose(curve(LinearizationNet()), curve(LinearizationNet(basis=synthetic_basis())))
 
 

@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from hdrjax import losses
-from hdrjax.losses import dequantization_loss, hallucination_loss, joint_loss, linearization_loss
+from hdrjax.training import losses
+from hdrjax.training.losses import dequantization_loss, hallucination_loss, joint_loss, linearization_loss
 from hdrjax.models.vgg import load_lpips_vgg16
 from hdrjax.tonemap import log_tone
 

@@ -1,4 +1,4 @@
-"""Tests for hdrjax.metrics: hand-computed values, a numpy SSIM reference, properties, jit."""
+"""Tests for hdrjax.evaluation.metrics: hand-computed values, a numpy SSIM reference, properties, jit."""
 import math
 
 import jax
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from hdrjax import metrics, tonemap
+from hdrjax import tonemap
+from hdrjax.evaluation import metrics
 
 
 def _scene(seed, batch=1, size=32, colour=0.15):

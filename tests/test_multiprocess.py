@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 from conftest import TINY_WIDTH, make_tiny_config
 
-from hdrjax import checkpoints, launch
+from hdrjax.launch import parse_args
+from hdrjax.training.launch import free_port, worker_command, worker_env
+from hdrjax.weights import checkpoints
 from hdrjax.models import build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -53,10 +55,10 @@ def _steps(workdir):
 def _worker(workdir, process_id, env, *extra, port, log):
     """One process of a 2-process run started by hand (as a cluster's launcher would); its
     output goes to the file `log` (a pipe nobody reads could fill and block it)."""
-    cmd = launch.worker_command([*ARGS, f"--workdir={workdir}", *extra], process_id=process_id,
+    cmd = worker_command([*ARGS, f"--workdir={workdir}", *extra], process_id=process_id,
                                 num_processes=2, port=port)
     with open(log, "w") as f:
-        return subprocess.Popen(cmd, env=launch.worker_env(4, env), cwd=ROOT, stdout=subprocess.DEVNULL,
+        return subprocess.Popen(cmd, env=worker_env(4, env), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=f, start_new_session=True)
 
 
@@ -89,14 +91,15 @@ def test_two_processes_reach_the_parameters_of_one_process_on_the_same_global_ba
     The global batch is what the two processes loaded: process 0's shard on devices 0-3 and
     process 1's on devices 4-7 (jax.make_array_from_process_local_data), here concatenated.
     """
-    from hdrjax import data, parallel, train, train_state
+    from hdrjax import data
+    from hdrjax.training import loop, parallel, train_state
     from hdrjax.camera import crf
 
     workdir, _ = two_process_run
     config = _load_config()
     mesh = parallel.make_mesh()
     assert mesh.devices.size == 8
-    model, optimizer = build.build_model(config), train.make_optimizer(config)
+    model, optimizer = build.build_model(config), loop.make_optimizer(config)
     ck = checkpoints.Checkpointer(workdir, max_to_keep=3, save_every=2)
     try:
         state = ck.restore(2, train_state.abstract_state(config, model, optimizer, mesh), None)
@@ -107,7 +110,7 @@ def test_two_processes_reach_the_parameters_of_one_process_on_the_same_global_ba
                                     process_index=i, process_count=2) for i in (0, 1)]
     for it in its:  # the batches of steps 1 and 2
         next(it), next(it)
-    step = train.jit_train_step(train.make_train_step(config, model, optimizer), mesh)
+    step = loop.jit_train_step(loop.make_train_step(config, model, optimizer), mesh)
     bank = parallel.replicate(crf.load_bank(config.crf.bank, split="train"), mesh)
     start = parallel.fetch(state.params["dequantization"])
     for _ in range(2):
@@ -186,7 +189,7 @@ def test_a_killed_process_ends_the_others_and_a_restart_resumes(two_process_run,
     workdir = tmp_path / "killed"
     shutil.copytree(src, workdir)
     logs = [tmp_path / f"killed_{i}.log" for i in (0, 1)]
-    port = launch.free_port()
+    port = free_port()
     # Saves by wall clock only (checkpoint_every_secs ~0: at every step boundary, decided by
     # both processes together), never by steps.
     by_clock = ("--config.train.num_steps=1000", "--config.train.checkpoint_every=1000",
@@ -219,7 +222,7 @@ def test_a_killed_process_ends_the_others_and_a_restart_resumes(two_process_run,
     # Restart both: they resume from the last complete checkpoint.  A SIGTERM to one process
     # stops both at the same step boundary, each saving its part, both exiting 0.
     logs = [tmp_path / f"restarted_{i}.log" for i in (0, 1)]
-    port = launch.free_port()
+    port = free_port()
     procs = [_worker(workdir, i, env, "--config.train.num_steps=1000", port=port, log=logs[i]) for i in (0, 1)]
     try:
         deadline = time.time() + 300
@@ -246,19 +249,19 @@ def test_a_killed_process_ends_the_others_and_a_restart_resumes(two_process_run,
 
 
 def test_launch_builds_one_command_per_process_and_refuses_bad_arguments(capsys):
-    args, main_args = launch.parse_args(["--processes", "2", "--devices_per_process", "4", "--",
+    args, main_args = parse_args(["--processes", "2", "--devices_per_process", "4", "--",
                                          "--config=c.py", "--workdir=w"])
     assert (args.processes, args.devices_per_process, main_args) == (2, 4, ["--config=c.py", "--workdir=w"])
-    cmd = launch.worker_command(main_args, process_id=1, num_processes=2, port=1234)
+    cmd = worker_command(main_args, process_id=1, num_processes=2, port=1234)
     assert cmd[1:4] == ["-m", "hdrjax.main", "--config=c.py"]
     assert cmd[-4:] == ["--config.parallel.multi_host=True", "--config.parallel.coordinator_address=127.0.0.1:1234",
                         "--config.parallel.num_processes=2", "--config.parallel.process_id=1"]
-    env = launch.worker_env(4, {"XLA_FLAGS": "--xla_force_host_platform_device_count=8 --xla_foo=1"})
+    env = worker_env(4, {"XLA_FLAGS": "--xla_force_host_platform_device_count=8 --xla_foo=1"})
     assert env["XLA_FLAGS"] == "--xla_foo=1 --xla_force_host_platform_device_count=4"
     assert env["JAX_PLATFORMS"] == "cpu"
-    assert launch.worker_env(0, {"A": "1"}) == {"A": "1"}  # real devices: environment unchanged
+    assert worker_env(0, {"A": "1"}) == {"A": "1"}  # real devices: environment unchanged
     for bad, message in ((["--processes", "0", "--", "--config=c", "--workdir=w"], "--processes must be >= 1"),
                          (["--processes", "2"], "at least --config=...")):
         with pytest.raises(SystemExit):
-            launch.parse_args(bad)
+            parse_args(bad)
         assert message in capsys.readouterr().err

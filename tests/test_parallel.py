@@ -1,6 +1,6 @@
 """Mesh, batch sharding and 8-device training on the 8 fake CPU devices of conftest.
 
-A global batch that does not divide over the devices is refused by hdrjax.train.validate_config
+A global batch that does not divide over the devices is refused by hdrjax.training.loop.validate_config
 (tests/test_train.py, test_bad_config_fails_before_compiling).
 """
 import jax
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hdrjax import parallel
+from hdrjax.training import parallel
 from hdrjax.models import build
 
 
@@ -53,12 +53,13 @@ def _load_config(name, variant="smoke"):
 @pytest.mark.slow
 def test_training_on_8_devices_matches_1_device():
     # Linearization: its BatchNorm statistics must be global over the sharded batch (sync BN).
-    from hdrjax import data, train, train_state
+    from hdrjax import data
+    from hdrjax.training import loop, train_state
     from hdrjax.camera import crf
 
     config = _load_config("linearization")
     model = build.build_model(config)
-    optimizer = train.make_optimizer(config)
+    optimizer = loop.make_optimizer(config)
     mesh8, mesh1 = parallel.make_mesh(), parallel.make_mesh(jax.devices()[:1])
     it = data.make_train_iterator(config.data, global_batch_size=8, seed=0)
     batches = [next(it) for _ in range(3)]
@@ -72,11 +73,11 @@ def test_training_on_8_devices_matches_1_device():
     state0 = parallel.fetch(train_state.TrainState(
         step=jnp.zeros((), jnp.int32), params=variables["params"], batch_stats=variables["batch_stats"],
         opt_state=optimizer.init(variables["params"]), key=jax.random.key_data(jax.random.key(1))))
-    step_fn = train.make_train_step(config, model, optimizer)
+    step_fn = loop.make_train_step(config, model, optimizer)
 
     results = {}
     for name, mesh in (("8", mesh8), ("1", mesh1)):
-        step = train.jit_train_step(step_fn, mesh)
+        step = loop.jit_train_step(step_fn, mesh)
         state = parallel.replicate(state0, mesh)
         losses = []
         for b in batches:

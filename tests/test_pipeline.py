@@ -73,6 +73,20 @@ def test_fields_shapes_and_consistency(sample, bank):
     assert set(np.unique(s.mask)) <= {0.0, 1.0}
 
 
+def test_noise_free_targets_keep_the_noisy_input(synth, bank, sample):
+    # Same key: the same CRFs, exposures, noise and JPEG input; only the targets differ.
+    clean = jax.tree.map(np.asarray, synth(jax.random.key(0), _hdr(), bank, CameraConfig(noisy_targets=False)))
+    s = jax.tree.map(np.asarray, sample)
+    for name in ("quantized", "jpeg", "crf_index", "exposure", "mask", "noise_signal"):
+        np.testing.assert_array_equal(getattr(clean, name), getattr(s, name), err_msg=name)
+    scene = np.asarray(_hdr()) * s.exposure[:, None, None, None]
+    np.testing.assert_allclose(clean.exposed, scene, rtol=1e-6)
+    np.testing.assert_array_equal(clean.clipped, np.clip(clean.exposed, 0, 1))
+    np.testing.assert_allclose(clean.ldr, crf.apply_curve(clean.clipped, clean.forward_crf), atol=1e-6)
+    # The reference's targets carry the input's noise: they differ from the scene by about sigma.
+    assert 1e-4 < np.abs(s.exposed - scene).mean() < 0.05
+
+
 def test_exposure_list_is_the_reference():
     t = CameraConfig().exposures()
     np.testing.assert_array_equal(t, 2 ** np.linspace(-3, 3, 600, dtype="float32"))

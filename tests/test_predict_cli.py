@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hdrjax import checkpoints, io, loading, predict, tonemap
+from hdrjax import io, predict, tonemap
+from hdrjax.weights import architecture, checkpoints, loading
 from hdrjax import configs
 from hdrjax.models import build
 from hdrjax.models.build import random_variables
@@ -27,7 +28,7 @@ def smoke_config(stage="joint"):
 
 
 def save_checkpoint(path, variables, config):
-    """A standalone checkpoint through the public writer (hdrjax.checkpoints.save_variables)."""
+    """A standalone checkpoint through the public writer (hdrjax.weights.checkpoints.save_variables)."""
     checkpoints.save_variables(path, variables, config)
     return path
 
@@ -228,8 +229,8 @@ def test_smoke_warning_names_the_reference_steps_of_the_checkpoints_own_stage():
 
 
 def test_stored_config_without_a_model_block_is_refused():
-    with pytest.raises(loading.LoadError) as e:
-        loading.model_from_config({"stage": "joint", "crf": {"invemor": ""}}, "runs/old")
+    with pytest.raises(architecture.LoadError) as e:
+        architecture.model_from_config({"stage": "joint", "crf": {"invemor": ""}}, "runs/old")
     message = str(e.value)
     assert message.startswith("runs/old: ") and "no 'model' block" in message and "save_variables" in message
 
@@ -240,20 +241,20 @@ def test_stored_model_options_are_checked_against_the_defaults(caplog):
     # A missing option is taken from model_defaults(), and the warning names it and its value.
     for name in ("lin_monotone", "border"):
         del stored["model"][name]
-    with caplog.at_level("WARNING", logger="hdrjax.loading"):
-        model, _ = loading.model_from_config(stored, "runs/older")
+    with caplog.at_level("WARNING", logger="hdrjax.weights.architecture"):
+        model, _ = architecture.model_from_config(stored, "runs/older")
     assert model.lin_monotone == defaults.lin_monotone and model.border == defaults.border
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warned) == 1 and warned[0].startswith("runs/older: ")
     assert f"lin_monotone={defaults.lin_monotone!r}" in warned[0] and "border=0" in warned[0]
     # An unknown option (or a bad value) is one LoadError naming the folder and the field.
     stored["model"]["colour_space"] = "rec2020"
-    with pytest.raises(loading.LoadError, match=r"^runs/newer: .*config\.model\.colour_space: not a SingleHDR option"):
-        loading.model_from_config(stored, "runs/newer")
+    with pytest.raises(architecture.LoadError, match=r"^runs/newer: .*config\.model\.colour_space: not a SingleHDR option"):
+        architecture.model_from_config(stored, "runs/newer")
     del stored["model"]["colour_space"]
     stored["model"]["dtype"] = "float99"
-    with pytest.raises(loading.LoadError, match=r"^runs/bad: .*config\.model\.dtype"):
-        loading.model_from_config(stored, "runs/bad")
+    with pytest.raises(architecture.LoadError, match=r"^runs/bad: .*config\.model\.dtype"):
+        architecture.model_from_config(stored, "runs/bad")
 
 
 def test_a_bug_while_building_the_model_keeps_its_traceback(monkeypatch):
@@ -266,7 +267,7 @@ def test_a_bug_while_building_the_model_keeps_its_traceback(monkeypatch):
 
     monkeypatch.setattr(build, "build_model", broken)
     with pytest.raises(RuntimeError, match="a bug in build_model"):
-        loading.model_from_config(stored, "runs/x")
+        architecture.model_from_config(stored, "runs/x")
 
 
 def test_output_names_unique():

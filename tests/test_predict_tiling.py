@@ -1,4 +1,4 @@
-"""The tiles engine (hdrjax.tiles; `predict.reconstruct` with `engine="tiles"`), checked with a tiny stand-in model.
+"""The tiles engine (hdrjax.inference.tiles; `predict.reconstruct` with `engine="tiles"`), checked with a tiny stand-in model.
 
 The stand-in has the four stage methods of SingleHDR but a limited receptive field (a few
 3×3 convs and one 2× pooling), so a tiled run whose discarded overlap margin exceeds that
@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hdrjax import predict, tiles
+from hdrjax import predict
+from hdrjax.inference import tiles
 from hdrjax.models.build import NETWORKS
 from hdrjax.models.hallucination import blend_weight
 

@@ -1,4 +1,4 @@
-"""hdrjax.pretrained (shipped-model folders) and `python -m hdrjax.predict` with the default model.
+"""hdrjax.weights.pretrained (shipped-model folders) and `python -m hdrjax.predict` with the default model.
 
 No training and no compiled initialisation: the variables are seeded random arrays of the real
 SingleHDR shapes (`jax.eval_shape` of `train.init_variables`, as in test_predict_cli). The big
@@ -14,8 +14,10 @@ import types
 import jax
 import numpy as np
 import pytest
+from flax import traverse_util
 
-from hdrjax import checkpoints, io, loading, pretrained
+from hdrjax import io
+from hdrjax.weights import architecture, checkpoints, loading, pretrained
 from hdrjax.models import build
 from hdrjax.models.build import NETWORKS
 from test_predict_cli import H, W, ldr_image, random_variables, run, write_png
@@ -35,7 +37,7 @@ def base_config():
 
 
 def flat_np(variables):
-    return {k: np.asarray(v) for k, v in pretrained.flatten(variables).items()}
+    return {k: np.asarray(v) for k, v in traverse_util.flatten_dict(variables, sep="/").items()}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ def test_round_trip_float32_and_shard_sizes(shipped):
     assert config == checkpoints.config_to_json(shipped.config)
     assert manifest["stages"] == STAGES_INFO and manifest["dtype"] == "float32" and manifest["encoder"] is None
     # The model is the one every loader builds for this config (same cached object).
-    assert model is loading.model_from_config(config, str(shipped.dir))[0]
+    assert model is architecture.model_from_config(config, str(shipped.dir))[0]
     files = manifest["files"]
     assert len(files) >= 5
     assert sorted(p.name for p in shipped.dir.iterdir()) == sorted([f["name"] for f in files] + ["manifest.json"])
@@ -75,7 +77,7 @@ def test_frozen_lpips_encoder_is_put_back_as_training_does(shipped):
     from hdrjax.models.hallucination import encoder_init
 
     params = dict(shipped.variables["params"])
-    # hdrjax.train_state.create_state: encoder_init(params["hallucination"], load_vgg16(config.init.vgg)).
+    # hdrjax.training.train_state.create_state: encoder_init(params["hallucination"], load_vgg16(config.init.vgg)).
     params["hallucination"] = jax.tree.map(np.asarray, encoder_init(params["hallucination"], vgg.load_vgg16("lpips")))
     trained = {"params": params, "batch_stats": shipped.variables["batch_stats"]}
     out = pretrained.export(trained, shipped.config, shipped.base / "frozen", frozen_encoder="lpips")
@@ -249,7 +251,7 @@ def test_output_stage_of_a_shipped_model_sets_the_default_stages():
 
 
 def test_a_shipped_model_that_records_its_training_gets_no_smoke_test_warning(shipped):
-    """The exemption is in the loader every command uses (hdrjax.loading.load), not in one CLI."""
+    """The exemption is in the loader every command uses (hdrjax.weights.loading.load), not in one CLI."""
     loaded = loading.load(str(shipped.dir))
     assert loaded.step == 6 and loaded.warning is None
     assert loaded.description.startswith(f"shipped model {shipped.dir} (stage joint")

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 # Figures in README.md that are settings, definitions or arithmetic on settings, not
 # measurements: (text as it appears, why it needs no result file).
 SETTINGS = {
-    "> 50 % gray pixels": "the evaluation protocol's exclusion rule (hdrjax/evaluate.py), a setting",
+    "> 50 % gray pixels": "the evaluation protocol's exclusion rule (hdrjax/evaluation/protocol.py), a setting",
     "0.1 %/99.9 %": "the authors' normalisation percentiles, a definition",
     "0.1 %-lowest": "the authors' normalisation, a definition",
     "0.1 %-highest": "the authors' normalisation, a definition",

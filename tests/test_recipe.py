@@ -1,12 +1,15 @@
 """The default model's recipe end to end at the `tiny` size: chain, resume, export, load, predict, fine-tune."""
 import importlib.util
 import json
+import os
 import pathlib
 
+import jax
 import numpy as np
 import pytest
 
-from hdrjax import pretrained, train
+from hdrjax.training import loop
+from hdrjax.weights import pretrained
 from hdrjax.errors import ConfigError
 from hdrjax.models import build
 
@@ -28,6 +31,18 @@ def chain(tmp_path_factory):
     assert recipe.main(["--size", "tiny", "--workdir", str(workdir / "runs"), "--devices", "1",
                         "--export", str(workdir / "model")]) == 0
     return recipe, workdir
+
+
+def test_the_exported_config_names_paths_relative_to_the_repository():
+    recipe = _module("experiments/train_default_model.py", "train_default_model_paths")
+    root = recipe.ROOT
+    stored = {"data": {"manual_dir": str(root / ".." / "shared" / "data" / "train_hdr")},
+              "init": {"dequantization": str(root / "runs" / "default" / "dequantization"), "vgg": "lpips"},
+              "eval": {"exposure_stops": [-3, 0]}, "crf": {"invemor": ""}, "seed": None}
+    assert recipe.portable_paths(stored) == {
+        "data": {"manual_dir": "../shared/data/train_hdr"},
+        "init": {"dequantization": "runs/default/dequantization", "vgg": "lpips"},
+        "eval": {"exposure_stops": [-3, 0]}, "crf": {"invemor": ""}, "seed": None}
 
 
 @pytest.mark.slow
@@ -62,14 +77,15 @@ def test_export_is_a_loadable_shipped_model_without_the_frozen_encoder(chain):
     assert manifest["recipe"]["command"].startswith("python experiments/train_default_model.py --size tiny")
     assert all(f["bytes"] <= pretrained.MAX_FILE_BYTES for f in manifest["files"])
     assert sum(f["bytes"] for f in manifest["files"]) <= 64 * 2 ** 20
+    # The stored config names no folder of the machine that trained it.
+    assert not [v for v in jax.tree.leaves(manifest["config"]) if isinstance(v, str) and os.path.isabs(v)]
     flat, _ = pretrained.load_arrays(workdir / "model")
     assert not any(k.startswith("params/hallucination/encoder/") for k in flat)
     # Loaded weights equal the joint checkpoint's, the encoder included.
-    from hdrjax import checkpoints
+    from hdrjax.weights import checkpoints
 
     model, variables, config, _ = pretrained.load(workdir / "model")
     stored, _, _ = checkpoints.load_inference_variables(workdir / "runs" / "joint")
-    import jax
 
     for a, b in zip(jax.tree.leaves(stored["params"]), jax.tree.leaves(variables["params"])):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
@@ -91,13 +107,13 @@ def test_joint_config_fine_tunes_a_shipped_model(chain, tmp_path):
         config.parallel.num_devices = 1
         config.eval.exposure_stops = (0.0,)
         config.eval.num_patches = 1
-    state = train.train_and_evaluate(config, tmp_path / "ft")
+    state = loop.train_and_evaluate(config, tmp_path / "ft")
     assert int(state.step) == 1
     # A config whose model options differ from the shipped model's is refused before compiling.
     with config.unlocked():
         config.model.lin_monotone = "shift"
     with pytest.raises(ConfigError, match="lin_monotone"):
-        train.train_and_evaluate(config, tmp_path / "ft2")
+        loop.train_and_evaluate(config, tmp_path / "ft2")
     scratch = joint.get_config("smoke,scratch")
     assert all(scratch.init[n] == "" for n in build.NETWORKS)
 
@@ -115,8 +131,63 @@ def test_a_stopped_stage_stops_the_chain(tmp_path, monkeypatch):
         calls.append(config.stage)
         return Stopped()
 
-    monkeypatch.setattr(train, "train_and_evaluate", fake_train)
+    monkeypatch.setattr(loop, "train_and_evaluate", fake_train)
     assert recipe.main(["--size", "tiny", "--workdir", str(tmp_path), "--devices", "1"]) == 0
     assert calls == ["dequantization"]
     record = json.loads((tmp_path / "stages.json").read_text())
     assert record["dequantization"]["finished"] is False and record["dequantization"]["steps"] == 1
+
+
+def test_continuing_from_a_shipped_model_routes_inits_and_accumulates_history(tmp_path):
+    recipe = _module("experiments/train_default_model.py", "train_default_model_continue")
+    deq = recipe.stage_config("dequantization", "tiny", tmp_path, init="default")
+    assert deq.init.dequantization == "default" and deq.init.linearization == ""
+    # Only the Dequantization-Net was retrained in this run: joint takes it from here, the rest from the model.
+    (tmp_path / "stages.json").write_text(json.dumps({"dequantization": {"finished": True}}))
+    joint = recipe.stage_config("joint", "tiny", tmp_path, init="default")
+    assert joint.init.dequantization == str(tmp_path / "dequantization")
+    assert joint.init.linearization == joint.init.hallucination == joint.init.refinement == "default"
+    scratch = recipe.stage_config("joint", "tiny", tmp_path)
+    assert scratch.init.linearization == str(tmp_path / "linearization") and scratch.init.refinement == ""
+
+    this_run = {"dequantization": {"wall_seconds": 60.0, "images_seen": 400},
+                "joint": {"wall_seconds": 120.0, "images_seen": 80}}
+    history = recipe.training_history(this_run, "abc", init="default")
+    shipped = pretrained.read_manifest()
+    assert len(history) == len(shipped.get("history") or [None]) + 1 and history[-1]["stages"] == this_run
+    base_total = recipe.history_totals(history[:-1])
+    assert base_total["wall_seconds"] > 0
+    assert recipe.history_totals(history) == {"wall_seconds": base_total["wall_seconds"] + 180.0,
+                                              "images_seen": base_total["images_seen"] + 480}
+    fresh = recipe.training_history(this_run, "abc")
+    assert len(fresh) == 1 and fresh[0]["init"] is None and fresh[0]["stages"] == this_run
+
+
+def test_step_overrides_parse_and_refuse_nonsense():
+    recipe = _module("experiments/train_default_model.py", "train_default_model_steps")
+    assert recipe.parse_steps("joint=1500, dequantization=800") == {"joint": 1500, "dequantization": 800}
+    assert recipe.parse_steps("") == {}
+    for bad in ("jiont=5", "joint=0", "joint=x", "joint"):
+        with pytest.raises(ValueError, match="expected <stage>=<positive integer>"):
+            recipe.parse_steps(bad)
+    c = recipe.stage_config("joint", "tiny", ROOT, steps={"joint": 40})
+    assert c.train.num_steps == 40 and c.train.eval_every == 4 and c.optim.warmup_steps == 1
+
+
+def test_step_overrides_reach_every_stage_of_a_chain(tmp_path, monkeypatch):
+    recipe = _module("experiments/train_default_model.py", "train_default_model_chain_steps")
+    seen = {}
+
+    def fake_train(config, workdir):
+        seen[config.stage] = config.train.num_steps
+
+        class Finished:
+            step = np.int32(config.train.num_steps)
+        return Finished()
+
+    monkeypatch.setattr(loop, "train_and_evaluate", fake_train)
+    assert recipe.main(["--size", "tiny", "--workdir", str(tmp_path), "--devices", "1",
+                        "--stages", "dequantization,joint", "--steps", "dequantization=7,joint=5"]) == 0
+    assert seen == {"dequantization": 7, "joint": 5}
+    record = json.loads((tmp_path / "stages.json").read_text())
+    assert record["dequantization"]["images_seen"] == 7 * 2 and record["joint"]["steps"] == 5

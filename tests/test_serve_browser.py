@@ -18,7 +18,8 @@ import time
 import numpy as np
 import pytest
 
-from hdrjax import checkpoints, predict
+from hdrjax import predict
+from hdrjax.weights import checkpoints, loading
 from hdrjax.display import mapping, ultrahdr
 from hdrjax.serve.browser import find_chromium
 from hdrjax.serve.cli import spawn
@@ -117,7 +118,7 @@ def test_upload_view_expose_download_and_refuse_text(server, browser, tmp_path):
     import io
 
     ldr = np.asarray(Image.open(io.BytesIO(photo_bytes())), np.float32) / 255.0
-    model, variables, _, _ = __import__("hdrjax.loading", fromlist=["load_model"]).load_model(ckpt)
+    model, variables, _, _ = loading.load_model(ckpt)
     expected = mapping.to_display(predict.reconstruct(model, variables, ldr, CONFIG).output)
     assert_round_trip(ultrahdr.decode(target.read_bytes()), expected)
 

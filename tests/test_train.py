@@ -9,7 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from hdrjax import checkpoints, parallel, train, train_state
+from hdrjax.training import loop, parallel, train_state
+from hdrjax.weights import checkpoints
 from hdrjax import configs
 from hdrjax.models import build
 from hdrjax.errors import ConfigError, HdrjaxError
@@ -63,7 +64,7 @@ def test_smoke_config_trains_end_to_end(stage, tmp_path, caplog):
         # and test_train_resume.
         config.parallel.num_devices = 1
     caplog.set_level(logging.INFO, logger="hdrjax")
-    state = train.train_and_evaluate(config, tmp_path)
+    state = loop.train_and_evaluate(config, tmp_path)
 
     assert int(state.step) == 4
     assert checkpoints.find_checkpoint(tmp_path).name == "4"
@@ -104,7 +105,7 @@ def test_dequantization_loss_falls_on_a_fixed_batch():
     config = load_config("dequantization")
     mesh = parallel.make_mesh(jax.devices()[:1])  # one device compiles faster; sharding is tested elsewhere
     model = build.build_model(config)
-    optimizer = train.make_optimizer(config)
+    optimizer = loop.make_optimizer(config)
     # Only the Dequantization-Net: the step touches nothing else (a full init compiles 4 nets).
     import jax.numpy as jnp
 
@@ -113,7 +114,7 @@ def test_dequantization_loss_falls_on_a_fixed_batch():
     state = parallel.replicate(train_state.TrainState(
         step=jnp.zeros((), jnp.int32), params=variables["params"], batch_stats={},
         opt_state=optimizer.init(variables["params"]), key=jax.random.key_data(jax.random.key(1))), mesh)
-    step = train.jit_train_step(train.make_train_step(config, model, optimizer), mesh)
+    step = loop.jit_train_step(loop.make_train_step(config, model, optimizer), mesh)
     from hdrjax import data
     from hdrjax.camera import crf
 
@@ -150,10 +151,10 @@ def test_bad_config_fails_before_compiling(field, value, message, tmp_path, monk
         raise AssertionError("compiled before checking the config")
 
     monkeypatch.setattr(train_state, "create_state", no_compile)
-    monkeypatch.setattr(train, "jit_train_step", no_compile)
+    monkeypatch.setattr(loop, "jit_train_step", no_compile)
     t0 = time.time()
     with pytest.raises(ConfigError) as err:
-        train.train_and_evaluate(config, tmp_path / "run")
+        loop.train_and_evaluate(config, tmp_path / "run")
     assert message in str(err.value)
     assert time.time() - t0 < 30
     assert isinstance(err.value, HdrjaxError)
@@ -170,7 +171,7 @@ def test_empty_data_folder_fails_before_compiling(tmp_path, monkeypatch):
         config.data.backend = "files"
     monkeypatch.setattr(train_state, "create_state", lambda *a, **k: pytest.fail("compiled"))
     with pytest.raises(DataError) as err:
-        train.train_and_evaluate(config, tmp_path / "run")
+        loop.train_and_evaluate(config, tmp_path / "run")
     assert isinstance(err.value, HdrjaxError)
     assert str(tmp_path / "empty") in str(err.value) or "manual_dir" in str(err.value)
 
@@ -178,7 +179,7 @@ def test_empty_data_folder_fails_before_compiling(tmp_path, monkeypatch):
 def test_optimizer_updates_only_the_stage():
     config = load_config("linearization")
     params = {n: {"w": np.ones(3, np.float32)} for n in build.NETWORKS}
-    opt = train.make_optimizer(config)
+    opt = loop.make_optimizer(config)
     grads = {n: {"w": np.ones(3, np.float32)} for n in build.NETWORKS}
     updates, _ = opt.update(grads, opt.init(params), params)
     for n in build.NETWORKS:
@@ -195,7 +196,7 @@ def test_freeze_encoder_keeps_the_vgg_encoder_of_the_hallucination_net():
     params["hallucination"] = {"encoder": {"conv1_1": {"kernel": np.ones(3, np.float32)}},
                                "encoder_h6_conv": {"kernel": np.ones(3, np.float32)}}
     grads = jax.tree.map(np.ones_like, params)
-    opt = train.make_optimizer(config)
+    opt = loop.make_optimizer(config)
     updates, _ = opt.update(grads, opt.init(params), params)
     hal = updates["hallucination"]
     assert not np.any(np.asarray(hal["encoder"]["conv1_1"]["kernel"]))
@@ -203,7 +204,7 @@ def test_freeze_encoder_keeps_the_vgg_encoder_of_the_hallucination_net():
     assert not np.any(np.asarray(updates["dequantization"]["w"]))
     # Without the switch (the reference) the encoder trains too.
     config.train.freeze_encoder = False
-    opt = train.make_optimizer(config)
+    opt = loop.make_optimizer(config)
     updates, _ = opt.update(grads, opt.init(params), params)
     assert np.all(np.asarray(updates["hallucination"]["encoder"]["conv1_1"]["kernel"]) != 0)
 
@@ -220,13 +221,13 @@ def test_checkpoints_by_wall_clock_when_steps_are_far_apart(tmp_path):
         config.train.eval_every = 0
         config.train.image_summary_every = 0
         config.parallel.num_devices = 1
-    train.train_and_evaluate(config, tmp_path)
+    loop.train_and_evaluate(config, tmp_path)
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [1, 2, 3]
     with config.unlocked():
         config.train.checkpoint_every_secs = -1.0
     with pytest.raises(ConfigError, match="checkpoint_every_secs"):
-        train.train_and_evaluate(config, tmp_path / "bad")
+        loop.train_and_evaluate(config, tmp_path / "bad")
 
 
 @pytest.mark.slow
@@ -242,7 +243,7 @@ def test_evaluation_in_flight_gives_the_results_of_a_waited_for_one(tmp_path):
             config.train.image_summary_every = 0
             config.train.async_eval = mode
             config.parallel.num_devices = 1
-        train.train_and_evaluate(config, tmp_path / str(mode))
+        loop.train_and_evaluate(config, tmp_path / str(mode))
         lines = (tmp_path / str(mode) / "metrics.jsonl").read_text().splitlines()
         rows[mode] = [{k: v for k, v in json.loads(line).items() if k != "time"}
                       for line in lines if json.loads(line)["kind"] == "eval"]
@@ -256,4 +257,4 @@ def test_narrow_model_with_pretrained_init_fails_before_compiling():
     config = make_tiny_config("hallucination")
     config.init.vgg = "lpips"
     with pytest.raises(ConfigError, match=r"config.init.vgg: 'lpips' holds weights of the width-1.0 networks"):
-        train.validate_config(config, num_devices=8)
+        loop.validate_config(config, num_devices=8)

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from hdrjax import checkpoints
+from hdrjax.weights import checkpoints
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NUM_STEPS = 12

@@ -1,18 +1,20 @@
-"""Camera response curves: sampling, inversion, application, monotone projection, banks, bases.
+"""Camera response curves: sampling, inversion, application, monotone projection, banks.
 
 Every curve is sampled on N_SAMPLES = 1024 equally spaced points of [0, 1] (the DoRF and
 EMoR convention).  A forward curve maps linear irradiance to brightness; its inverse maps
 brightness back to irradiance.
 
 Banks of curves (`CRFBank`) come from Columbia's DoRF database (`dorfCurves.txt` or an `.npz`
-with arrays `I`, `B`) or from the built-in parametric family (`parametric_bank`, no file
-needed).  PCA bases of inverse curves (`InverseCRFBasis`) come from invEMoR (`invemor.txt` /
-`.npz`) or are fitted to any bank (`fit_basis`, `default_basis`).
+with arrays `I`, `B`), from the built-in camera bank (`camera_bank`: curves drawn from a
+Gaussian model of DoRF's training curves that ships with the package, so they spread as real
+cameras' do) or from the built-in parametric family (`parametric_bank`: standards, power laws,
+film and S-curves; wider than real cameras).  PCA bases of curves: `hdrjax.camera.basis`.
 """
 from __future__ import annotations
 
 import functools
 import os
+import pathlib
 import re
 
 import flax.struct
@@ -31,14 +33,19 @@ FAMILY_SPLIT_SEED = 0
 FAMILY_TEST_FRACTION = 0.1
 
 SPLITS = ("train", "test", "all")
+# Specs of the banks load_bank knows, for messages.
+BANK_SPECS = "'camera', 'parametric' or 'dorf:PATH'"
+
+# The built-in camera bank: CAMERA_BANK_SIZE curves drawn with CAMERA_BANK_SEED from the model
+# in CAMERA_PRIOR_FILE (made by experiments/fit_camera_crfs.py from DoRF's 191 training curves;
+# the 10 test curves are not used).  Split like the parametric family.
+CAMERA_PRIOR_FILE = pathlib.Path(__file__).with_name("camera_crf_prior.npz")
+CAMERA_BANK_SIZE = 500
+CAMERA_BANK_SEED = 0
 
 
 class CRFError(HdrjaxError):
     """A CRF bank or basis cannot be built from what the user gave (spec, split, size)."""
-
-
-class BasisError(CRFError):
-    """A PCA basis cannot be fitted or cut as asked (too few curves, bad k)."""
 
 
 class CRFFileError(CRFError):
@@ -173,8 +180,8 @@ class CRFBank:
         """The bank restricted to `indices` (in that order)."""
         idx = np.asarray(indices, dtype=np.int64)
         return CRFBank(
-            forward=_readonly(np.asarray(self.forward)[idx]),
-            inverse=_readonly(np.asarray(self.inverse)[idx]),
+            forward=readonly(np.asarray(self.forward)[idx]),
+            inverse=readonly(np.asarray(self.inverse)[idx]),
             names=tuple(self.names[i] for i in idx),
         )
 
@@ -186,7 +193,7 @@ class CRFBank:
             raise CRFError(f"no CRF named {name!r} in this bank ({len(self)} curves)") from None
 
 
-def _readonly(a):
+def readonly(a):
     a = np.ascontiguousarray(a, dtype=np.float32)
     a.setflags(write=False)
     return a
@@ -205,7 +212,7 @@ def make_bank(forward, names=None) -> CRFBank:
     names = tuple(str(n) for n in names)
     if len(names) != len(f):
         raise CRFError(f"{len(names)} names for {len(f)} curves")
-    return CRFBank(forward=_readonly(f), inverse=_readonly(invert_curve(f)), names=names)
+    return CRFBank(forward=readonly(f), inverse=readonly(invert_curve(f)), names=names)
 
 
 def _to_uniform_grid(path, irr, bri, what):
@@ -389,6 +396,44 @@ def parametric_bank() -> CRFBank:
     return make_bank(curves, names)
 
 
+# --------------------------------------------------------------------------------------
+# Built-in camera bank: a Gaussian model of measured camera responses
+# --------------------------------------------------------------------------------------
+
+
+def fit_prior(bank: CRFBank, k: int = 6) -> dict:
+    """A Gaussian model of the bank's inverse curves: mean + k principal directions + the
+    standard deviation of each coefficient (f64 arrays `mean`, `components` [k, 1024], `std`)."""
+    g = np.asarray(bank.inverse, dtype=np.float64)
+    if not 1 <= k < len(g):
+        raise CRFError(f"cannot fit {k} directions to {len(g)} curves")
+    mean = g.mean(axis=0)
+    _, s, vt = np.linalg.svd(g - mean, full_matrices=False)
+    explained = float((s[:k] ** 2).sum() / (s ** 2).sum())
+    return {"mean": mean, "components": vt[:k], "std": s[:k] / np.sqrt(len(g) - 1),
+            "explained_variance": np.float64(explained), "num_curves": np.int64(len(g))}
+
+
+def sample_prior(prior, n: int, seed: int) -> np.ndarray:
+    """n inverse curves f64[n, 1024] drawn from a `fit_prior` model: Gaussian coefficients,
+    then made valid inverse CRFs (ends 0 and 1, non-decreasing) by a running maximum."""
+    rng = np.random.default_rng(seed)
+    coeffs = rng.standard_normal((n, len(prior["std"]))) * prior["std"]
+    g = prior["mean"] + coeffs @ prior["components"]
+    g[:, 0], g[:, -1] = 0.0, 1.0
+    return np.maximum.accumulate(np.clip(g, 0.0, 1.0), axis=-1)
+
+
+@functools.lru_cache(maxsize=1)
+def camera_bank() -> CRFBank:
+    """The built-in camera bank: CAMERA_BANK_SIZE curves with real cameras' spread (no file)."""
+    with np.load(CAMERA_PRIOR_FILE) as f:
+        prior = {k: f[k] for k in ("mean", "components", "std")}
+    inverse = sample_prior(prior, CAMERA_BANK_SIZE, CAMERA_BANK_SEED)
+    # A bank is made from forward curves; the inverse of an inverse curve is its forward curve.
+    return make_bank(invert_curve(inverse), tuple(f"camera-{i:03d}" for i in range(CAMERA_BANK_SIZE)))
+
+
 def family_split(n: int | None = None):
     """(train_idx, test_idx) of the parametric family: fixed shuffle, last 10 % held out."""
     n = len(parametric_bank()) if n is None else n
@@ -408,165 +453,16 @@ def _select(bank, split, split_fn, what):
 
 
 def load_bank(spec: str, split: str = "train") -> CRFBank:
-    """CRF bank for configs: spec "family" or "dorf:PATH" (.txt/.npz); split train|test|all."""
+    """CRF bank for configs: spec "camera", "parametric" (alias "family") or "dorf:PATH"
+    (.txt/.npz); split train|test|all."""
     spec = str(spec).strip()
-    if spec == "family":
+    if spec == "camera":
+        return _select(camera_bank(), split, family_split, "the camera bank")
+    if spec in ("parametric", "family"):
         return _select(parametric_bank(), split, family_split, "the parametric family")
     if spec.startswith("dorf:"):
         path = spec[len("dorf:"):]
         if not path:
             raise CRFError("CRF spec 'dorf:' needs a path, e.g. 'dorf:/data/dorfCurves.txt'")
         return _select(load_dorf(path), split, dorf_split, path)
-    raise CRFError(f"unknown CRF bank spec {spec!r}: expected 'family' or 'dorf:PATH'")
-
-
-# --------------------------------------------------------------------------------------
-# PCA bases of (inverse) curves
-# --------------------------------------------------------------------------------------
-
-
-@flax.struct.dataclass
-class InverseCRFBasis:
-    """PCA basis of curves: mean f32[1024], components f32[1024, K] (zero at both ends)."""
-
-    mean: np.ndarray
-    components: np.ndarray
-
-    @property
-    def k(self) -> int:
-        return int(self.components.shape[-1])
-
-    def curve(self, weights: jax.Array) -> jax.Array:
-        """g_raw = mean + weights @ components.T for weights f32[..., K] -> f32[..., 1024]."""
-        return jnp.asarray(self.mean) + jnp.asarray(weights) @ jnp.asarray(self.components).T
-
-    def truncate(self, k: int) -> "InverseCRFBasis":
-        """The first k components."""
-        if not 1 <= k <= self.k:
-            raise BasisError(f"cannot keep {k} of {self.k} basis components")
-        return InverseCRFBasis(mean=self.mean, components=_readonly(self.components[:, :k]))
-
-
-# EMoR's forward basis has the same layout; one class serves both.
-CRFBasis = InverseCRFBasis
-
-_EMOR_HEADERS = {"emor": ("E", "f0", "h"), "invemor": ("B", "g0", "hinv")}
-
-
-def _read_emor_text(path, kind):
-    grid_name, mean_name, comp_name = _EMOR_HEADERS[kind]
-    try:
-        with open(path, "r", encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
-    except OSError as e:
-        raise CRFFileError(path, f"cannot read ({e.strerror or e})") from None
-    header = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*(?:\(\s*\d+\s*\))?)\s*=\s*$")
-    blocks, order, current = {}, [], None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        m = header.match(line)
-        if m:
-            current = re.sub(r"\s+", "", m.group(1))
-            if current in blocks:
-                raise CRFFileError(path, f"line {lineno}: block {current!r} appears twice")
-            blocks[current], order = [], order + [current]
-            continue
-        if current is None:
-            raise CRFFileError(path, f"line {lineno}: values before the first 'NAME =' header")
-        try:
-            blocks[current].extend(float(t) for t in line.split())
-        except ValueError:
-            raise CRFFileError(path, f"line {lineno}: not a list of numbers") from None
-    comps = []
-    while f"{comp_name}({len(comps) + 1})" in blocks:
-        comps.append(f"{comp_name}({len(comps) + 1})")
-    for name in (grid_name, mean_name) + tuple(comps[:1]):
-        if name not in blocks:
-            raise CRFFileError(path, f"no '{name} =' block (found {order[:4]}…); "
-                                     f"is this an {kind}.txt file?")
-    for name in (grid_name, mean_name, *comps):
-        if len(blocks[name]) != N_SAMPLES:
-            raise CRFFileError(path, f"block '{name}' has {len(blocks[name])} values, "
-                                     f"expected {N_SAMPLES}")
-    comp = np.stack([blocks[c] for c in comps], axis=1)
-    return np.asarray(blocks[mean_name]), comp
-
-
-def _read_emor_npz(path, kind):
-    _, mean_name, comp_name = _EMOR_HEADERS[kind]
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if mean_name not in z.files or comp_name not in z.files:
-                raise CRFFileError(path, f"needs arrays '{mean_name}' and '{comp_name}', "
-                                         f"has {sorted(z.files)}")
-            mean = np.asarray(z[mean_name], dtype=np.float64)
-            comp = np.asarray(z[comp_name], dtype=np.float64)
-    except CRFFileError:
-        raise
-    except (OSError, ValueError, EOFError) as e:
-        raise CRFFileError(path, f"not a readable .npz ({e})") from None
-    if mean.shape != (N_SAMPLES,) or comp.ndim != 2 or comp.shape[0] != N_SAMPLES:
-        raise CRFFileError(path, f"'{mean_name}' {mean.shape} / '{comp_name}' {comp.shape}: "
-                                 f"expected ({N_SAMPLES},) and ({N_SAMPLES}, K)")
-    return mean, comp
-
-
-def _load_emor_like(path, k, kind):
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CRFFileError(path, "no such file")
-    if path.lower().endswith(".npz"):
-        mean, comp = _read_emor_npz(path, kind)
-    else:
-        mean, comp = _read_emor_text(path, kind)
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(comp))):
-        raise CRFFileError(path, "non-finite values")
-    if k is not None:
-        if not 1 <= k <= comp.shape[1]:
-            raise CRFFileError(path, f"asked for {k} components, the file has {comp.shape[1]}")
-        comp = comp[:, :k]
-    return InverseCRFBasis(mean=_readonly(mean), components=_readonly(comp))
-
-
-def load_invemor(path, k: int | None = 11) -> InverseCRFBasis:
-    """invEMoR basis (g0, hinv(1..k)) from `invemor.txt` or its `.npz` (`g0`, `hinv`).
-
-    k = 11 is what the reference's Linearization-Net uses; k=None keeps all 25.
-    """
-    return _load_emor_like(path, k, "invemor")
-
-
-def load_emor(path, k: int | None = None) -> InverseCRFBasis:
-    """EMoR forward basis (f0, h(1..k)) from `emor.txt` or its `.npz` (`f0`, `h`)."""
-    return _load_emor_like(path, k, "emor")
-
-
-def fit_basis(bank: CRFBank, k: int) -> InverseCRFBasis:
-    """PCA (mean + k components) of the bank's inverse curves, signs fixed, zero at the ends."""
-    g = np.asarray(bank.inverse, dtype=np.float64)
-    if not 1 <= k <= min(len(g) - 1, g.shape[1]):
-        raise BasisError(f"cannot fit {k} components to {len(g)} curves")
-    mean = g.mean(axis=0)
-    x = g - mean
-    # Principal axes from the small N x N Gram matrix (N curves << 1024 samples): much
-    # cheaper than an SVD of x, and exact enough for the leading components.
-    evals, evecs = np.linalg.eigh(x @ x.T)
-    top = np.argsort(evals)[::-1][:k]
-    if np.any(evals[top] <= 1e-12 * max(evals.max(), 1e-300)):
-        raise BasisError(f"the {len(g)} inverse curves span fewer than {k} directions")
-    comp = (x.T @ evecs[:, top]) / np.sqrt(evals[top])
-    # Inverse curves are all 0 and 1 at the ends, so components are ~0 there; make it exact
-    # (as invEMoR's hinv) so mean + w @ comp keeps the mean's endpoints for any w.
-    comp[0] = 0.0
-    comp[-1] = 0.0
-    # SVD signs are arbitrary: make the largest-magnitude entry of each component positive.
-    peak = comp[np.argmax(np.abs(comp), axis=0), np.arange(k)]
-    comp *= np.where(peak < 0, -1.0, 1.0)
-    return InverseCRFBasis(mean=_readonly(mean), components=_readonly(comp))
-
-
-@functools.lru_cache(maxsize=8)
-def default_basis(k: int = 11) -> InverseCRFBasis:
-    """PCA basis of the parametric family's training members (no file needed)."""
-    return fit_basis(load_bank("family", "train"), k)
+    raise CRFError(f"unknown CRF bank spec {spec!r}: expected {BANK_SPECS}")

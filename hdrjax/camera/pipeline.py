@@ -18,6 +18,13 @@ from hdrjax.camera import crf as crf_lib
 from hdrjax.camera import jpeg as jpeg_lib
 from hdrjax.errors import HdrjaxError
 
+# The extreme-pixel rule (§1.5), used for the loss mask and for drawing HDR-Real crops (§3.4):
+# gray is TF's `rgb_to_grayscale` of the 8-bit image (BT.601 weights as TF writes them), back to
+# 8-bit levels; a level >= EXTREME_HIGH is over-exposed, <= EXTREME_LOW under-exposed.
+GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
+EXTREME_HIGH = 249
+EXTREME_LOW = 6
+
 
 class CameraConfigError(HdrjaxError, ValueError):
     """A camera setting that cannot work; the message names the field."""
@@ -42,9 +49,15 @@ class CameraConfig:
     # libjpeg's decoder default; "nearest" is do_fancy_upsampling = FALSE.
     jpeg_upsampling: str = "fancy"
     # Loss mask: excluded if > mask_fraction of gray pixels >= mask_high or <= mask_low.
-    mask_high: int = 249
-    mask_low: int = 6
+    mask_high: int = EXTREME_HIGH
+    mask_low: int = EXTREME_LOW
     mask_fraction: float = 0.5
+    # What the targets X, Xc, L (and the teacher-forced inputs L, Xc) are.  True, the reference
+    # (§1.4, §1.6): made from the noisy exposure, so every stage learns to keep the sensor noise
+    # of its input and the Dequantization-Net removes only quantisation and JPEG.  False (ours,
+    # configs/default.py): the noise-free scene t·H, so the networks learn to remove the noise
+    # too; the network input J is made from the noisy exposure either way.
+    noisy_targets: bool = True
 
     def __post_init__(self):
         if self.exposure_steps < 1:
@@ -88,10 +101,11 @@ class CameraConfig:
 class CameraSample:
     """Every intermediate of one synthesis; images f32[B, H, W, 3], curves f32[B, 1024]."""
 
-    exposed: jax.Array      # X: exposure-scaled noisy HDR, unclipped (Hallucination target)
+    exposed: jax.Array      # X: exposure-scaled HDR, unclipped (Hallucination target); noisy
+    #                         with config.noisy_targets (the reference), else the scene t·H
     clipped: jax.Array      # Xc = clip(X, 0, 1) (Linearization target, Hallucination input)
     ldr: jax.Array          # L = f(Xc), continuous (Dequantization target)
-    quantized: jax.Array    # round(255 L) / 255
+    quantized: jax.Array    # round(255 f(clip(noisy X))) / 255: always from the noisy exposure
     jpeg: jax.Array         # J: JPEG-decoded quantized image (the network input)
     forward_crf: jax.Array
     inverse_crf: jax.Array
@@ -129,20 +143,27 @@ def quantize(x, bits: int = 8):
     return jpeg_lib.round_st(jnp.clip(x, 0.0, 1.0) * s) / s
 
 
+def extreme_shares(image, high: int = EXTREME_HIGH, low: int = EXTREME_LOW):
+    """(share of gray levels >= high, share <= low) per image of 8-bit images f32[..., H, W, 3]
+    in [0, 1]; numpy in, numpy out, jax in, jax out.
+
+    Gray is TF's `rgb_to_grayscale` on uint8: `GRAY_WEIGHTS` on [0, 1], back to uint8 by
+    `convert_image_dtype`, i.e. floor(255.5 g) (not round) (§1.5).
+    """
+    xp = np if isinstance(image, np.ndarray) else jnp
+    w = GRAY_WEIGHTS
+    gray = xp.floor((image[..., 0] * w[0] + image[..., 1] * w[1] + image[..., 2] * w[2]) * 255.5)
+    return xp.mean(gray >= high, axis=(-2, -1)), xp.mean(gray <= low, axis=(-2, -1))
+
+
 def exposure_mask(image, config: CameraConfig):
     """The reference's loss mask of 8-bit images f32[B, H, W, 3] in [0, 1] -> f32[B].
 
-    Gray is TF's `rgb_to_grayscale` on uint8: weights (0.2989, 0.587, 0.114) on [0, 1], back
-    to uint8 by `convert_image_dtype`, i.e. floor(255.5 g) (not round).  A sample is 0 when
-    more than `mask_fraction` of its pixels are >= mask_high or <= mask_low.
+    A sample is 0 when more than `mask_fraction` of its gray levels (`extreme_shares`) are
+    >= mask_high, or more than `mask_fraction` are <= mask_low: the two are tested separately.
     """
-    img = jax.lax.stop_gradient(image)
-    g = img[..., 0] * 0.2989 + img[..., 1] * 0.587 + img[..., 2] * 0.114
-    gray = jnp.floor(g * 255.5)
-    n = gray.shape[1] * gray.shape[2]
-    over = jnp.sum(gray >= config.mask_high, axis=(1, 2)) > n * config.mask_fraction
-    under = jnp.sum(gray <= config.mask_low, axis=(1, 2)) > n * config.mask_fraction
-    return jnp.where(over | under, 0.0, 1.0).astype(jnp.float32)
+    over, under = extreme_shares(jax.lax.stop_gradient(image), config.mask_high, config.mask_low)
+    return jnp.where((over > config.mask_fraction) | (under > config.mask_fraction), 0.0, 1.0).astype(jnp.float32)
 
 
 def synthesize(key, hdr, bank: crf_lib.CRFBank, config: CameraConfig = CameraConfig(), *,
@@ -176,11 +197,15 @@ def synthesize(key, hdr, bank: crf_lib.CRFBank, config: CameraConfig = CameraCon
         exposure = t_list[choose(1, t_list.shape[0])]
     exposure = jnp.broadcast_to(jnp.asarray(exposure, jnp.float32), (b,))
 
-    exposed = hdr * exposure[:, None, None, None]
-    exposed, sigma_s, sigma_c = add_noise(k_noise, exposed, config)
+    scene = hdr * exposure[:, None, None, None]
+    exposed, sigma_s, sigma_c = add_noise(k_noise, scene, config)
     clipped = jnp.clip(exposed, 0.0, 1.0)
     ldr = crf_lib.apply_curve(clipped, f)
     quantized = quantize(ldr)
+    if not config.noisy_targets:  # the camera saw noise; the targets are the scene itself
+        exposed = scene
+        clipped = jnp.clip(scene, 0.0, 1.0)
+        ldr = crf_lib.apply_curve(clipped, f)
 
     if config.jpeg:
         if quality is None:

@@ -22,6 +22,7 @@ import time
 import grain
 import numpy as np
 
+from hdrjax.camera.pipeline import extreme_shares
 from hdrjax.data import panorama, procedural, sources, transforms
 from hdrjax.data.config import DataError, validate_config
 
@@ -92,9 +93,10 @@ def record_source(config, split, *, process_index=0):
 # ----------------------------------------------------------------------------- transforms
 
 def _extreme_fraction(ldr_u8):
-    # §3.4: share of pixels whose gray value (TF rgb_to_grayscale, uint8) is >= 249 or <= 6.
-    gray = np.round(ldr_u8.astype(np.float32) @ np.float32([0.2989, 0.5870, 0.1140]))
-    return float(np.mean((gray >= 249) | (gray <= 6)))
+    # §3.4: share of pixels that are over- or under-exposed (the two counts added), by the
+    # extreme-pixel rule of the loss mask (§1.5).
+    over, under = extreme_shares(np.asarray(ldr_u8, np.float32) / 255.0)
+    return float(over + under)
 
 
 class TrainTransform(grain.transforms.RandomMap):

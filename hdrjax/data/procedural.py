@@ -21,6 +21,8 @@ import functools
 import cv2
 import numpy as np
 
+from hdrjax.tonemap import REC709_LUMA
+
 _SHIFT = 4  # cv2 drawing with 4 fractional bits: sub-pixel leaf geometry
 _ONE = 1 << _SHIFT
 _TAG = 0x50524F43  # "PROC": keeps these streams apart from other users of (seed, index)
@@ -41,7 +43,7 @@ def _grid(h, w):
     return yy, xx
 
 
-_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec.709 luminance weights
+_LUMA = np.array(REC709_LUMA, np.float32)
 
 
 def _log_uniform(rng, lo, hi, size=None):

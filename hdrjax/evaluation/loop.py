@@ -1,8 +1,8 @@
-"""The metrics loop: every method on every test sample, scored by `hdrjax.metrics`, summarised.
+"""The metrics loop: every method on every test sample, scored by `hdrjax.evaluation.metrics`, summarised.
 
 `evaluate` takes the examples of `protocol` (test patches, real pairs, skipped inputs) and
 the `methods`, synthesises each patch's samples through the protocol's camera, runs every
-method on the samples that are not masked, scores them (`hdrjax.metrics.compute_all`, plus
+method on the samples that are not masked, scores them (`hdrjax.evaluation.metrics.compute_all`, plus
 `inverse_crf_rmse` for methods with a curve), and returns an `EvalResult`: per-sample rows,
 `summarize`d means and standard deviations, the skipped inputs, the protocol facts and
 timings. Writing the result down is `report`'s job.
@@ -56,7 +56,7 @@ class EvalResult:
 
 def _metric_batches(pred, gt, config: EvalConfig, normalization: str):
     """compute_all in batches padded (by repetition) to power-of-two sizes: few jit shapes."""
-    from hdrjax import metrics
+    from hdrjax.evaluation import metrics
 
     n = len(pred)
     b = config.batch_size
@@ -163,7 +163,7 @@ def evaluate(
                         })
         logger.info(f"{example.name}: {n_samples} sample(s), {n_masked} masked, "
                     f"{time.perf_counter() - t0:.1f} s")
-    from hdrjax.metrics import METRIC_NAMES
+    from hdrjax.evaluation.metrics import METRIC_NAMES
 
     # The metrics module's order (jit returns dicts sorted by key), then any extra ones.
     found = metric_names or tuple(METRIC_NAMES)

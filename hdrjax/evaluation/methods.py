@@ -13,14 +13,14 @@ jointly fine-tuned checkpoint, else after hallucination), the ablations
 `stages_dequantization_linearization` (Deq + Lin: the linear image B), `stages_hallucination`
 (+ the blended Hallucination-Net output A, no refinement) and `stages_refinement` (+ the
 Refinement-Net: the full model of a joint checkpoint), which measure what each stage adds; the
-baselines of `hdrjax.baselines` (identity, gamma22, srgb, g0 — the mean g0 of the inverse-CRF
+baselines of `hdrjax.evaluation.baselines` (identity, gamma22, srgb, g0 — the mean g0 of the inverse-CRF
 basis —, akyuz2007) and `mean_crf` (the mean inverse CRF of the *training* split of `--crf`,
 e.g. DoRF's 191 training curves: "always answer the average camera", the bar the
 Linearization-Net has to beat in inverse_crf_rmse); and the synthetic-only oracle `true_crf`
 (the true inverse CRF applied to the JPEG: what perfect linearisation alone gives).
 
-`--checkpoint`: a training workdir or checkpoint folder (`hdrjax.loading.load`), a
-shipped-model folder (one with manifest.json, `hdrjax.pretrained.load`), or `default` (the model
+`--checkpoint`: a training workdir or checkpoint folder (`hdrjax.weights.loading.load`), a
+shipped-model folder (one with manifest.json, `hdrjax.weights.pretrained.load`), or `default` (the model
 that ships with hdrjax).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hdrjax import baselines
+from hdrjax.evaluation import baselines
 from hdrjax.models.build import NETWORKS
 from hdrjax.evaluation.protocol import EvalError
 
@@ -90,7 +90,7 @@ class Method:
 
 
 def baseline_method(name: str, basis=None) -> Method:
-    """A `hdrjax.baselines` function as a Method (its global curve, if any, is reported too)."""
+    """A `hdrjax.evaluation.baselines` function as a Method (its global curve, if any, is reported too)."""
     fn = baselines.get(name, basis)
     curve = baselines.curve_of(name, basis)
 
@@ -272,13 +272,13 @@ def batch_bucket(n: int, batch_size: int) -> int:
 
 
 def load_checkpoint(path):
-    """`hdrjax.loading.load(path)` (model, variables, config, step, description, warning),
+    """`hdrjax.weights.loading.load(path)` (model, variables, config, step, description, warning),
     with its errors as EvalError.
 
     `path`: a training workdir or checkpoint folder, a shipped-model folder with manifest.json,
     or `default`, the model shipped with the package.
     """
-    from hdrjax import loading, pretrained
+    from hdrjax.weights import loading, pretrained
 
     try:
         return loading.load(path)

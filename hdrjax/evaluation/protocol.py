@@ -22,7 +22,7 @@ Synthetic protocol (docs/reference.md §1.7 unless marked *ours*)
    scaled to mean 0.5 over all pixels and channels. `--full-image`: the whole image instead
    (*ours*; not comparable with 512² numbers).
 2. Camera: every patch × every held-out **test CRF** (`--crf dorf:PATH`: the reference's 10 DoRF
-   test curves; default: the test split of the built-in parametric family, *ours*) × every
+   test curves; default: the test split of the built-in camera bank, *ours*) × every
    exposure t = 2^s, s ∈ {−3, −2, −1, 0, 1, 2, 3}, through `hdrjax.camera.synthesize`: exposure,
    the reference's noise (*deterministic*: the key is a hash of image, CRF and exposure),
    clipping, CRF, 8-bit quantisation and **JPEG at quality 90** (fixed, *ours*: the lowest
@@ -35,7 +35,7 @@ Synthetic protocol (docs/reference.md §1.7 unless marked *ours*)
    a sample whose JPEG has > 50 % of gray pixels ≥ 249 or ≤ 6 gets mask 0; it is not
    reconstructed, its CSV row has empty metrics, it is counted (`masked`) and left out of every
    mean. `--mask include` evaluates and averages it too.
-5. Metrics: `hdrjax.metrics.compute_all` with normalization "reference" (prediction and ground
+5. Metrics: `hdrjax.evaluation.metrics.compute_all` with normalization "reference" (prediction and ground
    truth share the synthetic radiometric scale; PU21 maps the ground truth's peak to 4000
    cd/m²), `--crf-correction` for the Hanji et al. 2022 correction. Methods with a global curve
    also get `inverse_crf_rmse`, the RMSE of their inverse CRF against the true one over the 1024
@@ -123,7 +123,8 @@ class EvalConfig:
         cam = self.camera if self.camera is not None else CameraConfig()
         if not self.noise:
             cam = dataclasses.replace(cam, noise_signal_max=0.0, noise_const_max=0.0)
-        return cam
+        # The synthesised X is the ground truth of `target noisy`: it must carry the noise.
+        return dataclasses.replace(cam, noisy_targets=True)
 
     def normalization_for(self, real: bool) -> str:
         """The metrics' normalization for synthetic (shared scale) or real pairs."""
@@ -274,7 +275,7 @@ def open_source(spec: str, config: EvalConfig, *, data_dir: str = "") -> tuple[s
 
 
 def load_test_bank(spec: str, max_crfs: int | None = None):
-    """The held-out test split of a CRF bank spec ("family" | "dorf:PATH"), optionally its first K curves."""
+    """The held-out test split of a CRF bank spec ("camera" | "parametric" | "dorf:PATH"), optionally its first K curves."""
     from hdrjax.camera import crf as crf_lib
 
     try:

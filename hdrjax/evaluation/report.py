@@ -82,7 +82,7 @@ def protocol_text(protocol: dict) -> str:
     parts.append(f"{crops}, each scaled to mean 0.5")
     parts.append("samples with > 50 % of gray pixels ≥ 249 or ≤ 6 "
                  + ("excluded from the means (column masked)" if c.get("mask") == "exclude" else "kept in the means"))
-    parts.append(f"metrics: hdrjax.metrics.compute_all, normalization {protocol.get('normalization')}"
+    parts.append(f"metrics: hdrjax.evaluation.metrics.compute_all, normalization {protocol.get('normalization')}"
                  + (", CRF correction (Hanji et al. 2022)" if c.get("crf_correction") else ""))
     ck = protocol.get("checkpoint")
     if ck:

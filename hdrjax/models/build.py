@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from flax import traverse_util
 
 from hdrjax.errors import ConfigError
 from hdrjax.models.conv import KERNEL_GRADS
@@ -91,7 +92,7 @@ def build_model(config):
     A stored config without an option of `OPTIONS_ADDED_LATER` gets that option's old value.
     Raises ConfigError naming the field when an option is unknown or has a bad value.
     """
-    from hdrjax.camera import crf
+    from hdrjax.camera import basis as basis_lib
     from hdrjax.models import SingleHDR
 
     options = with_added_options(config.model)
@@ -102,7 +103,7 @@ def build_model(config):
     k = options.pop("basis_components", 11)
     crf_config = config.get("crf") if hasattr(config, "get") else None
     invemor = crf_config.get("invemor", "") if crf_config is not None else ""
-    basis = crf.load_invemor(invemor) if invemor else crf.default_basis(k)
+    basis = basis_lib.load_invemor(invemor) if invemor else basis_lib.default_basis(k)
     try:
         options["dtype"] = jnp.dtype(options.get("dtype", "float32"))
     except TypeError as e:
@@ -138,6 +139,11 @@ def init_variables(model, key, *, batch: int = 1, networks=NETWORKS) -> dict:
 def variable_shapes(model, networks=NETWORKS):
     """The variables' tree of ShapeDtypeStructs (tracing only, nothing compiled or computed)."""
     return jax.eval_shape(lambda k: init_variables(model, k, networks=networks), jax.random.key(0))
+
+
+def flat_variable_shapes(model) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """{(collection, network, …, leaf): shape} of every variable of `model` (tracing only)."""
+    return {path: tuple(leaf.shape) for path, leaf in traverse_util.flatten_dict(variable_shapes(model)).items()}
 
 
 def random_variables(model, *, seed: int = 0, neutral: bool = False) -> dict:

@@ -231,10 +231,10 @@ class AEInvcrfDecodeNet(nn.Module):
 
 @functools.lru_cache(maxsize=1)
 def _default_basis():
-    """`hdrjax.camera.crf.default_basis(11)`, computed once per process (it fits a PCA)."""
-    from hdrjax.camera import crf
+    """`hdrjax.camera.basis.default_basis(11)`, computed once per process (it fits a PCA)."""
+    from hdrjax.camera import basis as basis_lib
 
-    return crf.default_basis(N_COMPONENTS)
+    return basis_lib.default_basis(N_COMPONENTS)
 
 
 class LinearizationNet(nn.Module):
@@ -242,7 +242,7 @@ class LinearizationNet(nn.Module):
 
     `basis` (an `InverseCRFBasis` or anything with `.mean` f32[1024] and `.components`
     f32[1024, K ≥ 11]) is a constant: pass it as attribute or call argument; None uses
-    `hdrjax.camera.crf.default_basis()`.  BatchNorm statistics live in `batch_stats`;
+    `hdrjax.camera.basis.default_basis()`.  BatchNorm statistics live in `batch_stats`;
     `train=True` normalises with batch moments and updates them (pass `mutable=["batch_stats"]`).
     `histogram_layout="tf2"` switches to the TF2 port's K-bin histograms (93 input channels).
     """

@@ -62,7 +62,7 @@ class SingleHDR(nn.Module):
     """Single-image HDR reconstruction (Liu et al., CVPR 2020): LDR f32[B, H, W, 3] -> `Reconstruction`.
 
     `basis`: the inverse-CRF PCA basis (`InverseCRFBasis`, a constant; None ->
-    `hdrjax.camera.crf.default_basis()`).  `dtype` is the compute dtype of the convolutions
+    `hdrjax.camera.basis.default_basis()`).  `dtype` is the compute dtype of the convolutions
     (e.g. bfloat16); parameters and stage outputs stay float32.  `border` adds that many
     mirrored pixels on each side before padding to the multiple of 32 (the reference's
     inference uses 32; 0 keeps training patches untouched).  `width` scales every network's

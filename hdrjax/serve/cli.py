@@ -3,7 +3,7 @@
     hdrjax-serve                          # the shipped model, http://127.0.0.1:8765/
     hdrjax-serve --checkpoint runs/joint --port 9000
 
-Loads the model once (as `predict` does, `hdrjax.loading`), starts the worker
+Loads the model once (as `predict` does, `hdrjax.weights.loading`), starts the worker
 (`hdrjax.serve.jobs`) and serves the page (`hdrjax.serve.app`) with uvicorn on 127.0.0.1
 unless `--host` says otherwise.  The first line printed is the page's address.  Results live in
 a temporary folder removed when the server stops; each is deleted `--keep-minutes` after it
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _start_worker(args, config: ServeConfig):
-    from hdrjax import loading
+    from hdrjax.weights import loading
     from hdrjax.predict import PredictConfig
     from hdrjax.serve.jobs import Worker
 

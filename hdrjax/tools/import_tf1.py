@@ -30,7 +30,7 @@ different one, so `--invemor` is required; its path is stored in the written con
 
 Reading uses hdrjax's own tensor-bundle reader (`hdrjax.tools.tf_checkpoint`, no TensorFlow);
 `--reader tf` reads with `tf.train.load_checkpoint` instead where TensorFlow is installed
-(a cross-check).  Output: `hdrjax.checkpoints.save_variables(out, variables, config)`.
+(a cross-check).  Output: `hdrjax.weights.checkpoints.save_variables(out, variables, config)`.
 """
 from __future__ import annotations
 
@@ -157,23 +157,13 @@ def reference_config(invemor: str, imported_from: Mapping[str, str], *, joint: b
     # the separate stage trainings, of which hallucination is the last.
     c.stage = "joint" if joint else "hallucination"
     if not joint:
-        c.output_stage = "hallucination"  # read by hdrjax.loading.stages_for_checkpoint
+        c.output_stage = "hallucination"  # read by hdrjax.weights.loading.stages_for_checkpoint
     c.model = build.reference_model()  # §2.2.4 "shift": as the TF1 weights were trained
     c.crf = ml_collections.ConfigDict()
     c.crf.bank = "family"  # unused by inference; the default of configs/default.py
     c.crf.invemor = os.fspath(invemor)  # §2.2.3: the basis the TF Linearization-Net was trained with
     c.imported_from = ml_collections.ConfigDict(dict(imported_from))
     return c
-
-
-def expected_shapes(model) -> dict[Path, tuple[int, ...]]:
-    """{(collection, network, …, leaf): shape} of every SingleHDR variable (no computation)."""
-    import flax
-    import jax
-    import jax.numpy as jnp
-
-    abstract = jax.eval_shape(lambda key: model.init(key, jnp.zeros((1, 32, 32, 3), jnp.float32)), jax.random.key(0))
-    return {path: tuple(leaf.shape) for path, leaf in flax.traverse_util.flatten_dict(abstract).items()}
 
 
 def identity_refinement(shapes: Mapping[Path, tuple[int, ...]], seed: int = INIT_SEED) -> dict[Path, np.ndarray]:
@@ -261,7 +251,7 @@ def import_variables(sources: Mapping[str, Any], model, *, shapes=None, reader: 
 
     `sources` maps each of dequantization / linearization / hallucination (and optionally
     refinement) to a checkpoint prefix, `.index` file or directory; a missing refinement
-    becomes `identity_refinement()`.  `shapes`: `expected_shapes(model)` if already known.
+    becomes `identity_refinement()`.  `shapes`: `build.flat_variable_shapes(model)` if already known.
     Also returns {network: source description}.
     """
     import flax
@@ -272,7 +262,7 @@ def import_variables(sources: Mapping[str, Any], model, *, shapes=None, reader: 
     unknown = set(sources) - set(NETWORKS)
     if unknown:
         raise TF1ImportError(f"unknown networks {sorted(unknown)}; expected some of {NETWORKS}")
-    shapes = expected_shapes(model) if shapes is None else shapes
+    shapes = build.flat_variable_shapes(model) if shapes is None else shapes
     name_map = tf1_variable_map()
     check_coverage(name_map, shapes, NETWORKS)
 
@@ -341,8 +331,9 @@ def _sources(args) -> dict[str, str]:
 
 def run(args, log=print) -> pathlib.Path:
     """Import per parsed CLI `args`; returns the output path."""
-    from hdrjax import checkpoints
     from hdrjax.camera import crf
+    from hdrjax.camera import basis as basis_lib
+    from hdrjax.weights import checkpoints
 
     sources = _sources(args)
     if not args.invemor:
@@ -352,7 +343,7 @@ def run(args, log=print) -> pathlib.Path:
         )
     invemor = pathlib.Path(args.invemor).expanduser().absolute()
     try:
-        crf.load_invemor(invemor)
+        basis_lib.load_invemor(invemor)
     except crf.CRFError as e:
         raise TF1ImportError(f"--invemor: {e} ({INVEMOR_HINT})") from None
     for source in sorted(set(sources.values())):

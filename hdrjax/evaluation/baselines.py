@@ -89,7 +89,7 @@ def inverse_curve(ldr, curve):
 def mean_inverse_crf(ldr, basis=None):
     """Linearise with the basis' mean inverse CRF g0 (`hdrjax.camera.default_basis()` when None)."""
     if basis is None:
-        from hdrjax.camera.crf import default_basis
+        from hdrjax.camera.basis import default_basis
 
         basis = default_basis()
     return inverse_curve(ldr, np.asarray(basis.mean, np.float32))
@@ -140,7 +140,7 @@ def curve_of(name: str, basis=None) -> np.ndarray | None:
         return inverse_srgb(grid)
     if name == "g0":
         if basis is None:
-            from hdrjax.camera.crf import default_basis
+            from hdrjax.camera.basis import default_basis
 
             basis = default_basis()
         return np.asarray(basis.mean, np.float32)

@@ -4,7 +4,7 @@ highlights are.
     C = clip(Deq(LDR))   whole image in one call if it fits the memory budget, else crops
     g = Lin(C↓)          once per image, on C resized to a long side of `crf_resolution`
     B = g(C)             pointwise, in fixed-size chunks (one compiled program for any image)
-    A = B + α·relu(Hal(B))   only on crops around the pixels with α > 0 (`hdrjax.highlights`)
+    A = B + α·relu(Hal(B))   only on crops around the pixels with α > 0 (`hdrjax.inference.crop_plan`)
     R = relu(Ref([A, B, C])) like Deq
 
 Why: the Hallucination-Net is most of the model's arithmetic (its share is measured in
@@ -12,7 +12,7 @@ experiments/results/benchmark-cpu-2core.json), but its output is used only
 where α > 0 — the brightest channel of B above 0.88, a few percent of a typical photograph's
 pixels. Everywhere else A = B exactly, so running it there is wasted. Around each lit pixel
 a crop keeps `context` pixels of real image (the net's effective receptive field, measured for
-the weights in use by `hdrjax.receptive_field`), so the crop's output equals the one-pass
+the weights in use by `hdrjax.inference.receptive_field`), so the crop's output equals the one-pass
 output there to within the measured tolerance; crops start on the 32-pixel pooling grid.
 
 Memory: `memory_budget` bounds the process's peak (on CPU; on an accelerator, one call's
@@ -22,7 +22,7 @@ from the bytes per pixel XLA's buffer assignment reports for that network (measu
 model at 256²). A network that does not fit in one call runs on crops of at most the largest
 square that fits, each owning a core and keeping the network's measured context around it.
 
-Compile once: crop sides are rounded up to a few bucket sizes (`hdrjax.highlights.BUCKETS`),
+Compile once: crop sides are rounded up to a few bucket sizes (`hdrjax.inference.crop_plan.BUCKETS`),
 so photographs of different sizes share compiled programs; with `shape_buckets` the whole
 image is also mirror-padded at its bottom/right to bucket sides (the model pads to a multiple
 of 32 the same way), so Dequantization-/Refinement-Net calls share shapes too.
@@ -41,21 +41,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hdrjax import highlights
-from hdrjax.highlights import CELL, Crop, RegionPlan
+from hdrjax.inference import crop_plan, receptive_field
+from hdrjax.inference.crop_plan import CELL, Crop, RegionPlan
+from hdrjax.inference.networks import Runner, lit_mask, pad_bottom_right, resize_long_side, runner_for
 
-logger = logging.getLogger("hdrjax.inference")
+logger = logging.getLogger("hdrjax.inference.regions")
 
 HOST_BYTES_PER_PIXEL = 5 * 3 * 4  # LDR, C, B, A, R as float32 RGB, padded size
-# What a call really adds to the process's RSS on a CPU, over XLA's buffer assignment (temp +
-# output): the runtime's convolution workspaces. Measured 1.26× (Hallucination-Net, 768²) and
-# 1.29× (Dequantization-Net, 1536²) with the shipped model; rounded up.
-CPU_RUNTIME_OVERHEAD = 1.35
 # Part of the budget left to a network call; the rest is for numpy staging (stacked crops,
 # ownership masks) and allocator slack.
 CALL_SHARE = 0.9
 CURVE_CHUNK = 1 << 18  # pixels per `apply_curve` call: one compiled program for every image
-MEMORY_PROBE_SIDE = 256  # networks' bytes per pixel are read from XLA at this size
 
 
 def current_rss_bytes() -> int:
@@ -68,19 +64,6 @@ def current_rss_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
-def bytes_per_pixel(fn: Callable, variables, num_inputs: int) -> float:
-    """Bytes one call of fn needs per input pixel: XLA's temporaries + the images in and out."""
-    side = MEMORY_PROBE_SIDE
-    x = jax.ShapeDtypeStruct((1, side, side, 3), jnp.float32)
-    compiled = fn.lower(variables, *([x] * num_inputs)).compile()
-    analysis = compiled.memory_analysis()
-    temp = getattr(analysis, "temp_size_in_bytes", None) if analysis is not None else None
-    if temp is None:  # a backend without the analysis: measured CPU figures, generous
-        return 1800.0 if num_inputs == 1 else 400.0
-    per_pixel = (temp + analysis.output_size_in_bytes) / side**2 + 12.0 * num_inputs
-    return per_pixel * (CPU_RUNTIME_OVERHEAD if jax.default_backend() == "cpu" else 1.0)
-
-
 def _max_side_cells(per_pixel: float, budget: float | None) -> int | None:
     """Largest square crop side (in cells) whose call fits the budget; None = unbounded."""
     if budget is None:
@@ -89,20 +72,11 @@ def _max_side_cells(per_pixel: float, budget: float | None) -> int | None:
     return side
 
 
-def pad_bottom_right(x: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Mirror-pad (numpy 'symmetric', as the model's own padding) at the bottom/right to h×w."""
-    ph, pw = h - x.shape[0], w - x.shape[1]
-    if ph == 0 and pw == 0:
-        return x
-    # np.pad 'symmetric' reflects repeatedly when the pad exceeds the image (tiny images).
-    return np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
-
-
 def padded_shape(h: int, w: int, shape_buckets: bool) -> tuple[int, int]:
     """The size the networks see: a multiple of 32, rounded up to a bucket side if asked."""
     hc, wc = -(-h // CELL), -(-w // CELL)
     if shape_buckets:
-        hc, wc = highlights.bucket(hc, 1 << 30), highlights.bucket(wc, 1 << 30)
+        hc, wc = crop_plan.bucket(hc, 1 << 30), crop_plan.bucket(wc, 1 << 30)
     return hc * CELL, wc * CELL
 
 
@@ -147,7 +121,7 @@ def dense(fn: Callable, variables, sources: Sequence[np.ndarray], *, context: in
     if max_side is None or max(hp, wp) <= max_side * CELL:
         plan = whole_plan(hp, wp)
     else:
-        plan = highlights.plan(np.ones((hp // CELL, wp // CELL), bool), context, max_side=max_side)
+        plan = crop_plan.plan(np.ones((hp // CELL, wp // CELL), bool), context, max_side=max_side)
     run_crops(fn, variables, sources, plan, out, batch_size)
     return out, plan
 
@@ -162,114 +136,6 @@ def apply_curve_chunked(linearize: Callable, c: np.ndarray, curve) -> np.ndarray
         chunk[:n] = flat[start : start + n]
         out[start : start + n] = np.asarray(linearize(chunk, curve))[:n]
     return out.reshape(c.shape)
-
-
-def resize_long_side(x: np.ndarray, long_side: int | None) -> np.ndarray:
-    """Area-average x (f32[H, W, 3]) so its longer side is long_side (never enlarges): the CRF's input."""
-    import cv2
-
-    h, w = x.shape[:2]
-    if long_side is None or max(h, w) <= long_side:
-        return x
-    scale = long_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(np.ascontiguousarray(x), size, interpolation=cv2.INTER_AREA)
-
-
-def lit_mask(b: np.ndarray, threshold: float) -> np.ndarray:
-    """bool[H, W]: pixels with α > 0 under the model's blend rule (`blend_weight`, §2.3).
-
-    The same float32 operations in the same order as `blend_weight` ((max − 1) + threshold, then
-    > 0; dividing by the positive threshold and clipping do not change the sign), in numpy so
-    no image shape compiles anything.
-    """
-    peak = b.max(axis=-1)
-    return (peak - np.float32(1.0)) + np.float32(threshold) > 0
-
-
-# ----------------------------------------------------------------------------- compiled stages
-
-
-class Runner:
-    """jit-compiled stage functions of one model, and what was measured about them.
-
-    Compiled once per input shape and batch; `contexts` and `per_pixel` (bytes per pixel of
-    one call) are measured on first use and kept with the model.
-    """
-
-    def __init__(self, model):
-        self.model = model
-        from hdrjax.camera.crf import apply_curve
-
-        def dequantize(variables, ldr):
-            # SingleHDR.dequantize already clips; clipping again is free and makes the contract
-            # (C in [0, 1], as every reference caller) hold for any model.
-            return jnp.clip(model.apply(variables, ldr, method="dequantize"), 0.0, 1.0)
-
-        def inverse_crf(variables, c):
-            return model.apply(variables, c, train=False, method="estimate_inverse_crf")
-
-        def linearize(c, curve):
-            # One curve for every pixel given (all from one image).
-            return apply_curve(jnp.clip(c, 0.0, 1.0), curve)
-
-        def hallucinate(variables, b):
-            blended, _ = model.apply(variables, b, train=False, method="hallucinate")
-            return blended
-
-        def refine(variables, a, b, c):
-            return jnp.maximum(model.apply(variables, a, b, c, method="refine"), 0.0)
-
-        self.dequantize = jax.jit(dequantize)
-        self.inverse_crf = jax.jit(inverse_crf)
-        self.linearize = jax.jit(linearize)
-        self.hallucinate = jax.jit(hallucinate)
-        self.refine = jax.jit(refine)
-        self.per_pixel: dict[str, float] = {}
-        self._contexts: list[tuple] = []  # (the weights object, net, context) most recent first
-
-    def stage_fn(self, net: str) -> tuple[Callable, int]:
-        """(jitted function of (variables, *images), number of image inputs) of a dense net."""
-        return {
-            "dequantization": (self.dequantize, 1),
-            "hallucination": (self.hallucinate, 1),
-            "refinement": (self.refine, 3),
-        }[net]
-
-    def bytes_per_pixel(self, net: str, variables) -> float:
-        if net not in self.per_pixel:
-            fn, n = self.stage_fn(net)
-            self.per_pixel[net] = bytes_per_pixel(fn, variables, n)
-        return self.per_pixel[net]
-
-    def context(self, net: str, variables, override: int | None = None) -> int:
-        """Pixels of context a crop needs around what it keeps: `override`, else measured."""
-        if override is not None:
-            return override
-        from hdrjax import receptive_field
-
-        tree = (variables.get("params") or {}).get(net)
-        for held, n, value in self._contexts:  # hashing the weights again per image costs ~0.1 s
-            if held is tree and n == net:
-                return value
-        fn, _ = self.stage_fn(net)
-        value = receptive_field.cached_context(net, variables, lambda *x: fn(variables, *x)).context
-        self._contexts = [(tree, net, value)] + self._contexts[:7]
-        return value
-
-
-_RUNNERS: list[Runner] = []
-
-
-def runner_for(model) -> Runner:
-    """The cached `Runner` of this model object (linen modules holding arrays are not hashable)."""
-    for r in _RUNNERS:
-        if r.model is model:
-            return r
-    r = Runner(model)
-    _RUNNERS.append(r)
-    del _RUNNERS[:-4]  # a few models at most (notebooks comparing checkpoints)
-    return r
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -380,8 +246,8 @@ def reconstruct_one(model, variables, ldr: np.ndarray, options: EngineOptions) -
     else:
         context = runner.context("hallucination", variables, options.hallucination_context)
         side = _max_side(runner, "hallucination", variables, budget, context, hp, wp)
-        need = highlights.needed_cells(lit, context)
-        plan = highlights.plan(highlights.lit_cells(lit), context, need=need, max_side=side)
+        need = crop_plan.needed_cells(lit, context)
+        plan = crop_plan.plan(crop_plan.lit_cells(lit), context, need=need, max_side=side)
     shapes = run_crops(runner.hallucinate, variables, [b], plan, a, options.batch_size)
     stats.update(hallucination_context=context, hallucination_crops=len(plan.crops),
                  hallucination_crop_shapes=shapes, hallucination_work=plan.work_fraction)
@@ -403,10 +269,10 @@ def reconstruct_one(model, variables, ldr: np.ndarray, options: EngineOptions) -
 def record_receptive_fields(model_dir=None, nets=("dequantization", "hallucination", "refinement")) -> dict:
     """Measure each net's receptive field for a shipped model's weights and store it in its manifest.
 
-    Inference then needs no measurement for this model (`hdrjax.receptive_field`); an entry
+    Inference then needs no measurement for this model (`hdrjax.inference.receptive_field`); an entry
     whose weight hash does not match the weights loaded is ignored.
     """
-    from hdrjax import pretrained, receptive_field
+    from hdrjax.weights import pretrained
 
     model, variables, _, _ = pretrained.load(model_dir)
     runner = runner_for(model)

@@ -6,7 +6,7 @@ The Hallucination-Net's output is used only through the blend A = B + α·relu(r
 percent of the pixels have α > 0, but one pass of the network over the whole image is most of
 the model's arithmetic (the share is measured in experiments/results/benchmark-cpu-2core.json). This module plans crops that contain every lit pixel (α > 0) with
 `context` pixels of real image around it — the distance beyond which the network's output at a
-pixel no longer depends on the input (measured per weights, `hdrjax.receptive_field`) — so the
+pixel no longer depends on the input (measured per weights, `hdrjax.inference.receptive_field`) — so the
 network run on the crops gives the one-pass result at every lit pixel.
 
 Everything is planned on a grid of CELL = 32-pixel cells, the network's deepest pooling: a

@@ -1,6 +1,6 @@
 """How far a network's output at a pixel depends on the input: measured per set of weights.
 
-Cropped inference (`hdrjax.inference`) is exact when every pixel whose output is kept lies at
+Cropped inference (`hdrjax.inference.regions`) is exact when every pixel whose output is kept lies at
 least `context` pixels inside its crop, where `context` is the distance beyond which the
 input no longer changes that pixel's output. For the convolutional nets here the theoretical
 receptive field is a hard bound (the Hallucination-Net's VGG-16 encoder with five poolings
@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-logger = logging.getLogger("hdrjax.receptive_field")
+logger = logging.getLogger("hdrjax.inference.receptive_field")
 
 # What a probe can measure: distances up to LIMIT[net] px (margin = limit, crop side
 # 2·limit + 64). Beyond the theoretical receptive field every difference is exactly 0.
@@ -140,22 +140,32 @@ def _key(net: str, fingerprint: str, tolerance: float) -> str:
     return f"{net}:{fingerprint}:{tolerance}:v{PROBE_VERSION}"
 
 
-def remember(net: str, entry: dict) -> None:
-    """Accept a stored measurement (a shipped model's manifest) for the weights it names."""
-    if entry.get("probe_version") != PROBE_VERSION:
-        return
-    fields = {k: entry[k] for k in ("net", "context", "tolerance", "profile", "bounded")}
-    fields["profile"] = tuple(fields["profile"])
-    _MEMO[_key(net, entry["fingerprint"], entry["tolerance_relative"])] = Measurement(**fields)
+def _from_manifest(net: str, fingerprint: str, tolerance: float) -> Measurement | None:
+    """The measurement a loaded shipped model's manifest holds for these weights, if it fits."""
+    from hdrjax.weights import pretrained
+
+    entry = pretrained.stored_receptive_field(net, fingerprint)
+    if entry is None or entry.get("probe_version") != PROBE_VERSION or entry.get("tolerance_relative") != tolerance:
+        return None  # measured with another probe or tolerance: measure again
+    try:
+        fields = {k: entry[k] for k in ("net", "context", "tolerance", "profile", "bounded")}
+        return Measurement(**{**fields, "profile": tuple(fields["profile"])})
+    except (TypeError, KeyError, ValueError):
+        return None  # an entry from another version
 
 
 def cached_context(net: str, variables: dict, fn: Callable, *, tolerance: float = TOLERANCE, cache: bool = True) -> Measurement:
     """`measure`, remembered per weights (in this process and in the on-disk cache)."""
     from hdrjax.cache import cache_dir, read_json, write_json
 
-    key = _key(net, weights_fingerprint(variables, net), tolerance)
+    fingerprint = weights_fingerprint(variables, net)
+    key = _key(net, fingerprint, tolerance)
     if key in _MEMO:
         return _MEMO[key]
+    stored = _from_manifest(net, fingerprint, tolerance)
+    if stored is not None:
+        _MEMO[key] = stored
+        return stored
     path = cache_dir() / "receptive-field.json" if cache else None
     stored = read_json(path) if path else {}
     if key in stored:

@@ -54,8 +54,13 @@ PU21_L_MAX = 10000.0   # cd/m², pu21_encoder.m L_max
 # pu21_metric.m: psnr(T, R, 256) and ssim(T, R, 'DynamicRange', 256) on PU21 values
 # (PU21(100 cd/m²) ≈ 256, so an SDR display's range spans 0..256).
 PU21_PEAK = 256.0
-# pu21_metric.m get_luminance (Rec. 709 weights with more digits than tonemap.REC709_LUMA).
-PU21_LUMA = (0.212656, 0.715158, 0.072186)
+# Rec. 709 linear RGB -> CIE XYZ with the digits of gfxdisp/pu21 (crf_correction.m rgb2luv).
+_RGB2XYZ = np.array([[0.412424, 0.357579, 0.180464],
+                     [0.212656, 0.715158, 0.072186],
+                     [0.019332, 0.119193, 0.950444]])
+# pu21_metric.m get_luminance: its Y row (Rec. 709 weights with more digits than
+# tonemap.REC709_LUMA, as the port's reference values were computed with).
+PU21_LUMA = tuple(float(w) for w in _RGB2XYZ[1])
 DISPLAY_PEAK = 4000.0  # cd/m², gfxdisp/pu21 README example and ex_sihdr.m (L_peak = 4000)
 
 # SingleHDR issue #4 (`pre_hdr_p3`): k = int64(numel * 1e-3) order statistics -> [1, 999].
@@ -81,9 +86,6 @@ CRF_LAMBDA = 0.01
 CRF_MEDIAN_ANCHOR = 500.0  # crf_correction.m params.sc (used only with normalize=True)
 # crf_correction.m ptf(): the SMPTE ST 2084 (PQ) constants, rounded to 4 digits as there.
 _PQ_M, _PQ_N, _PQ_C1, _PQ_C2, _PQ_C3 = 78.8438, 0.1593, 0.8359, 18.8516, 18.6875
-_RGB2XYZ = np.array([[0.412424, 0.357579, 0.180464],
-                     [0.212656, 0.715158, 0.072186],
-                     [0.019332, 0.119193, 0.950444]])
 _XYZ2RGB = np.linalg.inv(_RGB2XYZ)
 _XYZ_MIN, _XYZ_MAX = 1e-4, 1e8  # crf_correction.m rgb2luv / luv2rgb clamps
 _UV_SCALE = 410.0 / 255.0       # crf_correction.m rgb2luv

@@ -31,57 +31,48 @@ import shutil
 import zipfile
 from typing import Any, Mapping
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
+
 from hdrjax.errors import HdrjaxError
+from hdrjax.models.build import NETWORKS
+from hdrjax.weights.architecture import LoadError, check_shapes, model_from_config
+from hdrjax.weights.checkpoints import config_to_json
 
 FORMAT = "hdrjax-weights-1"
 MANIFEST = "manifest.json"
 # The default model, inside the package so that `pip install` carries it.
-DEFAULT_DIR = pathlib.Path(__file__).resolve().parent / "weights" / "default"
+DEFAULT_DIR = pathlib.Path(__file__).resolve().parent / "default"
 MAX_FILE_BYTES = 16 * 1024 * 1024  # each shard ≤ 16 MiB (the accelerator's file limit, git hosts)
 STORAGE_DTYPES = ("float32", "float16")
 _LFS_PREFIX = b"version https://git-lfs"
+
+
+# Receptive-field entries of the manifests loaded in this process, by (network, weight hash).
+_RECEPTIVE_FIELDS: dict[tuple[str, str], dict] = {}
 
 
 class PretrainedError(HdrjaxError):
     """A shipped-model folder that cannot be used; the message names the file and the problem."""
 
 
-# ------------------------------------------------------------------------------- flattening
+# ------------------------------------------------------------------------------- arrays by name
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
-    """{"a/b/c": array} of a nested dict of arrays."""
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}/{key}" if prefix else str(key)
-        if isinstance(value, Mapping) or hasattr(value, "items"):
-            out.update(flatten(value, name))
-        else:
-            out[name] = np.asarray(value)
-    return out
-
-
-def unflatten(flat: Mapping[str, np.ndarray]) -> dict:
-    """Inverse of `flatten`; ValueError when one name is both an array and a folder of arrays."""
-    tree: dict = {}
-    for name, value in flat.items():
-        node = tree
-        *parents, leaf = name.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"{name}: {p!r} is both an array and a folder of arrays")
-        if leaf in node:
-            raise ValueError(f"{name}: given twice (or also a folder of arrays)")
-        node[leaf] = value
-    return tree
+def _tree(flat: Mapping[str, np.ndarray], where: str) -> dict:
+    """The variables tree of {"params/dequantization/...": array}; a name that is both an array
+    and a folder of arrays is refused (PretrainedError naming `where`)."""
+    folders = {name.rsplit("/", i)[0] for name in flat for i in range(1, name.count("/") + 1)}
+    both = sorted(folders & set(flat))
+    if both:
+        raise PretrainedError(f"{where}: {both[0]!r} is both an array and a folder of arrays")
+    return traverse_util.unflatten_dict(dict(flat), sep="/")
 
 
 def _is_float(dtype) -> bool:
     # bfloat16 (ml_dtypes) is not a numpy floating subtype; jax's issubdtype knows it.
-    import jax.numpy as jnp
-
     return bool(jnp.issubdtype(dtype, jnp.floating))
 
 
@@ -121,8 +112,6 @@ def export(variables, config, out_dir, *, frozen_encoder: str | None = None, dty
     leaves the previous model intact.  An existing `out_dir` must be a shipped-model folder
     (it is replaced) or empty: any other folder is refused rather than deleted.
     """
-    from hdrjax import checkpoints
-
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
     reserved = sorted(set(metadata or {}) & set(_RESERVED))
@@ -133,7 +122,8 @@ def export(variables, config, out_dir, *, frozen_encoder: str | None = None, dty
         raise ValueError(f"{out_dir}: exists and is not a shipped-model folder; refusing to replace it")
     if "params" not in variables:
         raise ValueError("variables has no 'params'")
-    flat = flatten({k: variables[k] for k in ("params", "batch_stats") if k in variables})
+    flat = {name: np.asarray(value) for name, value in traverse_util.flatten_dict(
+        {k: dict(variables[k]) for k in ("params", "batch_stats") if k in variables}, sep="/").items()}
     if frozen_encoder:
         prefix = "params/hallucination/encoder/"
         if not any(k.startswith(prefix) for k in flat):
@@ -175,7 +165,7 @@ def export(variables, config, out_dir, *, frozen_encoder: str | None = None, dty
             "dtype": dtype,
             "files": files,
             "encoder": {"source": frozen_encoder} if frozen_encoder else None,
-            "config": checkpoints.config_to_json(config),
+            "config": config_to_json(config),
             **dict(metadata or {}),
         }
         with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
@@ -332,13 +322,8 @@ def _with_encoder(variables: dict, expected: Mapping[tuple, tuple], source: str,
     from hdrjax.models.hallucination import encoder_init
 
     prefix = ("params", "hallucination", "encoder")
-    zeros: dict = {}
-    for path, shape in expected.items():
-        if path[:3] == prefix:
-            node = zeros
-            for p in path[3:-1]:
-                node = node.setdefault(p, {})
-            node[path[-1]] = np.zeros(shape, np.float32)
+    zeros = traverse_util.unflatten_dict(
+        {path[3:]: np.zeros(shape, np.float32) for path, shape in expected.items() if path[:3] == prefix})
     if not zeros:
         raise PretrainedError(f"{where}: the manifest names a frozen encoder, but the model has none")
     hal = dict(variables["params"].get("hallucination", {}))
@@ -379,7 +364,7 @@ def network_variables(path, nets) -> dict:
     """
     model_dir = resolve(path)
     flat, manifest = load_arrays(model_dir)
-    variables = unflatten(flat)
+    variables = _tree(flat, str(model_dir))
     variables.setdefault("batch_stats", {})
     out: dict = {"params": {}, "batch_stats": {}}
     for net in nets:
@@ -408,18 +393,9 @@ def load(model_dir=None):
     `info` is the manifest (recipe, images seen, evaluation).  Raises PretrainedError naming the
     file for anything missing, truncated, altered or not matching the model.
     """
-    import jax
-    import jax.numpy as jnp
-
-    from hdrjax.loading import LoadError, check_shapes, model_from_config
-    from hdrjax.models.build import NETWORKS
-
     model_dir = resolve(model_dir)
     flat, manifest = load_arrays(model_dir)
-    try:
-        variables = unflatten(flat)
-    except ValueError as e:
-        raise PretrainedError(f"{model_dir}: {e}") from None
+    variables = _tree(flat, str(model_dir))
     variables.setdefault("params", {})
     variables.setdefault("batch_stats", {})
     config = dict(manifest["config"])
@@ -446,11 +422,16 @@ def load(model_dir=None):
 
 
 def _remember_receptive_fields(manifest: dict) -> None:
-    """Hand the manifest's receptive-field measurements (keyed by weight hash) to inference."""
-    from hdrjax import receptive_field
-
+    """Keep the manifest's receptive-field measurements (keyed by weight hash) for inference."""
     for net, entry in (manifest.get("receptive_field") or {}).items():
-        try:
-            receptive_field.remember(net, entry)
-        except (TypeError, KeyError, ValueError):
-            continue  # an entry from another version: inference measures again
+        if isinstance(entry, dict) and isinstance(entry.get("fingerprint"), str):
+            _RECEPTIVE_FIELDS[(net, entry["fingerprint"])] = entry
+
+
+def stored_receptive_field(net: str, fingerprint: str) -> dict | None:
+    """The receptive-field entry a loaded manifest holds for `net` with these weights, else None.
+
+    Read by `hdrjax.inference.receptive_field`, which checks the entry's probe version and
+    tolerance; written by `hdrjax.inference.regions.record_receptive_fields`.
+    """
+    return _RECEPTIVE_FIELDS.get((net, fingerprint))

@@ -2,7 +2,7 @@
 
 `hdrjax.predict.reconstruct(..., PredictConfig(engine="tiles"))` runs it; so does the reference's
 own inference (`reference_mode`), which is this engine with a single tile over the stretched,
-padded image.  The default engine is `hdrjax.inference` (regions); this one keeps peak memory
+padded image.  The default engine is `hdrjax.inference.regions` (regions); this one keeps peak memory
 bounded by the tile size for every network, at the price of every stage paying the overlap
 the Hallucination-Net needs.
 
@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from hdrjax.inference import lit_mask, resize_long_side, runner_for
+from hdrjax.inference.networks import lit_mask, pad_bottom_right, resize_long_side, runner_for
 from hdrjax.models.hallucination import BLEND_THRESHOLD
 
 # Tile origins and padded sizes are multiples of this: the Hallucination-Net pools 5 times
@@ -119,14 +119,6 @@ def make_plan(height: int, width: int, tile: int, overlap: int) -> TilePlan:
     ph, pw = round_up(height, ALIGN), round_up(width, ALIGN)
     th, tw = min(tile, ph), min(tile, pw)
     return TilePlan(height, width, ph, pw, th, tw, tile_origins(ph, th, overlap), tile_origins(pw, tw, overlap), overlap)
-
-
-def pad_to_plan(x: np.ndarray, plan: TilePlan) -> np.ndarray:
-    """Symmetric padding at the bottom/right up to the plan's ALIGN-multiple size."""
-    ph, pw = plan.padded_h - x.shape[0], plan.padded_w - x.shape[1]
-    if ph == 0 and pw == 0:
-        return x
-    return np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
 
 
 def any_lit(model, b: np.ndarray) -> bool:
@@ -223,7 +215,7 @@ def reconstruct_tiled(model, variables, ldrs: Sequence[np.ndarray], options: Til
     crop = [(slice(0, p.height), slice(0, p.width)) for p in plans]
 
     t0 = time.perf_counter()
-    deq = run_tiled(runner.dequantize, variables, [(pad_to_plan(x, p),) for x, p in zip(ldrs, plans)], plans,
+    deq = run_tiled(runner.dequantize, variables, [(pad_bottom_right(x, p.padded_h, p.padded_w),) for x, p in zip(ldrs, plans)], plans,
                     options.batch_size)
     _timing(stats, "dequantization", t0)
     for out, c, sl in zip(images, deq, crop):

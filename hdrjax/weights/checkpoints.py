@@ -15,11 +15,13 @@ import logging
 import os
 import pathlib
 import shutil
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from flax import traverse_util
+
 from hdrjax.errors import HdrjaxError
 from hdrjax.models.build import NETWORKS
 
@@ -43,17 +45,6 @@ class CheckpointError(HdrjaxError):
     """A checkpoint that cannot be used with this config (missing, incompatible, unreadable)."""
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def config_to_json(config) -> dict:
     """The config as plain JSON data (tuples become lists), as it is stored."""
     tree = config.to_dict() if hasattr(config, "to_dict") else dict(config)
@@ -62,7 +53,8 @@ def config_to_json(config) -> dict:
 
 def config_differences(old: Mapping, new: Mapping, fields: Iterable[str] = MATTERING_FIELDS):
     """['field: old -> new', ...] for the leaves under `fields` that differ between two configs."""
-    old_flat, new_flat = _flatten(config_to_json(old)), _flatten(config_to_json(new))
+    old_flat = traverse_util.flatten_dict(config_to_json(old), sep=".")
+    new_flat = traverse_util.flatten_dict(config_to_json(new), sep=".")
     diffs = []
     for key in sorted(set(old_flat) | set(new_flat)):
         if not any(key == f or key.startswith(f + ".") for f in fields):

@@ -8,7 +8,7 @@ makes one: `create_state` initialises it at random and then from the sources a c
 checkpoint onto the devices.  `check_init_sources` refuses `config.init.*` entries that
 cannot be read, before anything compiles.
 
-The training loop and step functions are in hdrjax.train.
+The training loop and step functions are in hdrjax.training.loop.
 """
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hdrjax import checkpoints, parallel
 from hdrjax.errors import ConfigError
 from hdrjax.models.build import NETWORKS, init_variables, with_added_options
+from hdrjax.training import parallel
+from hdrjax.weights import checkpoints
 
 logger = logging.getLogger(__name__)
 
@@ -84,15 +85,15 @@ def check_init_sources(config) -> None:
 
 
 def is_shipped(path) -> bool:
-    """Whether `path` names a shipped model (hdrjax.pretrained) rather than a training workdir."""
-    from hdrjax.pretrained import is_model_dir  # lazy: keeps importing training light
+    """Whether `path` names a shipped model (hdrjax.weights.pretrained) rather than a training workdir."""
+    from hdrjax.weights.pretrained import is_model_dir  # lazy: keeps importing training light
 
     return is_model_dir(path)
 
 
 def _check_shipped(config, net: str, path) -> None:
     """init.<net> names a shipped model: it must exist and have this config's model options."""
-    from hdrjax import pretrained
+    from hdrjax.weights import pretrained
 
     try:
         manifest = pretrained.read_manifest(pretrained.resolve(path))
@@ -207,7 +208,7 @@ def create_state(config, model, optimizer, mesh, *, vgg_init=None, crf_net_init=
             shipped.setdefault(config.init[net], []).append(net)
     shipped_variables = {}
     for path, nets in shipped.items():
-        from hdrjax import pretrained
+        from hdrjax.weights import pretrained
 
         try:
             shipped_variables[path] = pretrained.network_variables(path, tuple(nets))

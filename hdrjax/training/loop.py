@@ -9,11 +9,14 @@ from it (a second signal exits the process at once).  In a multi-process run eve
 taken at a step boundary (stop, wall-clock save) is agreed by all processes.
 
 This module holds the config check, the optimiser, the step functions (what one train step
-and one eval step compute) and the loop.  The parts the loop uses live next to it:
-  hdrjax.train_state   TrainState, creating it (init sources) or its shapes for a restore
-  hdrjax.train_eval    the fixed held-out eval set and running the eval step over it
-  hdrjax.summaries     TensorBoard / metrics.jsonl writer, preview images, the progress line
-  hdrjax.preemption    stop on SIGTERM / Ctrl-C at a step boundary
+and one eval step compute) and the loop.  The parts the loop uses live next to it in
+hdrjax/training/:
+  train_state     TrainState, creating it (init sources) or its shapes for a restore
+  losses          the per-stage and joint losses
+  periodic_eval   the fixed held-out eval set and running the eval step over it
+  summaries       TensorBoard / metrics.jsonl writer, preview images, the progress line
+  preemption      stop on SIGTERM / Ctrl-C at a step boundary
+  parallel        the device mesh, sharding, multi-process agreement
 """
 from __future__ import annotations
 
@@ -30,9 +33,10 @@ import numpy as np
 import optax
 from flax import struct
 
-from hdrjax import checkpoints, parallel, preemption, summaries, train_eval, train_state
 from hdrjax.errors import ConfigError
 from hdrjax.models.build import NETWORKS, TRAINING_STAGES, build_model
+from hdrjax.training import parallel, periodic_eval, preemption, summaries, train_state
+from hdrjax.weights import checkpoints
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
              f"({jax.process_count()})")
     if t.num_steps < 0:
         fail("train.num_steps", f"must be >= 0, got {t.num_steps}")
-    if t.get("checkpoint_every_secs", 0) < 0:
+    if t.checkpoint_every_secs < 0:
         fail("train.checkpoint_every_secs", f"must be >= 0 (0 = by steps only), got {t.checkpoint_every_secs}")
     for field in ("log_every", "checkpoint_every", "keep_checkpoints"):
         if t[field] < 1:
@@ -119,7 +123,7 @@ def make_optimizer(config) -> optax.GradientTransformation:
     o = config.optim
     adam = optax.adam(learning_rate_schedule(config), b1=o.b1, b2=o.b2, eps=o.eps)
     trainable = train_state.TRAINABLE[config.stage]
-    freeze_encoder = bool(config.train.get("freeze_encoder", False))
+    freeze_encoder = bool(config.train.freeze_encoder)
 
     def labels(params):
         out = {}
@@ -175,7 +179,7 @@ def _stage_outputs(config, model, variables, sample, *, train: bool):
 
 def _stage_loss(config, outputs, sample, vgg):
     """The stage's loss (§3.2, §3.4) and its terms."""
-    from hdrjax import losses
+    from hdrjax.training import losses
 
     stage, lc = config.stage, config.loss
     if stage == "dequantization":
@@ -268,7 +272,7 @@ def make_eval_step(config, model, *, num_images: int = 4) -> Callable:
             crf_index=batch["crf_index"], exposure=batch["exposure"], quality=batch["quality"],
         )
         outputs, _ = _stage_outputs(config, model, variables, sample, train=False)
-        per_sample = train_eval.eval_metrics(config, outputs, sample)
+        per_sample = periodic_eval.eval_metrics(config, outputs, sample)
         valid = batch["valid"]
         # Identical images give +inf PSNR; cap so one perfect sample cannot hide the rest.
         sums = {k: jnp.sum(jnp.where(valid > 0, jnp.minimum(v, 100.0), 0.0)) for k, v in per_sample.items()}
@@ -302,7 +306,7 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
     pc = config.parallel
     parallel.initialize(pc.multi_host, coordinator_address=pc.coordinator_address,
                         num_processes=pc.num_processes, process_id=pc.process_id,
-                        heartbeat_timeout_secs=pc.get("heartbeat_timeout_secs", 100))
+                        heartbeat_timeout_secs=pc.heartbeat_timeout_secs)
     n = config.parallel.num_devices
     if n and (config.parallel.multi_host or not 0 < n <= jax.device_count()):
         raise ConfigError(f"config.parallel.num_devices: {n} is not between 1 and the "
@@ -316,7 +320,7 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
     # Everything that reads files or can fail on user input comes before any compilation.
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoints.Checkpointer(workdir, max_to_keep=tc.keep_checkpoints, save_every=tc.checkpoint_every,
-                                   async_save=tc.get("async_checkpoint", True))
+                                   async_save=tc.async_checkpoint)
     try:
         latest = ckpt.latest_step
         data_seed, resume_data = config.seed, True
@@ -342,7 +346,7 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
             ckpt.meta = {"data_seed": int(data_seed)}
         bank_train = parallel.replicate(crf.load_bank(config.crf.bank, split="train"), mesh)
         bank_test = parallel.replicate(crf.load_bank(config.crf.bank, split="test"), mesh)
-        eval_set = train_eval.make_eval_set(config, len(bank_test), mesh.devices.size)
+        eval_set = periodic_eval.make_eval_set(config, len(bank_test), mesh.devices.size)
         # A restored state has its weights: the VGG16 / CRF-Net files are read for a fresh one only.
         vgg_init, crf_net_init = train_state.load_weight_sources(config) if latest is None else (None, None)
         vgg_loss = None
@@ -387,13 +391,13 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
         # Only dispatched: the device runs the evaluation between this step and the next
         # while the host goes on; finish_eval reads the results (train.async_eval).
         variables = {"params": state.params, "batch_stats": state.batch_stats}
-        outputs = train_eval.dispatch_eval(eval_fn, variables, eval_set, bank_test, mesh,
+        outputs = periodic_eval.dispatch_eval(eval_fn, variables, eval_set, bank_test, mesh,
                                            max_batches=1 if images_only else None)
         return step, images_only, time.time(), outputs
 
     def finish_eval(started):
         step, images_only, t0, outputs = started
-        results, images = train_eval.collect_eval(outputs)
+        results, images = periodic_eval.collect_eval(outputs)
         writer.images(step, images, "images")
         if not images_only:
             writer.scalars(step, results, "eval")
@@ -416,7 +420,7 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
     step = start_step
     stopped = False
     eval_in_flight = None
-    secs = tc.get("checkpoint_every_secs", 0)
+    secs = tc.checkpoint_every_secs  # 0 = saves by steps only
     try:
         while step < total:
             # A step boundary: decide, the same on every process, whether to stop or to save by
@@ -474,7 +478,7 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
                 eval_in_flight = start_eval(step)
             elif tc.image_summary_every and step % tc.image_summary_every == 0:
                 eval_in_flight = start_eval(step, images_only=True)
-            if eval_in_flight is not None and (not tc.get("async_eval", True) or step == total):
+            if eval_in_flight is not None and (not tc.async_eval or step == total):
                 finish_eval(eval_in_flight)
                 eval_in_flight = None
                 jax.block_until_ready(state.step)

@@ -4,7 +4,7 @@
 WORKDIR/tensorboard and the same scalars as JSON lines in WORKDIR/metrics.jsonl (plots and
 result files without TensorBoard; experiments/plot_curves.py reads them).  `preview_images`
 picks and tone-maps the images shown; `train_log_line` and `format_duration` make the
-progress line of the log.  Checkpoints and config.json are written by hdrjax.train.
+progress line of the log.  Checkpoints and config.json are written by hdrjax.training.loop.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ CRFs, the same samples at every evaluation), the per-sample metrics of each stag
 (`eval_metrics`), and running a compiled eval step over the set: `dispatch_eval` starts
 every batch on the devices and returns at once, `collect_eval` waits and averages, so the
 training loop can let the device evaluate behind the next train step (train.async_eval).
-The eval step itself, next to the train step, is `hdrjax.train.make_eval_step`.
+The eval step itself, next to the train step, is `hdrjax.training.loop.make_eval_step`.
 
 Not to be confused with hdrjax.evaluate: the benchmark of trained models on full images.
 """
@@ -15,13 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hdrjax import parallel
 from hdrjax.errors import ConfigError
+from hdrjax.training import parallel
 
 
 def eval_metrics(config, outputs, sample) -> dict:
     """Per-sample metrics of the stage's output vs its target (f32[B] each)."""
-    from hdrjax import metrics
+    from hdrjax.evaluation import metrics
 
     stage = config.stage
     if stage == "dequantization":

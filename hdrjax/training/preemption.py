@@ -1,7 +1,7 @@
 """Stopping a training run cleanly on SIGTERM (preemption) or Ctrl-C.
 
 `StopRequest` turns the first signal into a flag and says so in the log; the training loop
-(hdrjax.train) reads the flag at each step boundary -- in a multi-process run all processes
+(hdrjax.training.loop) reads the flag at each step boundary -- in a multi-process run all processes
 agree on it there (`parallel.agree`), so a signal to any one stops all -- saves a checkpoint
 and returns, and the next start continues from it.  A second signal exits the process at
 once without saving; the previous complete checkpoint stays the latest.

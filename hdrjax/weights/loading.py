@@ -2,18 +2,14 @@
 description, warning).
 
     loaded = load("runs/joint")        # a training workdir (its latest checkpoint) or step folder
-    loaded = load("weights/my_model")  # a shipped-model folder (hdrjax.pretrained)
+    loaded = load("weights/my_model")  # a shipped-model folder (hdrjax.weights.pretrained)
     loaded = load(None)                # the model shipped with hdrjax (hdrjax/weights/default)
 
 Every command that runs a trained model (predict, evaluate, the experiments) loads through
 here, so they agree on:
 
-* the model: rebuilt from the config stored with the weights (`model_from_config`), never from
-  today's defaults without saying so — a config without a `model` block is refused, an unknown
-  option is refused, a missing one is taken from `hdrjax.models.build.model_defaults()` with a
-  logged warning naming the fields and values;
-* the variables: every array's path and shape checked against the model (`check_shapes`),
-  one error line naming the first mismatch;
+* the model: rebuilt from the config stored with the weights and every array's path and shape
+  checked against it (`hdrjax.weights.architecture`: `model_from_config`, `check_shapes`);
 * the stages run by default (`stages_for_checkpoint`): refinement only after joint fine-tuning
   (the only training that trains the Refinement-Net), unless the weights name their output
   stage;
@@ -21,28 +17,22 @@ here, so they agree on:
   model that records how it was trained never gets.
 
 Problems the user can fix raise `LoadError` (a HdrjaxError; a shipped-model folder's own
-problems raise `hdrjax.pretrained.PretrainedError`).
+problems raise `hdrjax.weights.pretrained.PretrainedError`).
 """
 from __future__ import annotations
 
-import json
-import logging
 import pathlib
 from typing import Any, NamedTuple
 
-import numpy as np
+import jax
+import jax.numpy as jnp
 
-from hdrjax.errors import HdrjaxError
 from hdrjax.models.build import NETWORKS, TRAINING_STAGES
-
-logger = logging.getLogger("hdrjax.loading")
+from hdrjax.weights import checkpoints, pretrained
+from hdrjax.weights.architecture import LoadError, check_shapes, model_from_config
 
 # Weights trained for fewer steps than this get a warning (the `cpu` config runs a few thousand).
 FEW_STEPS = 10_000
-
-
-class LoadError(HdrjaxError):
-    """A checkpoint that cannot be turned into a model (missing, incomplete, not matching it)."""
 
 
 class LoadedModel(NamedTuple):
@@ -63,7 +53,7 @@ def stages_for_checkpoint(train_config) -> tuple[str, ...]:
     """Default stages for a checkpoint: refinement only when joint fine-tuning trained it.
 
     A stored config may name its output stage ("output_stage"): a shipped model's manifest puts
-    the stage its evaluation found best there (hdrjax.pretrained.load), a TF1 import of the
+    the stage its evaluation found best there (hdrjax.weights.pretrained.load), a TF1 import of the
     authors' three stage checkpoints says "hallucination" (its Refinement-Net is the identity).
     """
     cfg = train_config or {}
@@ -105,110 +95,11 @@ def checkpoint_warning(train_config, step: int | None, manifest: dict | None = N
     return f"the checkpoint was trained for only {trained} steps (stage {stage!r}{compare}): expect poor results"
 
 
-# ----------------------------------------------------------------------------- model and shapes
-
-
-def _tree_shapes(tree, prefix=()) -> dict[tuple[str, ...], tuple[int, ...]]:
-    if isinstance(tree, dict) or hasattr(tree, "items"):
-        out = {}
-        for k, v in tree.items():
-            out.update(_tree_shapes(v, prefix + (str(k),)))
-        return out
-    return {prefix: tuple(np.shape(tree))}
-
-
-def expected_shapes(model) -> dict[tuple[str, ...], tuple[int, ...]]:
-    """{(collection, network, ..., leaf): shape} of every variable of `model` (traced, not computed)."""
-    from hdrjax.models.build import variable_shapes
-
-    return _tree_shapes(variable_shapes(model))
-
-
-def check_shapes(expected, variables, where: str) -> None:
-    """Raise LoadError naming the first variable that is missing, unexpected or of another shape."""
-    got = _tree_shapes({k: variables.get(k, {}) for k in ("params", "batch_stats")})
-    for path in sorted(set(expected) | set(got)):
-        name = "/".join(path)
-        problem = None
-        if path not in got:
-            problem = f"{name} is missing"
-        elif path not in expected:
-            problem = f"unexpected {name}"
-        elif expected[path] != got[path]:
-            problem = f"{name} has shape {got[path]}, the model wants {expected[path]}"
-        if problem:
-            raise LoadError(f"{where}: checkpoint does not match the SingleHDR model: {problem}")
-
-
-def _model_options(stored, where: str) -> dict:
-    """The stored `model` block completed from model_defaults(), saying what was filled in."""
-    from hdrjax.models.build import model_defaults, with_added_options
-
-    if stored is None:
-        raise LoadError(
-            f"{where}: the config stored with the weights has no 'model' block, so the architecture they "
-            "belong to is unknown; save them again with their training config "
-            "(hdrjax.checkpoints.save_variables(path, variables, config)) or add the 'model' options "
-            "(hdrjax.models.build.model_defaults()) to the stored config")
-    # Options added after the weights were written take the value they implicitly had then.
-    options = with_added_options(stored)
-    defaults = model_defaults()
-    missing = [k for k in defaults if k not in options]
-    if missing:
-        filled = ", ".join(f"{k}={defaults[k]!r}" for k in missing)
-        logger.warning(f"{where}: the stored model config lacks {filled}; using these defaults "
-                       "(hdrjax.models.build.model_defaults()), which may not be what the weights were trained with")
-        options.update({k: defaults[k] for k in missing})
-    return options
-
-
-_MODELS: dict[str, tuple] = {}  # stored architecture -> (model, expected shapes)
-
-
-def model_from_config(train_config, where: str):
-    """(model, expected variable shapes) of a stored training config; cached per architecture.
-
-    `where`: the checkpoint (or shipped-model) folder the config came with, named in errors and
-    warnings; a basis file (crf.invemor) that is not where the config says is also looked for
-    in it.  Raises LoadError when the model cannot be built (no or an unknown model option, a
-    bad value, a missing basis file).
-    """
-    import ml_collections
-
-    from hdrjax.models.build import build_model
-
-    cfg = dict(train_config or {})
-    model_options = _model_options(cfg.get("model"), where)
-    invemor = (cfg.get("crf") or {}).get("invemor", "")  # "" = the built-in basis (every config's default)
-    if invemor and not pathlib.Path(invemor).exists():
-        # A checkpoint folder that was moved (e.g. a TF1 import, which keeps its basis file
-        # beside the weights): look for the basis file there.
-        beside = pathlib.Path(where).expanduser() / pathlib.Path(invemor).name
-        if beside.exists():
-            invemor = str(beside.absolute())
-    # The same architecture gives the same model object, so its compiled stages are reused
-    # (a notebook or test loading several checkpoints compiles once).
-    key = json.dumps({"model": model_options, "crf": invemor}, sort_keys=True, default=str)
-    if key not in _MODELS:
-        config = ml_collections.ConfigDict({"model": model_options, "crf": {"invemor": invemor}})
-        try:
-            model = build_model(config)
-        except (HdrjaxError, OSError) as e:  # an unknown option or bad value, an unreadable basis file
-            raise LoadError(f"{where}: cannot build the model from the stored config: {e}") from None
-        _MODELS[key] = (model, expected_shapes(model))
-    return _MODELS[key]
-
-
 # ----------------------------------------------------------------------------- loading
 
 
 def load_model(path):
     """(model, variables, training config dict, step) from a training workdir or checkpoint folder."""
-    import jax
-    import jax.numpy as jnp
-
-    from hdrjax import checkpoints
-
     try:
         variables, train_config, step = checkpoints.load_inference_variables(path)
     except checkpoints.CheckpointError as e:
@@ -246,19 +137,17 @@ def describe_checkpoint(path, train_config, step) -> str:
 def load(checkpoint=None) -> LoadedModel:
     """The model, variables, config, step, description and warning of `--checkpoint`.
 
-    None or "default": the model shipped with hdrjax (hdrjax.pretrained.DEFAULT_DIR); a
+    None or "default": the model shipped with hdrjax (hdrjax.weights.pretrained.DEFAULT_DIR); a
     shipped-model folder (manifest.json + .npz shards): that model; anything else: a training
     workdir or checkpoint folder (`load_model`).  Raises LoadError or pretrained.PretrainedError.
     """
-    from hdrjax import pretrained
-
     if checkpoint is None or pretrained.is_model_dir(checkpoint):
         model, variables, train_config, manifest = pretrained.load(checkpoint)
         step = manifest.get("step")
         step = None if step is None else int(step)
         if checkpoint in (None, "default"):
             folder = pathlib.Path(pretrained.DEFAULT_DIR)
-            package = pathlib.Path(__file__).resolve().parent
+            package = pathlib.Path(__file__).resolve().parents[1]  # hdrjax/
             try:
                 shown = str(pathlib.Path(package.name) / folder.resolve().relative_to(package))
             except ValueError:
