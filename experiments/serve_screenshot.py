@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--output", default=str(ROOT / "docs" / "images" / "serve.png"))
     p.add_argument("--exposure", type=float, default=-1.5, help="stops the exposure slider is set to")
-    p.add_argument("--size", default="1280x1000", help="browser window, WIDTHxHEIGHT")
+    p.add_argument("--size", default="1280x1080", help="browser window, WIDTHxHEIGHT")
     args = p.parse_args(argv)
     from PIL import Image
     from selenium.webdriver.common.by import By
