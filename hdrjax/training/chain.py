@@ -121,19 +121,19 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "camera", 
         state = loop.train_and_evaluate(config, workdir / stage)
         import jax
 
-        # (not `steps`: that is the caller's {stage: N}, still needed by the next stages)
-        done = int(jax.device_get(state.step))
+        reached = int(jax.device_get(state.step))
         entry = record.get(stage, {"wall_seconds": 0.0})
-        if done < config.train.num_steps:  # stopped by SIGTERM / Ctrl-C: the next stage must wait
+        if reached < config.train.num_steps:  # stopped by SIGTERM / Ctrl-C: the next stage must wait
             entry["wall_seconds"] = round(entry.get("wall_seconds", 0.0) + time.time() - t0, 1)
-            entry.update(steps=done, finished=False)
+            entry.update(steps=reached, finished=False)
             record[stage] = entry
             _write_json(record_path, record)
-            raise ChainStopped(f"stage {stage} stopped at step {done} of {config.train.num_steps}; "
+            raise ChainStopped(f"stage {stage} stopped at step {reached} of {config.train.num_steps}; "
                                "run the same command again to continue")
         entry["wall_seconds"] = round(entry.get("wall_seconds", 0.0) + time.time() - t0, 1)
-        entry.update(steps=done, finished=True, batch_size=config.train.batch_size, patch_size=config.data.patch_size,
-                     images_seen=done * config.train.batch_size, learning_rate=config.optim.learning_rate,
+        entry.update(steps=reached, finished=True, batch_size=config.train.batch_size,
+                     patch_size=config.data.patch_size, images_seen=reached * config.train.batch_size,
+                     learning_rate=config.optim.learning_rate,
                      data=config.data.name, crf_bank=config.crf.bank,
                      platform=jax.devices()[0].platform, devices=devices or jax.device_count())
         record[stage] = entry
