@@ -19,7 +19,9 @@ This file only reads the options and runs the package `hdrjax.evaluation`, where
 Outputs in `--workdir` (all written atomically): `per_image.csv` (one row per method × image
 × CRF × exposure), `summary.csv` and `summary.md` (mean ± sample standard deviation per method,
 per exposure and overall; the markdown is also printed), `protocol.json` (every setting, the
-CRF names, the checkpoint, the skipped files, timings). Messages go to stderr, one line each
+CRF names, the checkpoint, the skipped files, timings). With `--error-budget` also
+`bands.csv` (hdrjax/evaluation/budget.py), `speckle.csv` (hdrjax/evaluation/speckle.py) and
+`curves.csv` (hdrjax/evaluation/curve_levels.py). Messages go to stderr, one line each
 (`hdrjax.cli`). A bad input file is one `error:` line, skipped and counted; the exit status is
 then 1. A problem with the arguments, the source or the checkpoint is one `error:` line and the
 exit status of `hdrjax.cli.fail`.
@@ -37,7 +39,7 @@ from hdrjax import cli
 from hdrjax.errors import HdrjaxError
 # Modules, not names: the evaluation's names live in hdrjax.evaluation only (this file used to
 # hold them all; `from hdrjax.evaluate import EvalConfig` now fails instead of quietly working).
-from hdrjax.evaluation import loop, methods, protocol, report
+from hdrjax.evaluation import budget, loop, methods, protocol, report
 
 logger = logging.getLogger("hdrjax.evaluate")
 
@@ -84,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--invemor", default="", help="invemor.txt whose g0 the g0 baseline uses (default: the model's basis / built-in)")
     p.add_argument("--reference-inference", action="store_true",
                    help="run the model as the reference (stretch to ×64, 32 px pad, one pass) instead of tiles")
+    p.add_argument("--error-budget", action="store_true",
+                   help="also write bands.csv (PU21 error by the ground truth's intensity band), speckle.csv "
+                   "(the speckle figure's parts) and curves.csv (curve error by LDR level)")
     p.add_argument("--data-dir", default="", help="TFDS data_dir for dataset sources")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     return p
@@ -154,7 +159,10 @@ def _main(args, argv) -> int:
     logger.info(f"{kind} evaluation of {', '.join(m.name for m in chosen)} on {args.source}"
                 + (f" with {len(bank)} test CRFs × {len(config.exposure_stops)} exposures" if bank is not None else ""))
     # A dataset source reads lazily: its DataError (a HdrjaxError) surfaces here, handled by main.
-    result = loop.evaluate(examples, chosen, config, bank=bank, limit=args.limit, protocol=facts)
+    if args.error_budget:
+        facts["error_budget"] = budget.definition()
+    result = loop.evaluate(examples, chosen, config, bank=bank, limit=args.limit, protocol=facts,
+                           error_budget=args.error_budget)
     if result.protocol["examples"] == 0:
         raise protocol.EvalError(f"{args.source}: no test image could be read")
     paths = report.write_outputs(result, args.workdir)
