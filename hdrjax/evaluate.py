@@ -131,7 +131,9 @@ def _main(args, argv) -> int:
     if args.checkpoint:
         model, variables, train_config, step, _, warning = methods.load_checkpoint(args.checkpoint)
         stages = loading.stages_for_checkpoint(train_config)
-        joint = "refinement" in stages
+        # A jointly trained Refinement-Net is measured (stages_refinement) even when the shipped
+        # output stops before it (a manifest's output_stage).
+        joint = "refinement" in stages or train_config.get("stage") == "joint"
         if warning:
             logger.warning(f"{args.checkpoint}: {warning}")
         facts["checkpoint"] = {"path": args.checkpoint, "step": step, "stage": train_config.get("stage"),
