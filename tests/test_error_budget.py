@@ -224,3 +224,22 @@ def test_cli_error_budget_writes_the_three_tables(tmp_path, capsys):
     assert main([str(folder), "--workdir", str(out2), "--methods", "srgb", "--resolution", "48", "--max-crfs", "1",
                  "--exposures=0", "--mask", "include", "-q"]) == 0
     assert not (out2 / "bands.csv").exists() and "speckle_mean" in read_csv(out2 / "summary.csv")[0]
+
+
+def test_dequantization_through_the_true_curve_is_the_oracle_when_deq_is_the_identity(tiny_model, tiny_variables):
+    from hdrjax.evaluation.methods import ablate_variables, dequantization_true_crf_method, true_crf_method
+    from hdrjax.camera import crf
+
+    rng = np.random.default_rng(0)
+    ldr = rng.uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
+    bank = crf.load_bank("family", "test")
+    meta = [{"inverse_crf": np.asarray(bank.inverse[i])} for i in range(2)]
+    identity = ablate_variables(tiny_variables, "no_dequantization")
+    method = dequantization_true_crf_method(tiny_model, identity)
+    assert method.synthetic_only and method.name == "stages_dequantization_true_crf"
+    got, curves = method.run(ldr, meta)
+    want, want_curves = true_crf_method().run(ldr, meta)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_array_equal(curves, want_curves)
+    # With the (random) Dequantization-Net the image changes.
+    assert np.abs(dequantization_true_crf_method(tiny_model, tiny_variables).run(ldr, meta)[0] - want).max() > 1e-4
