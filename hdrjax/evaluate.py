@@ -20,7 +20,7 @@ Outputs in `--workdir` (all written atomically): `per_image.csv` (one row per me
 × CRF × exposure), `summary.csv` and `summary.md` (mean ± sample standard deviation per method,
 per exposure and overall; the markdown is also printed), `protocol.json` (every setting, the
 CRF names, the checkpoint, the skipped files, timings). With `--error-budget` also
-`bands.csv` (hdrjax/evaluation/budget.py), `speckle.csv` (hdrjax/evaluation/speckle.py) and
+`bands.csv` and `gaps.csv` (hdrjax/evaluation/budget.py), `speckle.csv` (hdrjax/evaluation/speckle.py) and
 `curves.csv` (hdrjax/evaluation/curve_levels.py). Messages go to stderr, one line each
 (`hdrjax.cli`). A bad input file is one `error:` line, skipped and counted; the exit status is
 then 1. A problem with the arguments, the source or the checkpoint is one `error:` line and the
@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-inference", action="store_true",
                    help="run the model as the reference (stretch to ×64, 32 px pad, one pass) instead of tiles")
     p.add_argument("--error-budget", action="store_true",
-                   help="also write bands.csv (PU21 error by the ground truth's intensity band), speckle.csv "
+                   help="also write bands.csv (PU21 error by the ground truth's intensity band), gaps.csv (the same, "
+                   "method against method), speckle.csv "
                    "(the speckle figure's parts) and curves.csv (curve error by LDR level)")
     p.add_argument("--data-dir", default="", help="TFDS data_dir for dataset sources")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")

@@ -84,6 +84,28 @@ def test_bands_add_up_to_the_metrics_pu21_psnr():
         assert r["gain_db"] == pytest.approx(np.mean(-10 * np.log10(1 - share)), rel=1e-6)
 
 
+def test_gaps_say_which_band_separates_two_methods():
+    gt, rows = staircase()
+    rng = np.random.default_rng(3)
+    noisy = gt * np.exp(rng.normal(0, 0.2, gt.shape)).astype(np.float32)
+    fixed_shadow = noisy.copy()
+    fixed_shadow[0, rows[1]] = gt[0, rows[1]]  # B = A with a perfect shadow band
+    records = []
+    for name, pred in (("a", noisy), ("b", fixed_shadow)):
+        v = {k: np.asarray(x)[0] for k, x in budget.band_errors(pred, gt).items()}
+        records.append({"method": name, "stops": 0.0, "key": ("img", "crf", 0.0), **v})
+    gaps = {(r["method"], r["versus"], r["band"]): r["gain_db"] for r in budget.gap_table(records, ["a", "b"])}
+    table = {(r["method"], r["band"]): r for r in budget.band_table(records, ["a", "b"])}
+    psnr = {m: table[(m, "mid")]["pu21_psnr"] for m in ("a", "b")}
+    # A as good as B in the shadows is B: the shadow gain is the whole gap, the other bands are equal.
+    assert gaps[("a", "b", "all")] > 0
+    assert gaps[("a", "b", "shadow")] == pytest.approx(gaps[("a", "b", "all")], rel=1e-6)
+    assert gaps[("a", "b", "all")] == pytest.approx(psnr["b"] - psnr["a"])
+    assert gaps[("a", "b", "shadow")] == pytest.approx(table[("a", "shadow")]["gain_db"], rel=1e-6)
+    assert all(gaps[("a", "b", band)] == 0.0 for band in budget.BAND_NAMES if band != "shadow")
+    assert gaps[("b", "a", "shadow")] < 0
+
+
 # ----------------------------------------------------------------------------- speckle
 
 
@@ -182,7 +204,7 @@ def test_evaluate_with_an_error_budget_on_the_tiny_model(tiny_model, tiny_variab
     bank = crf.load_bank("family", "test").take([0])
     config = EvalConfig(resolution=32, full_image=True, exposure_stops=(-4.0, 0.0), mask="include", batch_size=2)
     result = evaluate([Example("scene", gt)], methods, config, bank=bank, error_budget=True)
-    assert set(result.budget) == {"bands", "speckle", "curves"}
+    assert set(result.budget) == {"bands", "gaps", "speckle", "curves"}
     names = [m.name for m in methods]
     bands = result.budget["bands"]
     assert [(r["method"], r["exposure"]) for r in bands[::5]] == [(m, e) for m in names for e in ("-4", "+0", "all")]
@@ -204,7 +226,10 @@ def test_cli_error_budget_writes_the_three_tables(tmp_path, capsys):
     code = main([str(folder), "--workdir", str(out), "--methods", "srgb,true_crf", "--resolution", "48",
                  "--max-crfs", "1", "--exposures=0", "--mask", "include", "--error-budget", "-q"])
     assert code == 0, capsys.readouterr().err
-    assert {"bands.csv", "speckle.csv", "curves.csv"} <= {p.name for p in out.iterdir()}
+    assert {"bands.csv", "gaps.csv", "speckle.csv", "curves.csv"} <= {p.name for p in out.iterdir()}
+    gaps = {(r["method"], r["versus"], r["band"]): float(r["gain_db"]) for r in read_csv(out / "gaps.csv")}
+    assert len(gaps) == 2 * 6  # (srgb vs true_crf, true_crf vs srgb) × (5 bands, all)
+    assert gaps[("srgb", "true_crf", "all")] == pytest.approx(-gaps[("true_crf", "srgb", "all")], abs=1e-9)
     bands = read_csv(out / "bands.csv")
     assert list(bands[0]) == list(budget.BUDGET_FIELDS)
     assert len(bands) == 2 * 2 * 5  # 2 methods × (+0, all) × 5 bands

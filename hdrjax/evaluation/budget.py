@@ -29,6 +29,12 @@ band's share of the channel values), `mse` (its mean squared PU21 error, pooled)
 mean PU21-PSNR would rise if that band alone were perfect (per image
 10 log10(SSE / (SSE − SSE_band)), averaged) — the figure to rank fixes by, since the reported
 number is a mean of per-image dB.
+
+`gap_table` (gaps.csv) compares two methods on the same samples: for method A, another method
+B and a band, `gain_db` is how much A's mean PU21-PSNR would rise if A's squared error in that
+band were B's (per image, 10 log10(SSE_A / (SSE_A − SSE_A,band + SSE_B,band)), averaged;
+negative where B is worse there). The band "all" is the whole gap, mean(PSNR_B − PSNR_A). The
+bands' gains need not add up to the gap exactly (dB are not additive), but they say where it is.
 """
 from __future__ import annotations
 
@@ -55,6 +61,7 @@ BAND_NAMES = tuple(b[0] for b in BANDS)
 BAND_EDGES = tuple(b[2] for b in BANDS[:-1])
 BUDGET_FIELDS = ("method", "exposure", "band", "samples", "pixel_share", "mse", "error_share", "gain_db",
                  "pu21_psnr")
+GAP_FIELDS = ("method", "versus", "band", "samples", "gain_db")
 
 
 def band_index(gt):
@@ -84,6 +91,33 @@ def _psnr(sse, count):
     """Per-image PU21-PSNR from squared-error sums: +inf where the error is 0."""
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(metrics.PU21_PEAK ** 2 * count / sse)
+
+
+def gap_table(records: Sequence[dict], methods: Sequence[str]) -> list[dict]:
+    """The rows of gaps.csv: every ordered pair of methods × (each band, "all"), on their common samples.
+
+    `records` as `band_table`'s, each with a "key" naming its sample (image, CRF, exposure).
+    """
+    by = {m: {r["key"]: r for r in records if r["method"] == m} for m in methods}
+    out = []
+    for a in methods:
+        for b in methods:
+            keys = [k for k in by[a] if k in by[b]]
+            if a == b or not keys:
+                continue
+            sse_a = np.array([by[a][k]["band_sse"] for k in keys], np.float64)
+            sse_b = np.array([by[b][k]["band_sse"] for k in keys], np.float64)
+            count = np.array([by[a][k]["band_count"] for k in keys], np.float64).sum(1)
+            psnr_a = _psnr(sse_a.sum(1), count)
+            for i, band in enumerate(BAND_NAMES):
+                swapped = _psnr(sse_a.sum(1) - sse_a[:, i] + sse_b[:, i], count)
+                with np.errstate(invalid="ignore"):
+                    gain = np.where(sse_a[:, i] == sse_b[:, i], 0.0, swapped - psnr_a)
+                out.append({"method": a, "versus": b, "band": band, "samples": len(keys), "gain_db": float(np.mean(gain))})
+            with np.errstate(invalid="ignore"):
+                gap = np.where(sse_a.sum(1) == sse_b.sum(1), 0.0, _psnr(sse_b.sum(1), count) - psnr_a)
+            out.append({"method": a, "versus": b, "band": "all", "samples": len(keys), "gain_db": float(np.mean(gap))})
+    return out
 
 
 def band_table(records: Sequence[dict], methods: Sequence[str], stops: Sequence[float] = ()) -> list[dict]:
@@ -130,7 +164,7 @@ class ErrorBudget:
     `add` takes one method's outputs on one group of samples: the band errors (`band_errors`),
     the speckle energies (`hdrjax.evaluation.speckle`) and, for methods with a curve, the
     curve's errors by LDR level (`hdrjax.evaluation.curve_levels`). `tables` makes the rows of
-    bands.csv, speckle.csv and curves.csv.
+    bands.csv, gaps.csv, speckle.csv and curves.csv.
     """
 
     def __init__(self):
@@ -143,17 +177,18 @@ class ErrorBudget:
         from hdrjax.evaluation import curve_levels
 
         for j, m in enumerate(meta):
-            self.bands.append({"method": method, "stops": m["stops"], "band_sse": np.asarray(band["band_sse"][j]),
+            self.bands.append({"method": method, "stops": m["stops"], "key": (m["image"], m["crf"], m["stops"]),
+                               "band_sse": np.asarray(band["band_sse"][j]),
                                "band_count": np.asarray(band["band_count"][j])})
             self.speckle.append({"method": method, "stops": m["stops"],
                                  **{k: float(v[j]) for k, v in energy.items()}})
         self.curves += curve_levels.sample_records(method, ldr, gt, curves, meta)
 
     def tables(self, methods: Sequence[str], stops: Sequence[float] = ()) -> dict[str, list[dict]]:
-        """{"bands": rows, "speckle": rows, "curves": rows} over everything added."""
+        """{"bands": rows, "gaps": rows, "speckle": rows, "curves": rows} over everything added."""
         from hdrjax.evaluation import curve_levels, speckle
 
-        return {"bands": band_table(self.bands, methods, stops),
+        return {"bands": band_table(self.bands, methods, stops), "gaps": gap_table(self.bands, methods),
                 "speckle": speckle.speckle_table(self.speckle, methods),
                 "curves": curve_levels.level_table(self.curves, methods)}
 

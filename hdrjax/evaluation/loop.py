@@ -43,7 +43,7 @@ class EvalResult:
     protocol: dict
     kept: list[dict]
     timing: dict
-    budget: dict | None = None  # {"bands", "speckle", "curves"}: rows of budget.ErrorBudget.tables
+    budget: dict | None = None  # {"bands", "gaps", "speckle", "curves"}: rows of budget.ErrorBudget.tables
 
     def scalars(self, prefix: str = "") -> dict[str, float]:
         """{"[prefix/]method/metric[/ev+1]": mean} from the summary, for TensorBoard."""

@@ -53,6 +53,7 @@ def summary_csv(result: EvalResult) -> str:
 # The error budget's files (`--error-budget`): name -> (key in result.budget, columns).
 BUDGET_FILES = {
     "bands.csv": ("bands", budget.BUDGET_FIELDS),
+    "gaps.csv": ("gaps", budget.GAP_FIELDS),
     "speckle.csv": ("speckle", speckle.SPECKLE_FIELDS),
     "curves.csv": ("curves", curve_levels.LEVEL_FIELDS),
 }
@@ -127,7 +128,7 @@ def summary_markdown(result: EvalResult) -> str:
 
 def write_outputs(result: EvalResult, workdir) -> dict[str, pathlib.Path]:
     """Write per_image.csv, summary.csv, summary.md and protocol.json atomically into `workdir`,
-    and with an error budget (`result.budget`) bands.csv, speckle.csv and curves.csv."""
+    and with an error budget (`result.budget`) bands.csv, gaps.csv, speckle.csv and curves.csv."""
     from hdrjax.io import atomic_write
 
     workdir = pathlib.Path(workdir).expanduser()
