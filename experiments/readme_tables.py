@@ -287,12 +287,12 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 
 
-def replace_blocks(text: str, new: dict[str, str]) -> str:
-    """README text with each named block's body replaced."""
+def replace_blocks(text: str, new: dict[str, str], file: str = "README.md") -> str:
+    """README text (or another document's, `file` names it in errors) with each named block's body replaced."""
     for name, body in new.items():
         begin, end = markers(name)
         if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
-            raise ReadmeError(f"README.md: block {name!r} needs exactly one {begin} followed by one {end}")
+            raise ReadmeError(f"{file}: block {name!r} needs exactly one {begin} followed by one {end}")
         head, rest = text.split(begin)
         _, tail = rest.split(end)
         text = f"{head}{begin}\n{body}\n{end}{tail}"
@@ -311,10 +311,13 @@ def block_spans(text: str) -> list[tuple[int, int, str]]:
     return spans
 
 
-def stale_blocks(readme: pathlib.Path = README) -> list[str]:
-    """Names of the blocks whose README text differs from what the result files give."""
+def stale_blocks(readme: pathlib.Path = README, make=None) -> list[str]:
+    """Names of the blocks whose README text differs from what the result files give.
+
+    `make`: the function giving the blocks (default `blocks`; experiments/error_budget_report.py
+    passes its own for docs/training.md)."""
     text = readme.read_text()
-    new = replace_blocks(text, blocks())
+    new = replace_blocks(text, (make or blocks)(), readme.name)
     if new == text:
         return []
     old_spans = {n: text.splitlines()[a:b + 1] for a, b, n in block_spans(text)}
