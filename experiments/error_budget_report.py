@@ -20,7 +20,6 @@ tests/test_training_doc.py fails when a block differs from what this script give
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -219,32 +218,8 @@ def blocks(folder: pathlib.Path = EVAL) -> dict[str, str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="rewrite the generated blocks of docs/training.md")
-    mode.add_argument("--check", action="store_true", help="exit 1 if a block differs from what the files give")
-    args = p.parse_args(argv)
-    try:
-        if args.check:
-            stale = readme_tables.stale_blocks(DOC, blocks)
-            if stale:
-                print(f"docs/training.md: stale generated block(s): {', '.join(stale)}; run "
-                      "python experiments/error_budget_report.py --write", file=sys.stderr)
-                return 1
-            return 0
-        text = DOC.read_text()
-        new = readme_tables.replace_blocks(text, blocks(), "docs/training.md")
-        if new != text:
-            from hdrjax.io import atomic_write
-
-            with atomic_write(DOC, "w", encoding="utf-8") as f:
-                f.write(new)
-        print("docs/training.md: generated blocks " + ("rewritten" if new != text else "already current"))
-        return 0
-    except readme_tables.ReadmeError as e:
-        from hdrjax import cli
-
-        return cli.fail(e)
+    return readme_tables.block_command(argv, DOC, blocks, "experiments/error_budget_report.py",
+                                       __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

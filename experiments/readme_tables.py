@@ -325,30 +325,36 @@ def stale_blocks(readme: pathlib.Path = README, make=None) -> list[str]:
     return sorted(n for n in new_spans if old_spans.get(n) != new_spans[n])
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def block_command(argv, doc: pathlib.Path, make, script: str, description: str) -> int:
+    """The `--write` / `--check` command line of a generator of `doc`'s blocks (`make()` gives them)."""
+    p = argparse.ArgumentParser(description=description)
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="rewrite every generated block of README.md")
+    mode.add_argument("--write", action="store_true", help=f"rewrite every generated block of {doc.name}")
     mode.add_argument("--check", action="store_true", help="exit 1 if a block differs from what the files give")
     args = p.parse_args(argv)
+    shown = rel(doc)
     try:
         if args.check:
-            stale = stale_blocks()
+            stale = stale_blocks(doc, make)
             if stale:
-                print(f"README.md: stale generated block(s): {', '.join(stale)}; run "
-                      "python experiments/readme_tables.py --write", file=sys.stderr)
+                print(f"{shown}: stale generated block(s): {', '.join(stale)}; run python {script} --write",
+                      file=sys.stderr)
                 return 1
             return 0
-        text = README.read_text()
-        new = replace_blocks(text, blocks())
+        text = doc.read_text()
+        new = replace_blocks(text, make(), shown)
         if new != text:
-            bench_runner.atomic_write_text(README, new)
-        print("README.md: generated blocks " + ("rewritten" if new != text else "already current"))
+            bench_runner.atomic_write_text(doc, new)
+        print(f"{shown}: generated blocks " + ("rewritten" if new != text else "already current"))
         return 0
     except ReadmeError as e:
         from hdrjax import cli
 
         return cli.fail(e)
+
+
+def main(argv=None) -> int:
+    return block_command(argv, README, blocks, "experiments/readme_tables.py", __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

@@ -24,14 +24,7 @@ def test_each_block_names_its_result_file():
 
 def test_a_changed_number_in_a_block_is_caught(tmp_path):
     import error_budget_report
-    import readme_tables
+    from test_readme import stale_after_edit
 
-    text = error_budget_report.DOC.read_text()
-    begin, end = readme_tables.markers("error-budget")
-    head, rest = text.split(begin)
-    body, tail = rest.split(end)
-    changed = body.replace("| deep shadow", "| deep shadow (edited)", 1)
-    assert changed != body
-    doc = tmp_path / "training.md"
-    doc.write_text(head + begin + changed + end + tail)
-    assert readme_tables.stale_blocks(doc, error_budget_report.blocks) == ["error-budget"]
+    assert stale_after_edit(error_budget_report.DOC, "error-budget", "| deep shadow", tmp_path,
+                            error_budget_report.blocks) == ["error-budget"]

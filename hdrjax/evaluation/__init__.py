@@ -8,7 +8,11 @@
 * `methods`: what is measured: the model, its ablations and stage prefixes, the baselines,
   `mean_crf` and the `true_crf` oracle, each a `Method`; loading a checkpoint for them;
 * `loop`: `evaluate`, every method on every sample scored by `hdrjax.metrics`, and `summarize`;
-* `report`: the CSV / markdown / JSON files of a result and the protocol stated as text.
+* `report`: the CSV / markdown / JSON files of a result and the protocol stated as text;
+* `speckle`: the speckle figure (fine-grained variation in smooth dark regions, reconstruction
+  over ground truth), in every summary;
+* `budget`, `curve_levels`: the error budget of `--error-budget` (PU21 error by intensity band,
+  method against method; the curve's error along the LDR levels).
 
 The package has no re-exports: import from the module that owns a name.
 """
