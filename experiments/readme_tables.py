@@ -46,7 +46,11 @@ class ReadmeError(HdrjaxError):
 
 
 def rel(path: pathlib.Path) -> str:
-    return str(path.resolve().relative_to(ROOT))
+    """The path relative to the repository when it is inside it (else as given)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _load(path: pathlib.Path) -> dict:
@@ -292,12 +296,12 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 
 
-def replace_blocks(text: str, new: dict[str, str]) -> str:
-    """README text with each named block's body replaced."""
+def replace_blocks(text: str, new: dict[str, str], file: str = "README.md") -> str:
+    """README text (or another document's, `file` names it in errors) with each named block's body replaced."""
     for name, body in new.items():
         begin, end = markers(name)
         if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
-            raise ReadmeError(f"README.md: block {name!r} needs exactly one {begin} followed by one {end}")
+            raise ReadmeError(f"{file}: block {name!r} needs exactly one {begin} followed by one {end}")
         head, rest = text.split(begin)
         _, tail = rest.split(end)
         text = f"{head}{begin}\n{body}\n{end}{tail}"
@@ -316,10 +320,13 @@ def block_spans(text: str) -> list[tuple[int, int, str]]:
     return spans
 
 
-def stale_blocks(readme: pathlib.Path = README) -> list[str]:
-    """Names of the blocks whose README text differs from what the result files give."""
+def stale_blocks(readme: pathlib.Path = README, make=None) -> list[str]:
+    """Names of the blocks whose README text differs from what the result files give.
+
+    `make`: the function giving the blocks (default `blocks`; experiments/default_model/error_budget.py
+    passes its own for docs/training.md)."""
     text = readme.read_text()
-    new = replace_blocks(text, blocks())
+    new = replace_blocks(text, (make or blocks)(), readme.name)
     if new == text:
         return []
     old_spans = {n: text.splitlines()[a:b + 1] for a, b, n in block_spans(text)}
@@ -327,32 +334,39 @@ def stale_blocks(readme: pathlib.Path = README) -> list[str]:
     return sorted(n for n in new_spans if old_spans.get(n) != new_spans[n])
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def block_command(argv, doc: pathlib.Path, make, module: str, description: str) -> int:
+    """The `--write` / `--check` command line of a generator of `doc`'s blocks (`make()` gives them)."""
+    p = argparse.ArgumentParser(description=description)
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="rewrite every generated block of README.md")
+    mode.add_argument("--write", action="store_true", help=f"rewrite every generated block of {doc.name}")
     mode.add_argument("--check", action="store_true", help="exit 1 if a block differs from what the files give")
-    p.add_argument("--readme", type=pathlib.Path, default=README, help="the README to check or rewrite "
-                   "(default: the repository's)")
+    p.add_argument("--doc", "--readme", dest="doc", type=pathlib.Path, default=doc,
+                   help=f"the document to check or rewrite (default: {rel(doc)})")
     args = p.parse_args(argv)
+    doc = args.doc
+    shown = rel(doc)
     try:
         if args.check:
-            stale = stale_blocks(args.readme)
+            stale = stale_blocks(doc, make)
             if stale:
-                print(f"{args.readme}: stale generated block(s): {', '.join(stale)}; run "
-                      "python -m experiments.readme_tables --write", file=sys.stderr)
+                print(f"{shown}: stale generated block(s): {', '.join(stale)}; run python -m {module} --write",
+                      file=sys.stderr)
                 return 1
             return 0
-        text = args.readme.read_text()
-        new = replace_blocks(text, blocks())
+        text = doc.read_text()
+        new = replace_blocks(text, make(), shown)
         if new != text:
-            results_io.write_text(args.readme, new)
-        print(f"{args.readme}: generated blocks " + ("rewritten" if new != text else "already current"))
+            results_io.write_text(doc, new)
+        print(f"{shown}: generated blocks " + ("rewritten" if new != text else "already current"))
         return 0
     except ReadmeError as e:
         from hdrjax import cli
 
         return cli.fail(e)
+
+
+def main(argv=None) -> int:
+    return block_command(argv, README, blocks, "experiments.readme_tables", __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

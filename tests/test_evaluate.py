@@ -15,7 +15,7 @@ from PIL import Image
 from hdrjax import cli
 from hdrjax.evaluate import main as evaluate_main
 from hdrjax.evaluation.loop import evaluate, summarize
-from hdrjax.evaluation.methods import STAGE_METHODS, baseline_method, mean_crf_method, parse_methods
+from hdrjax.evaluation.methods import DEQ_TRUE_CRF, STAGE_METHODS, baseline_method, mean_crf_method, parse_methods
 from hdrjax.evaluation.protocol import EvalConfig, EvalError, Example, open_source
 from hdrjax.evaluation.report import ROW_FIELDS
 from hdrjax.camera import crf
@@ -311,9 +311,9 @@ def test_mean_crf_of_dorf_averages_its_191_training_curves(shared_data):
 def test_stage_methods_parse():
     stages = list(STAGE_METHODS)
     assert stages == ["stages_dequantization_linearization", "stages_hallucination", "stages_refinement"]
-    assert parse_methods("model,stages", have_model=True) == ["model"] + stages
+    assert parse_methods("model,stages", have_model=True) == ["model", DEQ_TRUE_CRF] + stages
     # Without a trained Refinement-Net (not a joint checkpoint) the group stops at hallucination.
-    assert parse_methods("stages", have_model=True, joint=False) == stages[:2]
+    assert parse_methods("stages", have_model=True, joint=False) == [DEQ_TRUE_CRF] + stages[:2]
     assert set(stages) <= set(parse_methods("all", have_model=True))
     assert not set(stages) & set(parse_methods("all", have_model=False))
     with pytest.raises(EvalError, match=r"stages_hallucination need\(s\) --checkpoint"):
@@ -329,10 +329,11 @@ def test_shipped_model_and_stage_prefixes(tiny_shipped_model, hdr_folder, tmp_pa
     assert code == 0, err
     rows = read_csv(out / "per_image.csv")
     by = {m: [r for r in rows if r["method"] == m] for m in dict.fromkeys(r["method"] for r in rows)}
-    assert list(by) == ["model", "stages_dequantization_linearization", "stages_hallucination",
+    assert list(by) == ["model", DEQ_TRUE_CRF, "stages_dequantization_linearization", "stages_hallucination",
                         "stages_refinement", "no_refinement"]
     assert all(len(v) == 1 for v in by.values())  # 1 patch × 1 CRF × 1 exposure
-    (model,), (lin,), (hal,), (ref,), (nr,) = by.values()
+    (model,), (deq,), (lin,), (hal,), (ref,), (nr,) = by.values()
+    assert float(deq["inverse_crf_rmse"]) == 0.0  # the oracle's curve
     # Every stage prefix has the Linearization-Net's curve, hence the same inverse_crf_rmse.
     for r in (lin, hal, ref):
         assert float(r["inverse_crf_rmse"]) == pytest.approx(float(model["inverse_crf_rmse"]), abs=1e-6)
@@ -344,7 +345,7 @@ def test_shipped_model_and_stage_prefixes(tiny_shipped_model, hdr_folder, tmp_pa
     proto = json.loads((out / "protocol.json").read_text())
     assert proto["checkpoint"]["path"] == str(tiny_shipped_model) and proto["checkpoint"]["step"] == 123456
     assert proto["checkpoint"]["output_stage"] == "refinement"
-    assert [m["kind"] for m in proto["methods"]] == ["model", "stages", "stages", "stages", "ablation"]
+    assert [m["kind"] for m in proto["methods"]] == ["model", "stages", "stages", "stages", "stages", "ablation"]
 
 
 @pytest.mark.slow

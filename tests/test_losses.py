@@ -162,3 +162,38 @@ def test_joint_loss_is_scale_invariant_per_sample():
         return np.log(1 + 10 * v) / np.log(11.0)
 
     np.testing.assert_allclose(base, np.mean(np.abs(t(rn) - t(hn))), rtol=1e-5)
+
+
+def test_linearization_image_term_in_pu21_weighs_shadows_as_the_metric_does():
+    from hdrjax.evaluation import metrics
+
+    # One scene (peak 4 → 4000 cd/m²) and the same linear error of 0.01 at a dark and at a bright pixel.
+    exposed = jnp.full((1, 4, 4, 3), 0.02).at[0, 0, 0].set(4.0).at[0, 3, 3].set(0.8)
+    clipped = jnp.clip(exposed, 0.0, 1.0)
+    dark = clipped.at[0, 1, 1].add(0.01)
+    bright = clipped.at[0, 3, 3].add(0.01)
+    curve = jnp.zeros((1, 1024))
+    loss = {}
+    for space in ("linear", "pu21"):
+        for name, linear in (("dark", dark), ("bright", bright), ("exact", clipped)):
+            loss[space, name] = float(linearization_loss(linear, clipped, curve, curve, image_space=space,
+                                                         exposed=exposed)[0])
+    assert loss["linear", "dark"] == pytest.approx(loss["linear", "bright"], rel=1e-4)
+    assert loss["pu21", "exact"] == 0.0
+    assert loss["pu21", "dark"] > 10 * loss["pu21", "bright"] > 0
+    # The value is the metric's: PU21 of the display model (the scene peak → 4000 cd/m²), / 256.
+    def pu(x):
+        return metrics.pu21_encode(metrics.display_model(x, exposed)) / metrics.PU21_PEAK
+
+    want = float(jnp.mean(jnp.square(pu(dark) - pu(clipped))))
+    assert loss["pu21", "dark"] == pytest.approx(want, rel=1e-4)
+    # The curve term is the reference's in both spaces; exposed is required for pu21.
+    other = curve + 0.1
+    assert float(linearization_loss(clipped, clipped, other, curve, image_space="pu21", exposed=exposed)[0]) == \
+        pytest.approx(float(linearization_loss(clipped, clipped, other, curve)[0]), rel=1e-6)
+    with pytest.raises(ValueError, match="needs exposed"):
+        linearization_loss(dark, clipped, curve, curve, image_space="pu21")
+    with pytest.raises(ValueError, match="image_space"):
+        linearization_loss(dark, clipped, curve, curve, image_space="log")
+    grad = jax.grad(lambda x: linearization_loss(x, clipped, curve, curve, image_space="pu21", exposed=exposed)[0])(dark)
+    assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad[0, 1, 1]).max()) > 0

@@ -101,6 +101,27 @@ def test_smoke_config_trains_end_to_end(stage, tmp_path, caplog):
 
 
 @pytest.mark.slow
+def test_linearization_trains_with_the_pu21_image_term(tmp_path):
+    """loss.lin_image_space="pu21" (issue #20) through the trainer: it runs, and it is what the step minimised."""
+    from conftest import make_tiny_config
+
+    config = make_tiny_config("linearization")
+    with config.unlocked():
+        config.loss.lin_image_space = "pu21"
+        config.train.num_steps = 3
+        config.train.eval_every = 0
+        config.train.image_summary_every = 0
+        config.parallel.num_devices = 1
+    state = loop.train_and_evaluate(config, tmp_path)
+    assert int(state.step) == 3
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert train_rows and all(np.isfinite(r["loss"]) for r in train_rows)
+    stored = json.loads((tmp_path / "config.json").read_text())
+    assert stored["loss"]["lin_image_space"] == "pu21"
+
+
+@pytest.mark.slow
 def test_dequantization_loss_falls_on_a_fixed_batch():
     config = load_config("dequantization")
     mesh = parallel.make_mesh(jax.devices()[:1])  # one device compiles faster; sharding is tested elsewhere
@@ -137,6 +158,7 @@ def test_dequantization_loss_falls_on_a_fixed_batch():
     ("optim.schedule", "linear", "config.optim.schedule: unknown schedule"),
     ("camera.jpeg_qualities", (90, 101), "config.camera: camera.jpeg_qualities must be 1..100"),
     ("init.vgg", "/nonexistent/vgg16.npy", "config.init.vgg"),
+    ("loss.lin_image_space", "log", "config.loss.lin_image_space: unknown 'log'"),
 ])
 def test_bad_config_fails_before_compiling(field, value, message, tmp_path, monkeypatch):
     config = load_config("joint")

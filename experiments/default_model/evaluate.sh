@@ -7,7 +7,9 @@
 # Needs ../shared/data (the held-out HDR files and the DoRF curves). Writes, under
 # experiments/results/ ($RESULTS):
 #   default-model-eval/      python -m hdrjax.evaluate on the 12 held-out HDR files
-#                            (summary.md/.csv, per_image.csv, protocol.json)
+#                            (summary.md/.csv, per_image.csv, protocol.json; --error-budget:
+#                            bands.csv, speckle.csv, curves.csv, read by docs/training.md's
+#                            tables, experiments/error_budget_report.py)
 #   default-model-eval-lin/  the same for Deq + Lin and the global-curve baselines on all 10
 #                            test CRFs (the inverse-CRF RMSE against the mean-curve answer)
 #   training-curves.json/.png  learning curves of each stage (from $RUNS/<stage>/metrics.jsonl)
@@ -47,7 +49,7 @@ PYEOF
 
 echo "== evaluate ($CHECKPOINT, $CRFS test CRFs, ${RES}²)"
 "$PY" -m hdrjax.evaluate "$HELDOUT" --workdir "$RESULTS/default-model-eval" --checkpoint "$CHECKPOINT" \
-    --crf "dorf:$DORF" --max-crfs "$CRFS" --resolution "$RES" --methods stages,baselines,true_crf
+    --crf "dorf:$DORF" --max-crfs "$CRFS" --resolution "$RES" --methods stages,baselines,true_crf --error-budget
 
 echo "== the Linearization-Net on all of DoRF's test CRFs (cheap: no Hallucination-Net)"
 "$PY" -m hdrjax.evaluate "$HELDOUT" --workdir "$RESULTS/default-model-eval-lin" --checkpoint "$CHECKPOINT" \

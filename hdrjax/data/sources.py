@@ -108,9 +108,9 @@ def hdr_real_pairs(split_dir, *, match_names=True) -> list[tuple[pathlib.Path, p
         raise DataError(f"{split_dir}: {len(hdrs)} files in HDR_gt but {len(ldrs)} in LDR_in; "
                         "pairs are matched by sorted index")
     if match_names:
-        for h, l in zip(hdrs, ldrs):
-            if h.stem != l.stem:
-                raise DataError(f"{split_dir}: pair {h.name} / {l.name} has different names "
+        for h, ld in zip(hdrs, ldrs):
+            if h.stem != ld.stem:
+                raise DataError(f"{split_dir}: pair {h.name} / {ld.name} has different names "
                                 "(set config.data.real.match_names=False to pair by sorted index "
                                 "only, as the reference)")
     return list(zip(hdrs, ldrs))

@@ -11,7 +11,11 @@ hdrjax/evaluate.py, or `python -m hdrjax.evaluation`):
 * `baselines`: the non-learned LDR→HDR methods (identity, gamma 2.2, sRGB, the mean g0 curve);
 * `metrics`: PU21-PSNR/SSIM and the other HDR metrics, batched in jax.numpy;
 * `loop`: `evaluate`, every method on every sample scored by `metrics`, and `summarize`;
-* `report`: the CSV / markdown / JSON files of a result and the protocol stated as text.
+* `report`: the CSV / markdown / JSON files of a result and the protocol stated as text;
+* `speckle`: the speckle figure (fine-grained variation in smooth dark regions, reconstruction
+  over ground truth), in every summary;
+* `budget`, `curve_levels`: the error budget of `--error-budget` (PU21 error by intensity band,
+  method against method; the curve's error along the LDR levels).
 
 The package has no re-exports: import from the module that owns a name.
 """

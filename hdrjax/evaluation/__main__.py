@@ -20,7 +20,9 @@ This file only reads the options and runs the modules of `hdrjax.evaluation`, wh
 Outputs in `--workdir` (all written atomically): `per_image.csv` (one row per method × image
 × CRF × exposure), `summary.csv` and `summary.md` (mean ± sample standard deviation per method,
 per exposure and overall; the markdown is also printed), `protocol.json` (every setting, the
-CRF names, the checkpoint, the skipped files, timings). Messages go to stderr, one line each
+CRF names, the checkpoint, the skipped files, timings). With `--error-budget` also
+`bands.csv` and `gaps.csv` (budget.py), `speckle.csv` (speckle.py) and `curves.csv`
+(curve_levels.py). Messages go to stderr, one line each
 (`hdrjax.cli`). A bad input file is one `error:` line, skipped and counted; the exit status is
 then 1. A problem with the arguments, the source or the checkpoint is one `error:` line and the
 exit status of `hdrjax.cli.fail`.
@@ -36,7 +38,7 @@ import jax
 
 from hdrjax import cli
 from hdrjax.errors import HdrjaxError
-from hdrjax.evaluation import loop, methods, protocol, report
+from hdrjax.evaluation import budget, loop, methods, protocol, report
 
 logger = logging.getLogger("hdrjax.evaluation")
 
@@ -83,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--invemor", default="", help="invemor.txt whose g0 the g0 baseline uses (default: the model's basis / built-in)")
     p.add_argument("--reference-inference", action="store_true",
                    help="run the model as the reference (stretch to ×64, 32 px pad, one pass) instead of tiles")
+    p.add_argument("--error-budget", action="store_true",
+                   help="also write bands.csv (PU21 error by the ground truth's intensity band), gaps.csv (the same, "
+                   "method against method), speckle.csv (the speckle figure's parts) and curves.csv (curve error "
+                   "by LDR level)")
     p.add_argument("--data-dir", default="", help="TFDS data_dir for dataset sources")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     return p
@@ -127,7 +133,9 @@ def _main(args, argv) -> int:
     if args.checkpoint:
         model, variables, train_config, step, _, warning = methods.load_checkpoint(args.checkpoint)
         stages = loading.stages_for_checkpoint(train_config)
-        joint = "refinement" in stages
+        # A jointly trained Refinement-Net is measured (stages_refinement) even when the shipped
+        # output stops before it (a manifest's output_stage).
+        joint = "refinement" in stages or train_config.get("stage") == "joint"
         if warning:
             logger.warning(f"{args.checkpoint}: {warning}")
         facts["checkpoint"] = {"path": args.checkpoint, "step": step, "stage": train_config.get("stage"),
@@ -155,7 +163,10 @@ def _main(args, argv) -> int:
     logger.info(f"{kind} evaluation of {', '.join(m.name for m in chosen)} on {args.source}"
                 + (f" with {len(bank)} test CRFs × {len(config.exposure_stops)} exposures" if bank is not None else ""))
     # A dataset source reads lazily: its DataError (a HdrjaxError) surfaces here, handled by main.
-    result = loop.evaluate(examples, chosen, config, bank=bank, limit=args.limit, protocol=facts)
+    if args.error_budget:
+        facts["error_budget"] = budget.definition()
+    result = loop.evaluate(examples, chosen, config, bank=bank, limit=args.limit, protocol=facts,
+                           error_budget=args.error_budget)
     if result.protocol["examples"] == 0:
         raise protocol.EvalError(f"{args.source}: no test image could be read")
     paths = report.write_outputs(result, args.workdir)

@@ -17,6 +17,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from hdrjax.evaluation import speckle
+from hdrjax.evaluation.budget import ErrorBudget, band_errors
 from hdrjax.evaluation.methods import Method, batch_bucket
 from hdrjax.evaluation.protocol import EvalConfig, EvalError, Example, Skipped, real_samples, synthetic_samples
 
@@ -41,6 +43,7 @@ class EvalResult:
     protocol: dict
     kept: list[dict]
     timing: dict
+    budget: dict | None = None  # {"bands", "gaps", "speckle", "curves"}: rows of budget.ErrorBudget.tables
 
     def scalars(self, prefix: str = "") -> dict[str, float]:
         """{"[prefix/]method/metric[/ev+1]": mean} from the summary, for TensorBoard."""
@@ -54,10 +57,12 @@ class EvalResult:
         return out
 
 
-def _metric_batches(pred, gt, config: EvalConfig, normalization: str):
-    """compute_all in batches padded (by repetition) to power-of-two sizes: few jit shapes."""
+def _metric_batches(pred, gt, config: EvalConfig, normalization: str, fn=None):
+    """`fn` (default metrics.compute_all; same keywords) in batches padded (by repetition) to
+    power-of-two sizes: few jit shapes. {name: values with a leading axis of len(pred)}."""
     from hdrjax.evaluation import metrics
 
+    fn = metrics.compute_all if fn is None else fn
     n = len(pred)
     b = config.batch_size
     out: dict[str, list] = {}
@@ -68,7 +73,7 @@ def _metric_batches(pred, gt, config: EvalConfig, normalization: str):
         if k < size:
             p = np.concatenate([p, np.repeat(p[-1:], size - k, axis=0)])
             g = np.concatenate([g, np.repeat(g[-1:], size - k, axis=0)])
-        values = metrics.compute_all(p, g, crf_correction=config.crf_correction, normalization=normalization)
+        values = fn(p, g, crf_correction=config.crf_correction, normalization=normalization)
         for name, v in values.items():
             out.setdefault(name, []).append(np.asarray(v, np.float64)[:k])
     return {name: np.concatenate(v) for name, v in out.items()}
@@ -83,12 +88,15 @@ def evaluate(
     keep: Callable[[dict], bool] | None = None,
     limit: int | None = None,
     protocol: dict | None = None,
+    error_budget: bool = False,
 ) -> EvalResult:
     """Run every method on every test sample and score it; returns rows, summary and protocol.
 
     `examples`: `Example`s (with `ldr` = real pairs, else synthesised with the CRFs of `bank`,
     a `CRFBank`) and `Skipped` inputs (counted). `keep(meta)` selects samples whose images and
     curves are kept in `result.kept` (figures). `limit`: stop after this many examples.
+    Every method also gets the `speckle` figure (hdrjax/evaluation/speckle.py) per sample;
+    `error_budget=True` fills `result.budget` (hdrjax/evaluation/budget.py).
     Library use (e.g. from training): `evaluate(patches, [model_method(model, variables)],
     EvalConfig(exposure_stops=(0.0,)), bank=test_bank).scalars("eval")`.
     """
@@ -99,6 +107,7 @@ def evaluate(
     metric_names: tuple[str, ...] | None = None
     kinds = set()
     n_examples = 0
+    budget = ErrorBudget() if error_budget else None
     for example in examples:
         if isinstance(example, Skipped):
             logger.error(f"{example} (skipped)")
@@ -135,9 +144,15 @@ def evaluate(
                     tm = time.perf_counter()
                     outputs, curves = method.run(ldr[run], [meta[i] for i in run])
                     timing[method.name] += time.perf_counter() - tm
-                    values = _metric_batches(outputs, np.ascontiguousarray(gt[run]), config, normalization)
+                    gt_run = np.ascontiguousarray(gt[run])
+                    values = _metric_batches(outputs, gt_run, config, normalization)
                     if metric_names is None:
                         metric_names = tuple(values)
+                    energy = _metric_batches(outputs, gt_run, config, normalization, speckle.speckle_energy)
+                    speckles = speckle.speckle_ratio(energy)
+                    if budget is not None:
+                        bands = _metric_batches(outputs, gt_run, config, normalization, band_errors)
+                        budget.add(method.name, [meta[i] for i in run], ldr[run], gt_run, curves, bands, energy)
                 per_method[method.name] = (outputs, curves)
                 pos = {int(i): j for j, i in enumerate(run)}
                 for i, m in enumerate(meta):
@@ -148,6 +163,8 @@ def evaluate(
                     if j is not None:
                         for name, v in values.items():
                             row[name] = float(v[j])
+                        if np.isfinite(speckles[j]):  # a sample without a smooth dark region has none
+                            row[speckle.SPECKLE] = float(speckles[j])
                         if curves is not None and "inverse_crf" in m:
                             row[CURVE_METRIC] = float(np.sqrt(np.mean((curves[j] - m["inverse_crf"]) ** 2)))
                     rows.append(row)
@@ -170,6 +187,8 @@ def evaluate(
     metric_names = tuple(m for m in METRIC_NAMES if m in found) + tuple(m for m in found if m not in METRIC_NAMES)
     if any(CURVE_METRIC in r for r in rows):
         metric_names = metric_names + (CURVE_METRIC,)
+    if any(speckle.SPECKLE in r for r in rows):
+        metric_names = metric_names + (speckle.SPECKLE,)
     stops = config.exposure_stops if "synthetic" in kinds else ()
     summary = summarize(rows, [m.name for m in methods], metric_names, stops)
     proto = dict(protocol or {})
@@ -185,7 +204,8 @@ def evaluate(
     })
     if bank is not None and "synthetic" in kinds:
         proto["crfs"] = list(bank.names)
-    return EvalResult(rows, summary, metric_names, skipped, proto, kept, timing)
+    tables = budget.tables([m.name for m in methods], stops) if budget is not None else None
+    return EvalResult(rows, summary, metric_names, skipped, proto, kept, timing, tables)
 
 
 def _config_json(config: EvalConfig) -> dict:

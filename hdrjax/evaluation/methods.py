@@ -45,15 +45,19 @@ STAGE_METHODS = {
     "stages_hallucination": NETWORKS[:3],
     "stages_refinement": NETWORKS[:4],
 }
+# The Dequantization-Net's output C through the sample's true inverse CRF (synthetic only): with
+# true_crf (the JPEG through the same curve) beside it, what the first stage does to the image
+# when the curve is perfect. C itself is an LDR image, not a reconstruction to score.
+DEQ_TRUE_CRF = "stages_dequantization_true_crf"
 MEAN_CRF = "mean_crf"  # the training split's mean inverse CRF (needs the CRF bank, see mean_crf_method)
 BASELINES = baselines.NAMES + (MEAN_CRF,)
 ORACLES = ("true_crf",)
-MODEL_METHODS = (MODEL,) + ABLATIONS + tuple(STAGE_METHODS)  # the methods that need --checkpoint
+MODEL_METHODS = (MODEL,) + ABLATIONS + (DEQ_TRUE_CRF,) + tuple(STAGE_METHODS)  # the methods that need --checkpoint
 ALL_METHODS = MODEL_METHODS + BASELINES + ORACLES
 GROUPS = {
     "baselines": BASELINES,
     "ablations": ABLATIONS,
-    "stages": tuple(STAGE_METHODS),
+    "stages": (DEQ_TRUE_CRF,) + tuple(STAGE_METHODS),
     "oracles": ORACLES,
     "all": ALL_METHODS,
 }
@@ -138,6 +142,17 @@ def true_crf_method() -> Method:
         return hdr.astype(np.float32), curves
 
     return Method("true_crf", "oracle", run, synthetic_only=True)
+
+
+def dequantization_true_crf_method(model, variables, *, predict_config=None) -> Method:
+    """`DEQ_TRUE_CRF`: the model's first stage, then the oracle's curve (synthetic only)."""
+    deq = model_method(model, variables, stages=NETWORKS[:1], predict_config=predict_config)
+    oracle = true_crf_method()
+
+    def run(ldr, meta):
+        return oracle.run(deq.run(ldr, meta)[0], meta)
+
+    return Method(DEQ_TRUE_CRF, "stages", run, synthetic_only=True)
 
 
 def _get_path(tree, path):
@@ -251,7 +266,10 @@ def build_methods(names: Sequence[str], *, model=None, variables=None, stages=No
         if name in MODEL_METHODS:
             if model is None:
                 raise EvalError(f"method {name} needs a model (--checkpoint)")
-            out.append(model_method(model, variables, name=name, stages=stages, predict_config=predict_config))
+            if name == DEQ_TRUE_CRF:
+                out.append(dequantization_true_crf_method(model, variables, predict_config=predict_config))
+            else:
+                out.append(model_method(model, variables, name=name, stages=stages, predict_config=predict_config))
         elif name == MEAN_CRF:
             out.append(mean_crf_method(crf))
         elif name in BASELINES:

@@ -476,8 +476,12 @@ def crf_correct(pred, ref, *, degree=CRF_DEGREE, lam=CRF_LAMBDA, normalize=False
 # --------------------------------------------------------------------------------------------
 # The suite.
 
-@functools.partial(jax.jit, static_argnames=("crf_correction", "normalization", "display_peak"))
-def _compute_all(pred, ref, crf_correction, normalization, display_peak):
+def absolute_pair(pred, ref, *, crf_correction=False, normalization="reference", display_peak=DISPLAY_PEAK):
+    """(pred, ref) in cd/m² as `compute_all` scores them: `normalization`, then the CRF correction.
+
+    Traceable (call it inside jit); the error budget and the speckle figure of
+    `hdrjax.evaluation` use it so that their PU21 values are the metric's own.
+    """
     if normalization == "authors":
         # Already cd/m² by the authors' convention (their HDR-VDP-2 input).
         pred_abs, ref_abs = authors_normalize(pred), authors_normalize(ref)
@@ -486,6 +490,13 @@ def _compute_all(pred, ref, crf_correction, normalization, display_peak):
         ref_abs = display_model(ref, None, display_peak)
     if crf_correction:
         pred_abs = crf_correct(pred_abs, ref_abs)
+    return pred_abs, ref_abs
+
+
+@functools.partial(jax.jit, static_argnames=("crf_correction", "normalization", "display_peak"))
+def _compute_all(pred, ref, crf_correction, normalization, display_peak):
+    pred_abs, ref_abs = absolute_pair(pred, ref, crf_correction=crf_correction, normalization=normalization,
+                                      display_peak=display_peak)
     # The other metrics are invariant to a scale shared by both images, so they take the absolute
     # pair as it is.
     return {

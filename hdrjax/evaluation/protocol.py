@@ -219,8 +219,8 @@ def real_examples(pairs: Sequence[tuple[pathlib.Path, pathlib.Path]], config: Ev
             yield Skipped(str(hdr_path), f"{hdr.shape[1]}x{hdr.shape[0]} is smaller than the "
                                          f"{config.resolution}x{config.resolution} test crop (--resolution)")
             continue
-        for suffix, h, l in _pair_patches(hdr, ldr, config):
-            yield Example(f"{hdr_path.stem}_{suffix}", h, l, str(hdr_path))
+        for suffix, h, ld in _pair_patches(hdr, ldr, config):
+            yield Example(f"{hdr_path.stem}_{suffix}", h, ld, str(hdr_path))
 
 
 def dataset_examples(name: str, manual_dir: str, config: EvalConfig, *, data_dir: str = "") -> Iterator[Example]:

@@ -13,6 +13,7 @@ import json
 import math
 import pathlib
 
+from hdrjax.evaluation import budget, curve_levels, speckle
 from hdrjax.evaluation.loop import CURVE_METRIC, EvalResult, format_stops
 from hdrjax.evaluation.protocol import EvalError
 
@@ -47,6 +48,15 @@ def summary_csv(result: EvalResult) -> str:
     fields = ("method", "exposure", "n", "masked") + tuple(
         f"{m}_{s}" for m in result.metric_names for s in ("mean", "std"))
     return _csv_text(fields, result.summary)
+
+
+# The error budget's files (`--error-budget`): name -> (key in result.budget, columns).
+BUDGET_FILES = {
+    "bands.csv": ("bands", budget.BUDGET_FIELDS),
+    "gaps.csv": ("gaps", budget.GAP_FIELDS),
+    "speckle.csv": ("speckle", speckle.SPECKLE_FIELDS),
+    "curves.csv": ("curves", curve_levels.LEVEL_FIELDS),
+}
 
 
 def _pm(row, m, digits):
@@ -117,7 +127,8 @@ def summary_markdown(result: EvalResult) -> str:
 
 
 def write_outputs(result: EvalResult, workdir) -> dict[str, pathlib.Path]:
-    """Write per_image.csv, summary.csv, summary.md and protocol.json atomically into `workdir`."""
+    """Write per_image.csv, summary.csv, summary.md and protocol.json atomically into `workdir`,
+    and with an error budget (`result.budget`) bands.csv, gaps.csv, speckle.csv and curves.csv."""
     from hdrjax.io import atomic_write
 
     workdir = pathlib.Path(workdir).expanduser()
@@ -131,6 +142,8 @@ def write_outputs(result: EvalResult, workdir) -> dict[str, pathlib.Path]:
         "summary.md": summary_markdown(result),
         "protocol.json": json.dumps(result.protocol, indent=2, default=str) + "\n",
     }
+    if result.budget is not None:
+        texts.update({name: _csv_text(fields, result.budget[key]) for name, (key, fields) in BUDGET_FILES.items()})
     paths = {}
     for name, text in texts.items():
         path = workdir / name

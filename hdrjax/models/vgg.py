@@ -280,7 +280,7 @@ def load_lpips_vgg16() -> VGGWeights:
         with open(path, "rb") as f:
             # A pickle, but from an installed package we depend on, not a user file.
             tree = pickle.load(f)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a broken install
+    except Exception as e:
         raise VGGWeightsError(path, f"cannot unpickle: {e}") from e
     vgg = tree.get("VGG16_0") if isinstance(tree, dict) else None
     if not isinstance(vgg, dict):
@@ -312,7 +312,7 @@ def load_caffe_vgg16(path: str | os.PathLike) -> VGGWeights:
         raise VGGWeightsError(path, "no such file")
     try:
         raw = np.load(path, allow_pickle=True, encoding="latin1")
-    except Exception as e:  # noqa: BLE001 - report any decoding failure against the file
+    except Exception as e:
         raise VGGWeightsError(path, f"not a readable .npy file: {e}") from e
     if isinstance(raw, np.ndarray) and raw.dtype == object and raw.shape == ():
         raw = raw.item()

@@ -75,6 +75,10 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
     for field in ("eval_every", "image_summary_every"):
         if t[field] < 0:
             fail(f"train.{field}", f"must be >= 0 (0 = never), got {t[field]}")
+    from hdrjax.training.losses import LIN_IMAGE_SPACES
+
+    if config.loss.get("lin_image_space", "linear") not in LIN_IMAGE_SPACES:
+        fail("loss.lin_image_space", f"unknown {config.loss.lin_image_space!r}; one of {', '.join(LIN_IMAGE_SPACES)}")
     if config.optim.schedule not in SCHEDULES:
         fail("optim.schedule", f"unknown schedule {config.optim.schedule!r}; one of {', '.join(SCHEDULES)}")
     if not config.optim.learning_rate > 0:
@@ -188,6 +192,7 @@ def _stage_loss(config, outputs, sample, vgg):
         return losses.linearization_loss(
             outputs["linear"], sample.clipped, outputs["inverse_crf"], sample.inverse_crf, sample.mask,
             curve_weight=lc.curve_weight, curve_term=lc.curve_term,
+            image_space=lc.get("lin_image_space", "linear"), exposed=sample.exposed,
         )
     if stage == "hallucination":
         return losses.hallucination_loss(

@@ -48,14 +48,49 @@ def dequantization_loss(pred, target, mask=None):
     return loss, {"mse": loss}
 
 
-def linearization_loss(linear, clipped, curve, curve_true, mask=None, *, curve_weight=0.1, curve_term="per_sample"):
+LIN_IMAGE_SPACES = ("linear", "pu21")
+
+
+def pu21_display(x, exposed):
+    """x in the PU21 units the evaluation scores it in, divided by PU21's 256 "SDR peak": f32 like x.
+
+    The evaluation's display model (`hdrjax.evaluation.metrics.display_model`): each sample's scene peak,
+    max(`exposed`), is shown at 4000 cd/m², then PU21 (`metrics.pu21_encode`). x, exposed:
+    f32[B, ...] in the same relative units (the exposed scene, clipping at 1).
+    """
+    from hdrjax.evaluation import metrics
+
+    peak = jnp.max(jnp.maximum(exposed, 0.0), axis=tuple(range(1, exposed.ndim)))
+    scale = metrics.DISPLAY_PEAK / jnp.maximum(peak, jnp.finfo(jnp.float32).tiny)
+    scale = jnp.reshape(scale, scale.shape + (1,) * (x.ndim - 1))
+    return metrics.pu21_encode(jnp.maximum(x, 0.0) * scale) / metrics.PU21_PEAK
+
+
+def linearization_loss(linear, clipped, curve, curve_true, mask=None, *, curve_weight=0.1, curve_term="per_sample",
+                       image_space="linear", exposed=None):
     """§3.2 Linearization: MSE(linearised L, Xc) + 0.1 · MSE(inverse CRF, true inverse CRF), masked.
 
     linear, clipped: f32[B, H, W, 3]; curve, curve_true: f32[B, 1024]. `curve_term="batch"`
     reproduces the reference's broadcast (module docstring).
+
+    `image_space`: where the image term compares the linearised image with Xc.
+    * "linear" (§3.2, the reference): relative radiance. The curve's error at each pixel counts
+      by its linear size, so the bright half of the curve dominates and the shadows, where
+      most pixels and most of PU21's sensitivity lie, hardly count.
+    * "pu21" (ours, issue #20): in the units the evaluation scores (`pu21_display`; needs
+      `exposed`, the unclipped exposed scene X, for each sample's display scale). The image
+      term is then the curve's error at every pixel of the input (pixel density) as PU21
+      sees it (perceptual sensitivity). The curve term stays the reference's.
     """
     m = _mask(mask, linear.shape[0])
-    mse = _per_sample_mean(jnp.square(linear - clipped))
+    if image_space == "linear":
+        mse = _per_sample_mean(jnp.square(linear - clipped))
+    elif image_space == "pu21":
+        if exposed is None:
+            raise ValueError("image_space='pu21' needs exposed (the unclipped exposed scene X)")
+        mse = _per_sample_mean(jnp.square(pu21_display(linear, exposed) - pu21_display(clipped, exposed)))
+    else:
+        raise ValueError(f"image_space must be one of {LIN_IMAGE_SPACES}, got {image_space!r}")
     curve_mse = _per_sample_mean(jnp.square(curve - curve_true))
     image_term = jnp.mean(mse * m)
     if curve_term == "per_sample":
