@@ -101,10 +101,8 @@ def test_smoke_config_trains_end_to_end(stage, tmp_path, caplog):
 
 
 @pytest.mark.slow
-def test_linearization_trains_with_the_pu21_image_term(tmp_path):
+def test_linearization_trains_with_the_pu21_image_term(tmp_path, make_tiny_config):
     """loss.lin_image_space="pu21" (issue #20) through the trainer: it runs, and it is what the step minimised."""
-    from conftest import make_tiny_config
-
     config = make_tiny_config("linearization")
     with config.unlocked():
         config.loss.lin_image_space = "pu21"

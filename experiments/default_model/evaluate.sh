@@ -9,7 +9,7 @@
 #   default-model-eval/      python -m hdrjax.evaluate on the 12 held-out HDR files
 #                            (summary.md/.csv, per_image.csv, protocol.json; --error-budget:
 #                            bands.csv, speckle.csv, curves.csv, read by docs/training.md's
-#                            tables, experiments/error_budget_report.py)
+#                            tables, python -m experiments.default_model.error_budget)
 #   default-model-eval-lin/  the same for Deq + Lin and the global-curve baselines on all 10
 #                            test CRFs (the inverse-CRF RMSE against the mean-curve answer)
 #   training-curves.json/.png  learning curves of each stage (from $RUNS/<stage>/metrics.jsonl)

@@ -198,7 +198,8 @@ def build(results=RESULTS, manifest_path=WEIGHTS / "manifest.json") -> tuple[str
                 lines.append(f"  On the same samples Deq + Lin reaches {lin_psnr:.2f} dB PU21-PSNR and the fixed "
                              f"inverse sRGB curve {srgb_psnr:.2f} dB: the lower curve RMSE has not yet turned into a "
                              "better image: its PU21-weighted error sits in the darkest LDR codes, where the "
-                             "curve RMSE barely looks (docs/training.md, \"Why a lower curve RMSE gave a worse image\").")
+                             "curve RMSE barely looks (docs/training.md, \"Why a lower curve RMSE gave a worse "
+                             "image\").")
         evaluation["targets"] = {"margin_over_best_baseline_db": margin, "best_baseline": best_base[0],
                                  "vs_true_crf_oracle_db": None if oracle is None else ours["pu21_psnr_mean"] - oracle,
                                  "lin_curve_rmse": lin, "mean_curve_rmse": mean_crf}
