@@ -104,6 +104,25 @@ def env():
     return {**os.environ, **JAX_CACHE_ENV}
 
 
+@pytest.fixture
+def stale_block_check(run_module, tmp_path):
+    """`stale_block_check(doc, name, old, module)`: copy `doc` with `old` edited inside its generated
+    block `name`, run `python -m module --check` on the copy; returns (copy, finished process)."""
+
+    def check(doc: pathlib.Path, name: str, old: str, module: str):
+        text = doc.read_text()
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        head, rest = text.split(begin)
+        body, tail = rest.split(end)
+        changed = body.replace(old, old + " (edited)", 1)
+        assert changed != body, f"{old!r} is not in block {name} of {doc}"
+        copy = tmp_path / doc.name
+        copy.write_text(head + begin + changed + end + tail)
+        return copy, run_module(module, "--check", "--doc", copy, timeout=300)
+
+    return check
+
+
 @pytest.fixture(scope="module")
 def run_module(env):
     """`run_module("experiments.benchmark", "--quick", timeout=600, extra_env=None)`: run

@@ -128,16 +128,8 @@ def test_the_figure_rule_catches_what_it_should():
     assert uncited_figures(text) == []
 
 
-def test_a_changed_number_in_a_block_is_caught(tmp_path, run_module):
-    text = README.read_text()
-    begin, end = "<!-- benchmark-cpu:begin -->", "<!-- benchmark-cpu:end -->"
-    head, rest = text.split(begin)
-    body, tail = rest.split(end)
-    changed = body.replace("| 512×512", "| 512×512 (edited)", 1)
-    assert changed != body
-    readme = tmp_path / "README.md"
-    readme.write_text(head + begin + changed + end + tail)
-    proc = run_module("experiments.readme_tables", "--check", "--readme", readme, timeout=300)
+def test_a_changed_number_in_a_block_is_caught(stale_block_check):
+    readme, proc = stale_block_check(README, "benchmark-cpu", "| 512×512", "experiments.readme_tables")
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"{readme}: stale generated block(s): benchmark-cpu;"), proc.stderr
 

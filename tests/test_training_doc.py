@@ -20,15 +20,7 @@ def test_each_block_names_its_result_file():
         assert "experiments/results/" in body.strip().split("\n\n")[0], name
 
 
-def test_a_changed_number_in_a_block_is_caught(tmp_path, run_module):
-    text = DOC.read_text()
-    begin, end = "<!-- error-budget:begin -->", "<!-- error-budget:end -->"
-    head, rest = text.split(begin)
-    body, tail = rest.split(end)
-    changed = body.replace("| deep shadow", "| deep shadow (edited)", 1)
-    assert changed != body
-    doc = tmp_path / "training.md"
-    doc.write_text(head + begin + changed + end + tail)
-    proc = run_module(MODULE, "--check", "--doc", doc, timeout=300)
+def test_a_changed_number_in_a_block_is_caught(stale_block_check):
+    doc, proc = stale_block_check(DOC, "error-budget", "| deep shadow", MODULE)
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"{doc}: stale generated block(s): error-budget;"), proc.stderr
