@@ -51,9 +51,7 @@ def main(argv=None) -> int:
     np.savez(buf, **{k: np.asarray(v, np.float64) for k, v in prior.items()})
     with atomic_write(args.out) as f:
         f.write(buf.getvalue())
-    crf.camera_bank.cache_clear()
-    crf.CAMERA_PRIOR_FILE = type(crf.CAMERA_PRIOR_FILE)(args.out)
-    camera = crf.load_bank("camera", "all")
+    camera = crf.bank_from_prior(prior)  # the bank this fit gives, whatever --out is
     print(f"wrote {args.out}: {args.k} directions explain {float(prior['explained_variance']):.4%} of the variance")
     print(f"{'bank':<22} {'curves':>6} {'spread':>8} {'mean vs DoRF test':>18}")
     rows = {}

@@ -428,7 +428,11 @@ def sample_prior(prior, n: int, seed: int) -> np.ndarray:
 def camera_bank() -> CRFBank:
     """The built-in camera bank: CAMERA_BANK_SIZE curves with real cameras' spread (no file)."""
     with np.load(CAMERA_PRIOR_FILE) as f:
-        prior = {k: f[k] for k in ("mean", "components", "std")}
+        return bank_from_prior({k: f[k] for k in ("mean", "components", "std")})
+
+
+def bank_from_prior(prior) -> CRFBank:
+    """The camera bank a `fit_prior` model gives: CAMERA_BANK_SIZE draws with CAMERA_BANK_SEED."""
     inverse = sample_prior(prior, CAMERA_BANK_SIZE, CAMERA_BANK_SEED)
     # A bank is made from forward curves; the inverse of an inverse curve is its forward curve.
     return make_bank(invert_curve(inverse), tuple(f"camera-{i:03d}" for i in range(CAMERA_BANK_SIZE)))
