@@ -82,6 +82,9 @@ def base_config() -> ml_collections.ConfigDict:
     # §3.2: the Linearization image term in linear radiance ("linear", the reference); "pu21"
     # (ours, issue #20) compares in the evaluation's PU21 units instead (hdrjax.training.losses).
     c.loss.lin_image_space = "linear"
+    # §3.2: the Linearization curve term as MSE of the curves ("linear", the reference) or of
+    # their logs ("log", ours, issue #20: relative error in the dark codes, as PU21 scores it).
+    c.loss.lin_curve_space = "log"
     c.loss.perceptual_weight = 0.001  # §3.2: VGG pool1-3 L1 weight (0 = no VGG needed)
     c.loss.tv_weight = 0.1  # §3.2: total-variation weight
     c.loss.tv_per_sample = False  # §3.2: False = the reference's batch-scalar TV

@@ -197,3 +197,29 @@ def test_linearization_image_term_in_pu21_weighs_shadows_as_the_metric_does():
         linearization_loss(dark, clipped, curve, curve, image_space="log")
     grad = jax.grad(lambda x: linearization_loss(x, clipped, curve, curve, image_space="pu21", exposed=exposed)[0])(dark)
     assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad[0, 1, 1]).max()) > 0
+
+
+def test_log_curve_term_is_minimised_by_the_geometric_mean():
+    # curve_space="log" (issue #20): MSE of log(g + eps). Over curves an image cannot tell
+    # apart, its best single answer is their geometric mean (shifted by eps), below the
+    # arithmetic mean that the reference's "linear" term settles on.
+    eps = losses.CURVE_LOG_EPS
+    y, x = _images(7)
+    truth = jnp.stack([jnp.linspace(0, 1, 1024) ** p for p in (1.5, 2.2, 3.5)])  # [B, 1024]
+
+    def curve_term(g, space):
+        return linearization_loss(y, x, jnp.tile(g, (B, 1)), truth, curve_space=space)[1]["curve_mse"]
+
+    geometric = jnp.exp(jnp.mean(jnp.log(truth + eps), axis=0)) - eps
+    arithmetic = jnp.mean(truth, axis=0)
+    for space, best, other in (("log", geometric, arithmetic), ("linear", arithmetic, geometric)):
+        grad = jax.grad(curve_term)(best, space)
+        np.testing.assert_allclose(grad, 0.0, atol=1e-6, err_msg=space)
+        assert float(curve_term(best, space)) < float(curve_term(other, space)), space
+    assert float(jnp.mean(geometric[:256])) < 0.6 * float(jnp.mean(arithmetic[:256]))  # the dark quarter
+    # The value, written out.
+    g = jnp.tile(arithmetic, (B, 1))
+    want = np.mean((np.log(np.asarray(g) + eps) - np.log(np.asarray(truth) + eps)) ** 2)
+    np.testing.assert_allclose(curve_term(arithmetic, "log"), want, rtol=1e-5)
+    with pytest.raises(ValueError, match="curve_space"):
+        linearization_loss(y, x, g, truth, curve_space="pu21")

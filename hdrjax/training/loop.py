@@ -75,10 +75,11 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
     for field in ("eval_every", "image_summary_every"):
         if t[field] < 0:
             fail(f"train.{field}", f"must be >= 0 (0 = never), got {t[field]}")
-    from hdrjax.training.losses import LIN_IMAGE_SPACES
+    from hdrjax.training.losses import LIN_CURVE_SPACES, LIN_IMAGE_SPACES
 
-    if config.loss.get("lin_image_space", "linear") not in LIN_IMAGE_SPACES:
-        fail("loss.lin_image_space", f"unknown {config.loss.lin_image_space!r}; one of {', '.join(LIN_IMAGE_SPACES)}")
+    for field, spaces in (("lin_image_space", LIN_IMAGE_SPACES), ("lin_curve_space", LIN_CURVE_SPACES)):
+        if config.loss.get(field, "linear") not in spaces:
+            fail(f"loss.{field}", f"unknown {config.loss[field]!r}; one of {', '.join(spaces)}")
     if config.optim.schedule not in SCHEDULES:
         fail("optim.schedule", f"unknown schedule {config.optim.schedule!r}; one of {', '.join(SCHEDULES)}")
     if not config.optim.learning_rate > 0:
@@ -193,6 +194,7 @@ def _stage_loss(config, outputs, sample, vgg):
             outputs["linear"], sample.clipped, outputs["inverse_crf"], sample.inverse_crf, sample.mask,
             curve_weight=lc.curve_weight, curve_term=lc.curve_term,
             image_space=lc.get("lin_image_space", "linear"), exposed=sample.exposed,
+            curve_space=lc.get("lin_curve_space", "linear"),
         )
     if stage == "hallucination":
         return losses.hallucination_loss(
