@@ -138,13 +138,18 @@ def _row(cells) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _table_head(heading: str, columns: tuple[str, ...]) -> list[str]:
+    """A section heading, a blank line, and the header and separator rows of its table."""
+    return [heading, "", _row(columns), _row(["---"] * len(columns))]
+
+
 def _task_table(title: str, columns: tuple[str, ...], entries: list[dict], cells) -> list[str]:
     """A '## title' section with one table row per task entry, then a blank line.
 
     `cells(result)` gives the cells of a task that ran; a task that raised gets its key and the
     start of its error, the rest of its row empty (so the table keeps its shape).
     """
-    L = [f"## {title}", "", _row(columns), _row(["---"] * len(columns))]
+    L = _table_head(f"## {title}", columns)
     for e in entries:
         if "result" in e:
             L.append(_row(cells(e["result"])))
@@ -261,7 +266,7 @@ def retired_markdown(retired: dict, runs: dict) -> list[str]:
         run = runs.get(entry["from_run"], {})
         tag = f"{entry['from_run']}{' (contended)' if run.get('contended') else ''} ({entry['recorded_in']})"
         for cells in knob_rows(name, entry["result"]):
-            L.append("| " + " | ".join(cells) + f" | {tag} |")
+            L.append(_row((*cells, tag)))
     L.append("")
     return L
 
@@ -325,10 +330,7 @@ def render_markdown(results: dict) -> str:
 
     peak = tasks.get("peak", {}).get("result")
     if peak:
-        add(f"## Ceilings{run_of(tasks['peak'])}")
-        add("")
-        add("| what | value |")
-        add("| --- | --- |")
+        L.extend(_table_head(f"## Ceilings{run_of(tasks['peak'])}", ("what", "value")))
         for n, g in peak["jnp_float32"].items():
             add(f"| `jnp.dot` float32 {n}² | {_fmt(g, 1)} GFLOP/s |")
         for n, g in peak["jnp_bfloat16"].items():
@@ -357,10 +359,8 @@ def render_markdown(results: dict) -> str:
         add("")
     vs = summ.get("vs_port")
     if vs:
-        add("### Against the PyTorch port (quoted numbers, see above)")
-        add("")
-        add("| image | speedup (port s / ours s) | speedup, peak-normalised | memory (ours / port RSS) |")
-        add("| --- | --- | --- | --- |")
+        L.extend(_table_head("### Against the PyTorch port (quoted numbers, see above)", (
+            "image", "speedup (port s / ours s)", "speedup, peak-normalised", "memory (ours / port RSS)")))
         for key, row in vs.items():
             add(f"| {key} | {_fmt(row['speedup'])}× | {_fmt(row.get('speedup_peak_normalized'))}× | "
                 f"{_fmt(row.get('memory_fraction'))} |")
@@ -370,11 +370,9 @@ def render_markdown(results: dict) -> str:
         add("")
     photos = tasks.get("photos", {}).get("result", {}).get("photos")
     if photos:
-        add(f"## Highlight-aware tiling on real photos (tiles engine){run_of(tasks['photos'])}")
-        add("")
-        add("| photo | size | clipped px | tiles | skipped | skip s | full s | full / skip | port s (est.) | port / "
-            "ours |")
-        add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        L.extend(_table_head(f"## Highlight-aware tiling on real photos (tiles engine){run_of(tasks['photos'])}", (
+            "photo", "size", "clipped px", "tiles", "skipped", "skip s", "full s", "full / skip", "port s (est.)",
+            "port / ours")))
         for p in photos:
             add(f"| {p['file'].split('/')[-1]} | {p['width']}×{p['height']} | "
                 f"{_fmt(100 * p['clipped_pixel_fraction'], 1)} % | {p['skip']['tiles']} | "
@@ -430,12 +428,10 @@ def render_markdown(results: dict) -> str:
     scal = [tasks[k] for k in sorted(tasks) if k.startswith("scaling-")]
     scal = [e for e in scal if "result" in e and "skipped" not in e["result"]]
     if scal:
-        add(f"## Data-parallel scaling (same global batch){run_of(scal[0])}")
-        add("")
         base = scal[0]["result"]["seconds_per_step"]
         fake = scal[0]["result"]["fake_devices"]
-        add("| devices | compile s | s/step | images/s | step time / 1 device | collectives in HLO |")
-        add("| --- | --- | --- | --- | --- | --- |")
+        L.extend(_table_head(f"## Data-parallel scaling (same global batch){run_of(scal[0])}", (
+            "devices", "compile s", "s/step", "images/s", "step time / 1 device", "collectives in HLO")))
         for e in scal:
             r = e["result"]
             add(f"| {r['devices']} | {_fmt(r['compile_s'], 1)} | {_fmt(r['seconds_per_step'])} | "
@@ -447,12 +443,10 @@ def render_markdown(results: dict) -> str:
             add("")
     knobs = tasks.get("knobs", {}).get("result")
     if knobs:
-        add(f"## Knobs (ratio < 1: the knob is faster / smaller){run_of(tasks['knobs'])}")
-        add("")
-        add("| knob | measured on | effect | keep? |")
-        add("| --- | --- | --- | --- |")
+        L.extend(_table_head(f"## Knobs (ratio < 1: the knob is faster / smaller){run_of(tasks['knobs'])}",
+                             ("knob", "measured on", "effect", "keep?")))
         for name, v in knobs.items():
-            L.extend("| " + " | ".join(cells) + " |" for cells in knob_rows(name, v))
+            L.extend(_row(cells) for cells in knob_rows(name, v))
         add("")
     retired = results.get("retired")
     if retired:
