@@ -87,13 +87,16 @@ def test_every_experiment_module_starts_and_answers_help(env):
 def test_every_shell_script_parses():
     scripts = sorted(EXPERIMENTS.rglob("*.sh")) + [ROOT / ".ci" / "run"]
     assert len(scripts) >= 5
+    # The repository root, from experiments/lib.sh: one folder up.
+    assert 'ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"' in (EXPERIMENTS / "lib.sh").read_text()
     for script in scripts:
         proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
         assert proc.returncode == 0, f"{script}: {proc.stderr}"
         text = script.read_text()
-        # The repository root, from experiments/<room>/: two folders up.
-        if script.parent.parent == EXPERIMENTS and "ROOT=" in text:
-            assert 'ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"' in text, script
+        # A script in experiments/<room>/ (not a sourced helper: those have no #!) gets ROOT and
+        # PY from lib.sh, one folder up from its own.
+        if script.parent.parent == EXPERIMENTS and text.startswith("#!"):
+            assert '. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"' in text, script
         # Sourced helpers are named from that root.
         for helper in re.findall(r'\. "\$ROOT/([\w/.-]+)"', text):
             assert (ROOT / helper).is_file(), f"{script.name} sources {helper}, which does not exist"

@@ -134,6 +134,70 @@ def _kernel_grad_cell(x: dict | None) -> str:
     return f"{_fmt(x['seconds_per_step'])} ({_fmt(x['default_over_xla'])})"
 
 
+def _row(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table_head(heading: str, columns: tuple[str, ...]) -> list[str]:
+    """A section heading, a blank line, and the header and separator rows of its table."""
+    return [heading, "", _row(columns), _row(["---"] * len(columns))]
+
+
+def _task_table(title: str, columns: tuple[str, ...], entries: list[dict], cells) -> list[str]:
+    """A '## title' section with one table row per task entry, then a blank line.
+
+    `cells(result)` gives the cells of a task that ran; a task that raised gets its key and the
+    start of its error, the rest of its row empty (so the table keeps its shape).
+    """
+    L = _table_head(f"## {title}", columns)
+    for e in entries:
+        if "result" in e:
+            L.append(_row(cells(e["result"])))
+        else:
+            L.append(_row([e["key"], f"failed: {e.get('error', '')[:80]}"]) + "|" * (len(columns) - 2))
+    return L + [""]
+
+
+INFERENCE_COLUMNS = (
+    "image", "runs", "median s", "without refinement s", "compile s", "tiles (hallucinated)",
+    "computed px / image px", "executed GFLOP/s (× peak)", "peak RSS GB", "device peak GB", "port s (quoted)",
+    "port RSS GB (quoted)")
+
+
+def _inference_cells(r: dict) -> list[str]:
+    """One image size of the tiled-inference task, beside the port's quoted numbers for that size."""
+    key = f"{r['height']}x{r['width']}"
+    device_peak = (r.get("device_memory") or {}).get("peak_bytes_in_use")
+    ex = r.get("executed_gflops_per_s")
+    return [f"{r['width']}×{r['height']} ({r['megapixels']:.1f} MP)", str(r["runs"]), _fmt(r["seconds"]),
+            _fmt(r["seconds_without_refinement"]), _fmt(r["compile_s"], 1),
+            f"{r['tiles']} ({r['hallucinated_tiles']})", _fmt(r["computed_pixel_ratio"]),
+            f"{_fmt(ex, 1)} ({_fmt(r.get('executed_fraction_of_peak'), 2)})" if ex else "—",
+            _fmt(_gb(r["peak_rss_bytes"])), _fmt(_gb(device_peak)), _fmt(PORT["seconds"].get(key)),
+            _fmt(PORT["peak_rss_gb"].get(key), 1)]
+
+
+TRAINING_COLUMNS = (
+    "stage", "batch × patch", "s/step", "images/s", "TFLOP/step", "GFLOP/s (× peak)", "synthesis share", "compile s",
+    "XLA memory GB", "largest batch (est.)", "tried", "with XLA's conv kernel grad: s/step (ours ÷ it)")
+
+
+def _training_cells(r: dict) -> list[str]:
+    """One stage's training step: time, throughput, memory and the largest batch that fits."""
+    lb = r["largest_batch"]
+    if lb.get("tried_ok"):
+        tried = f"{lb['tried_batch']}: {_fmt(lb['tried_images_per_s'])} img/s"
+    elif "tried_ok" in lb:
+        tried = f"{lb['tried_batch']}: failed ({lb.get('tried_error', '')[:40]})"
+    else:
+        tried = str(lb.get("tried", "—"))
+    return [r["stage"], f"{r['batch']} × {r['patch']}²", _fmt(r["seconds_per_step"]), _fmt(r["images_per_s"]),
+            _fmt(r["flops"] / 1e12, 3), f"{_fmt(r['gflops_achieved'], 1)} ({_fmt(r['fraction_of_peak'])})",
+            f"{_fmt(100 * r['synthesis']['share_of_step'], 1)} %", _fmt(r["compile_s"], 1),
+            _fmt(_gb((r["memory"] or {}).get("total_bytes"))), str(lb.get("estimated_batch", "—")), tried,
+            _kernel_grad_cell(r.get("xla_kernel_grad"))]
+
+
 def knob_rows(name: str, k: dict) -> list[tuple[str, ...]]:
     """Table cells (knob, measured on, effect, keep?) of one knob's recorded result."""
     if "error" in k:
@@ -202,7 +266,7 @@ def retired_markdown(retired: dict, runs: dict) -> list[str]:
         run = runs.get(entry["from_run"], {})
         tag = f"{entry['from_run']}{' (contended)' if run.get('contended') else ''} ({entry['recorded_in']})"
         for cells in knob_rows(name, entry["result"]):
-            L.append("| " + " | ".join(cells) + f" | {tag} |")
+            L.append(_row((*cells, tag)))
     L.append("")
     return L
 
@@ -266,10 +330,7 @@ def render_markdown(results: dict) -> str:
 
     peak = tasks.get("peak", {}).get("result")
     if peak:
-        add(f"## Ceilings{run_of(tasks['peak'])}")
-        add("")
-        add("| what | value |")
-        add("| --- | --- |")
+        L.extend(_table_head(f"## Ceilings{run_of(tasks['peak'])}", ("what", "value")))
         for n, g in peak["jnp_float32"].items():
             add(f"| `jnp.dot` float32 {n}² | {_fmt(g, 1)} GFLOP/s |")
         for n, g in peak["jnp_bfloat16"].items():
@@ -286,28 +347,9 @@ def render_markdown(results: dict) -> str:
     inf = [e for k, e in sorted(tasks.items(), key=lambda kv: kv[1].get("result", {}).get("megapixels", 0))
            if k.startswith("inference-")]
     if inf:
-        add("## Inference: `reconstruct`, all four stages, tiles engine (512² tiles, overlap 128, skip unlit)"
-            + run_of(inf[0]))
-        add("")
-        add("| image | runs | median s | without refinement s | compile s | tiles (hallucinated) | computed px / image "
-            "px | executed GFLOP/s (× peak) | peak RSS GB | device peak GB | port s (quoted) | port RSS GB (quoted) |")
-        add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for e in inf:
-            if "result" not in e:
-                add(f"| {e['key']} | failed: {e.get('error', '')[:80]} |||||||||||")
-                continue
-            r = e["result"]
-            key = f"{r['height']}x{r['width']}"
-            n_runs = str(r["runs"])
-            dm = (r.get("device_memory") or {}).get("peak_bytes_in_use")
-            ex = r.get("executed_gflops_per_s")
-            exs = f"{_fmt(ex, 1)} ({_fmt(r.get('executed_fraction_of_peak'), 2)})" if ex else "—"
-            add(f"| {r['width']}×{r['height']} ({r['megapixels']:.1f} MP) | {n_runs} | {_fmt(r['seconds'])} | "
-                f"{_fmt(r['seconds_without_refinement'])} | {_fmt(r['compile_s'], 1)} | {r['tiles']} "
-                f"({r['hallucinated_tiles']}) | {_fmt(r['computed_pixel_ratio'])} | {exs} | "
-                f"{_fmt(_gb(r['peak_rss_bytes']))} | {_fmt(_gb(dm))} | {_fmt(PORT['seconds'].get(key))} | "
-                f"{_fmt(PORT['peak_rss_gb'].get(key), 1)} |")
-        add("")
+        L.extend(_task_table(
+            "Inference: `reconstruct`, all four stages, tiles engine (512² tiles, overlap 128, skip unlit)"
+            + run_of(inf[0]), INFERENCE_COLUMNS, inf, _inference_cells))
         src = next((e["result"]["source"] for e in inf if "result" in e), "?")
         add(f"Content: `{src}` resized to each size, exposed so {CLIP_PERCENT:g} % of pixels clip, gamma {GAMMA}, 8 "
             "bit. Median of the runs after a warm-up (on a same-aspect image of ≤ 1024 px, every tile "
@@ -317,10 +359,8 @@ def render_markdown(results: dict) -> str:
         add("")
     vs = summ.get("vs_port")
     if vs:
-        add("### Against the PyTorch port (quoted numbers, see above)")
-        add("")
-        add("| image | speedup (port s / ours s) | speedup, peak-normalised | memory (ours / port RSS) |")
-        add("| --- | --- | --- | --- |")
+        L.extend(_table_head("### Against the PyTorch port (quoted numbers, see above)", (
+            "image", "speedup (port s / ours s)", "speedup, peak-normalised", "memory (ours / port RSS)")))
         for key, row in vs.items():
             add(f"| {key} | {_fmt(row['speedup'])}× | {_fmt(row.get('speedup_peak_normalized'))}× | "
                 f"{_fmt(row.get('memory_fraction'))} |")
@@ -330,11 +370,9 @@ def render_markdown(results: dict) -> str:
         add("")
     photos = tasks.get("photos", {}).get("result", {}).get("photos")
     if photos:
-        add(f"## Highlight-aware tiling on real photos (tiles engine){run_of(tasks['photos'])}")
-        add("")
-        add("| photo | size | clipped px | tiles | skipped | skip s | full s | full / skip | port s (est.) | port / "
-            "ours |")
-        add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        L.extend(_table_head(f"## Highlight-aware tiling on real photos (tiles engine){run_of(tasks['photos'])}", (
+            "photo", "size", "clipped px", "tiles", "skipped", "skip s", "full s", "full / skip", "port s (est.)",
+            "port / ours")))
         for p in photos:
             add(f"| {p['file'].split('/')[-1]} | {p['width']}×{p['height']} | "
                 f"{_fmt(100 * p['clipped_pixel_fraction'], 1)} % | {p['skip']['tiles']} | "
@@ -378,29 +416,9 @@ def render_markdown(results: dict) -> str:
         add("")
     train_rows = [tasks[f"train-{s}"] for s in TRAIN_STAGES if f"train-{s}" in tasks]
     if train_rows:
-        add(f"## Training step (synthesis + forward + backward + Adam), one device{run_of(train_rows[0])}")
-        add("")
-        add("| stage | batch × patch | s/step | images/s | TFLOP/step | GFLOP/s (× peak) | synthesis share | compile s "
-            "| XLA memory GB | largest batch (est.) | tried | with XLA's conv kernel grad: s/step (ours ÷ it) |")
-        add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for e in train_rows:
-            if "result" not in e:
-                add(f"| {e['key']} | failed: {e.get('error', '')[:80]} ||||||||||")
-                continue
-            r = e["result"]
-            lb = r["largest_batch"]
-            if lb.get("tried_ok"):
-                tried = f"{lb['tried_batch']}: {_fmt(lb['tried_images_per_s'])} img/s"
-            elif "tried_ok" in lb:
-                tried = f"{lb['tried_batch']}: failed ({lb.get('tried_error', '')[:40]})"
-            else:
-                tried = lb.get("tried", "—")
-            add(f"| {r['stage']} | {r['batch']} × {r['patch']}² | {_fmt(r['seconds_per_step'])} | "
-                f"{_fmt(r['images_per_s'])} | {_fmt(r['flops'] / 1e12, 3)} | {_fmt(r['gflops_achieved'], 1)} "
-                f"({_fmt(r['fraction_of_peak'])}) | {_fmt(100 * r['synthesis']['share_of_step'], 1)} % | "
-                f"{_fmt(r['compile_s'], 1)} | {_fmt(_gb((r['memory'] or {}).get('total_bytes')))} | "
-                f"{lb.get('estimated_batch', '—')} | {tried} | {_kernel_grad_cell(r.get('xla_kernel_grad'))} |")
-        add("")
+        L.extend(_task_table(
+            f"Training step (synthesis + forward + backward + Adam), one device{run_of(train_rows[0])}",
+            TRAINING_COLUMNS, train_rows, _training_cells))
         add("Kernel gradient: on CPU our convs compute the weight gradient as one matmul per kernel tap "
             "(`hdrjax/models/conv.py`); the last column traces the same step with XLA's own weight-gradient "
             "convolution (`model.conv_kernel_grad='xla'`).")
@@ -410,12 +428,10 @@ def render_markdown(results: dict) -> str:
     scal = [tasks[k] for k in sorted(tasks) if k.startswith("scaling-")]
     scal = [e for e in scal if "result" in e and "skipped" not in e["result"]]
     if scal:
-        add(f"## Data-parallel scaling (same global batch){run_of(scal[0])}")
-        add("")
         base = scal[0]["result"]["seconds_per_step"]
         fake = scal[0]["result"]["fake_devices"]
-        add("| devices | compile s | s/step | images/s | step time / 1 device | collectives in HLO |")
-        add("| --- | --- | --- | --- | --- | --- |")
+        L.extend(_table_head(f"## Data-parallel scaling (same global batch){run_of(scal[0])}", (
+            "devices", "compile s", "s/step", "images/s", "step time / 1 device", "collectives in HLO")))
         for e in scal:
             r = e["result"]
             add(f"| {r['devices']} | {_fmt(r['compile_s'], 1)} | {_fmt(r['seconds_per_step'])} | "
@@ -427,12 +443,10 @@ def render_markdown(results: dict) -> str:
             add("")
     knobs = tasks.get("knobs", {}).get("result")
     if knobs:
-        add(f"## Knobs (ratio < 1: the knob is faster / smaller){run_of(tasks['knobs'])}")
-        add("")
-        add("| knob | measured on | effect | keep? |")
-        add("| --- | --- | --- | --- |")
+        L.extend(_table_head(f"## Knobs (ratio < 1: the knob is faster / smaller){run_of(tasks['knobs'])}",
+                             ("knob", "measured on", "effect", "keep?")))
         for name, v in knobs.items():
-            L.extend("| " + " | ".join(cells) + " |" for cells in knob_rows(name, v))
+            L.extend(_row(cells) for cells in knob_rows(name, v))
         add("")
     retired = results.get("retired")
     if retired:

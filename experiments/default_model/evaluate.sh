@@ -18,9 +18,8 @@
 # first and last RES² crops of each image at short side RES. CRFS and RES trade time for
 # coverage (the defaults take about 25 minutes on a 2-core CPU).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"  # the repository
-cd "$ROOT"
-PY="${PYTHON:-python}"
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"  # ROOT (the working folder from here on), PY
 CHECKPOINT="${CHECKPOINT:-default}"
 RUNS="${RUNS:-runs/default}"
 RESULTS="${RESULTS:-experiments/results}"

