@@ -114,6 +114,27 @@ def test_float16_export_loads_as_float32(shipped):
     assert not (shipped.base / "big").exists()
 
 
+def test_convert_stores_a_shipped_model_again_in_float16(tiny_shipped_model, tmp_path):
+    half = pretrained.convert(tiny_shipped_model, tmp_path / "half", dtype="float16")
+    before, after = pretrained.read_manifest(tiny_shipped_model), pretrained.verify(half)
+    assert after["dtype"] == "float16"
+    assert {k: v for k, v in after.items() if k not in ("dtype", "files")} == \
+        {k: v for k, v in before.items() if k not in ("dtype", "files")}  # step, recipe, config kept
+    assert sum(f["bytes"] for f in after["files"]) < 0.6 * sum(f["bytes"] for f in before["files"])
+    want, _ = pretrained.load_arrays(tiny_shipped_model)
+    got, _ = pretrained.load_arrays(half)
+    for name, w in want.items():
+        np.testing.assert_array_equal(got[name], w.astype(np.float16).astype(np.float32), err_msg=name)
+    # Back to float32: the float16 values, exactly.
+    again, _ = pretrained.load_arrays(pretrained.convert(half, tmp_path / "full", dtype="float32"))
+    for name in want:
+        np.testing.assert_array_equal(again[name], got[name], err_msg=name)
+    with pytest.raises(ValueError, match="another folder"):
+        pretrained.convert(half, half, dtype="float32")
+    with pytest.raises(ValueError, match="dtype"):
+        pretrained.convert(half, tmp_path / "x", dtype="bfloat16")
+
+
 # ------------------------------------------------------------------------ broken folders
 
 

@@ -129,6 +129,30 @@ def export(variables, config, out_dir, *, frozen_encoder: str | None = None, dty
         if not any(k.startswith(prefix) for k in flat):
             raise ValueError(f"frozen_encoder={frozen_encoder!r} but variables have no {prefix} arrays")
         flat = {k: v for k, v in flat.items() if not k.startswith(prefix)}
+    return _write_folder(flat, out_dir, {"encoder": {"source": frozen_encoder} if frozen_encoder else None,
+                                         "config": config_to_json(config), **dict(metadata or {})},
+                         dtype=dtype, max_file_bytes=max_file_bytes)
+
+
+def convert(model_dir, out_dir, *, dtype: str, max_file_bytes: int = MAX_FILE_BYTES) -> pathlib.Path:
+    """The shipped model in `model_dir` stored again in `dtype` at `out_dir` (manifest kept, shards new).
+
+    From float32 to float16 halves the bytes each weight update adds to a repository; whether
+    the model loses anything by it is measured by experiments/default_model/weights_storage.py.
+    """
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
+    flat, manifest = load_arrays(model_dir)
+    out_dir = pathlib.Path(out_dir).expanduser().absolute()
+    if out_dir == resolve(model_dir).absolute():
+        raise ValueError(f"{out_dir}: convert into another folder, not the source")
+    fields = {k: v for k, v in manifest.items() if k not in ("format", "dtype", "files")}
+    return _write_folder(flat, out_dir, fields, dtype=dtype, max_file_bytes=max_file_bytes)
+
+
+def _write_folder(flat: dict, out_dir, fields: dict, *, dtype: str, max_file_bytes: int) -> pathlib.Path:
+    """Shards of `flat` stored in `dtype` + a manifest of `fields`, renamed into place as one folder."""
+    out_dir = pathlib.Path(out_dir).expanduser().absolute()
     budget = max_file_bytes - _NPZ_FILE_OVERHEAD
     shards: list[dict[str, np.ndarray]] = [{}]
     size = 0
@@ -160,14 +184,7 @@ def export(variables, config, out_dir, *, frozen_encoder: str | None = None, dty
             if nbytes > max_file_bytes:  # the overhead estimate above was too small
                 raise ValueError(f"{name}: {nbytes} bytes exceed max_file_bytes={max_file_bytes}")
             files.append({"name": name, "bytes": nbytes, "sha256": _sha256(tmp / name), "arrays": len(shard)})
-        manifest = {
-            "format": FORMAT,
-            "dtype": dtype,
-            "files": files,
-            "encoder": {"source": frozen_encoder} if frozen_encoder else None,
-            "config": config_to_json(config),
-            **dict(metadata or {}),
-        }
+        manifest = {"format": FORMAT, "dtype": dtype, "files": files, **fields}
         with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2, sort_keys=False, default=str)
             f.write("\n")
