@@ -93,7 +93,8 @@ def main(argv=None) -> int:
     result = loop.evaluate(protocol.folder_examples(files, config), ms, config, bank=bank, limit=args.files or None)
     scalars = result.scalars()
     a, b = (np.concatenate(outputs[d]) for d in ("float32", "float16"))
-    between = np.asarray(metrics.pu21_psnr(metrics.display_model(b, a), metrics.display_model(a)))  # float32 = reference
+    # The float32 output is the reference: its peak sets the display scale of both.
+    between = np.asarray(metrics.pu21_psnr(metrics.display_model(b, a), metrics.display_model(a)))
     record = {
         "created": results_io.now(), "machine": results_io.machine(),
         "command": "python -m experiments.default_model.weights_storage " + " ".join(argv or sys.argv[1:]),
