@@ -13,7 +13,9 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 # Files the documentation names that a command writes (they are not in the repository).
-OUTPUTS = {"experiments/paper/ablations-run.ipynb"}
+# weights-storage.json: experiments/default_model/weights_storage.py writes it once a float16 copy
+# of the shipped weights is measured; the README's report reads it where it exists.
+OUTPUTS = {"experiments/paper/ablations-run.ipynb", "experiments/results/weights-storage.json"}
 MODULE = re.compile(r"python -m (experiments(?:\.\w+)*)(?=[\s`'\")]|$)")  # not a placeholder: experiments.<room>
 PATH = re.compile(r"(?<![\w/.-])(experiments/[\w/.-]*\.(?:py|sh|ipynb|md|json|png|csv))\b")
 # A path named with the commit that holds it (a retired script) is history, not a command.
