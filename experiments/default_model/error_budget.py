@@ -88,9 +88,18 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
             + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def band_rows(folder: pathlib.Path = EVAL) -> dict[tuple[str, str], dict]:
+    """bands.csv over all exposures: {(method, band): row}."""
+    return {(r["method"], r["band"]): r for r in _rows("bands.csv", folder) if r["exposure"] == "all"}
+
+
+def gap_gains(folder: pathlib.Path = EVAL) -> dict[tuple[str, str, str], float | None]:
+    """gaps.csv: {(A, B, band or "all"): dB that A would gain with B's error in that band}."""
+    return {(r["method"], r["versus"], r["band"]): _num(r["gain_db"]) for r in _rows("gaps.csv", folder)}
+
+
 def budget_block(folder: pathlib.Path = EVAL) -> str:
-    bands = [r for r in _rows("bands.csv", folder) if r["exposure"] == "all"]
-    by = {(r["method"], r["band"]): r for r in bands}
+    by = band_rows(folder)
     methods = [m for m in COLUMNS if (m, "mid") in by]
     proto = json.loads((folder / "protocol.json").read_text())
     samples = {int(by[(m, "mid")]["samples"]) for m in methods}
@@ -113,7 +122,7 @@ def budget_block(folder: pathlib.Path = EVAL) -> str:
     L += ["", "dB the mean PU21-PSNR would gain if this band alone were perfect (`gain_db`):", ""]
     rows = [[label] + [_f(_num(by[(m, b)]["gain_db"]), signed=True) for m in methods] for b, label in BAND_LABELS.items()]
     L += _table(["band"] + [LABELS[m] for m in methods], rows)
-    gaps = {(r["method"], r["versus"], r["band"]): _num(r["gain_db"]) for r in _rows("gaps.csv", folder)}
+    gaps = gap_gains(folder)
     pairs = [(a, b) for a, b in GAPS if (a, b, "all") in gaps]
     L += ["", "Where the gaps lie (`gaps.csv`): the dB that A would gain if its squared error in a band were B's "
               "(negative: B is worse there); the last row is the whole gap, mean PSNR of B − mean PSNR of A, on "
