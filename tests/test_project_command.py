@@ -3,14 +3,20 @@
 The command is run from a folder shaped like the repository root (its `hdrjax/` and `configs/`
 linked in), so the test's runs never land in a user's own `runs/` folder.
 """
+import json
+import math
 import pathlib
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
 
 from hdrjax import configs
 from hdrjax.main import default_workdir
+from hdrjax.models.build import NETWORKS
+from hdrjax.weights import checkpoints
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPERIMENTS = ("default", "dequantization", "linearization", "hallucination", "joint", "recipe")
@@ -85,3 +91,21 @@ def test_the_project_command_trains_into_its_default_folder_and_resumes(tmp_path
                             text=True, timeout=900)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resumed from checkpoint step 6" in second.stderr and "done: step 8" in second.stderr
+
+    # What tests/test_train.py's smoke test checks of the other stages' configs, for the joint
+    # one (trained here, through the command line, rather than a second time in-process): the
+    # curves as JSON lines across both runs, an evaluation at the end of each, and all four
+    # networks moved between the checkpoints of steps 6 and 8 (the resumed run).
+    run = cwd / "runs" / "joint-smoke"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["kind"] == "train"]
+    assert [r["step"] for r in train][-1] == 8 and train[-1]["images_seen"] == 8 * 8
+    assert all(math.isfinite(r["loss"]) for r in train)
+    assert {6, 8} <= {r["step"] for r in rows if r["kind"] == "eval"}
+    assert (run / "config.json").is_file()
+    before, _, _ = checkpoints.load_inference_variables(run / "checkpoints" / "6", complete=False)
+    after, stored, _ = checkpoints.load_inference_variables(run, complete=False)
+    assert stored["stage"] == "joint" and set(after["params"]) == set(NETWORKS)
+    for net in NETWORKS:
+        assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before["params"][net]),
+                                                            jax.tree.leaves(after["params"][net]))), net
