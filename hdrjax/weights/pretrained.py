@@ -139,6 +139,9 @@ def convert(model_dir, out_dir, *, dtype: str, max_file_bytes: int = MAX_FILE_BY
 
     From float32 to float16 halves the bytes each weight update adds to a repository; whether
     the model loses anything by it is measured by experiments/default_model/weights_storage.py.
+    The manifest's receptive fields are left out: they were measured on the other precision's
+    weights (their fingerprints no longer match); `hdrjax.inference.regions.record_receptive_fields`
+    measures them again for the new folder.
     """
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
@@ -146,7 +149,7 @@ def convert(model_dir, out_dir, *, dtype: str, max_file_bytes: int = MAX_FILE_BY
     out_dir = pathlib.Path(out_dir).expanduser().absolute()
     if out_dir == resolve(model_dir).absolute():
         raise ValueError(f"{out_dir}: convert into another folder, not the source")
-    fields = {k: v for k, v in manifest.items() if k not in ("format", "dtype", "files")}
+    fields = {k: v for k, v in manifest.items() if k not in ("format", "dtype", "files", "receptive_field")}
     return _write_folder(flat, out_dir, fields, dtype=dtype, max_file_bytes=max_file_bytes)
 
 
