@@ -24,6 +24,10 @@ from hdrjax.models import build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HEARTBEAT_S = 10  # a dead process takes the others down after this long (tests: short)
+# What jax's runtime says when a peer process is gone, depending on which part notices first
+# (strings of jaxlib 0.10's coordination service, its client and its gloo transport).
+PEER_LOST = ("stopped sending heartbeats", "another task died", "heartbeat timeout",
+             "remote task has failed", "Connection closed by peer", "connection closed")
 ARGS = [
     f"--config={ROOT / 'configs' / 'dequantization.py'}:smoke",  # 32² patches, batch 8
     "--config.train.num_steps=4",
@@ -207,10 +211,13 @@ def test_a_killed_process_ends_the_others_and_a_restart_resumes(two_process_run,
                 p.kill()
                 p.wait()
     err0 = logs[0].read_text()
-    # The survivor does not wait forever in a collective: the coordination service notices the
-    # missing heartbeats and ends it with an error naming the cause.
+    # The survivor does not wait forever in a collective: jax's distributed runtime notices the
+    # lost peer and ends it with an error naming the cause.  Which part notices first is a race
+    # (the coordination service's heartbeats, or the gloo collective's socket), so its wording
+    # varies between runs; each of these phrases says that another process is gone.
     assert procs[0].returncode != 0
-    assert "stopped sending heartbeats" in err0 or "another task died" in err0, err0[-3000:]
+    glog_errors = "\n".join(line for line in err0.splitlines() if re.match(r"[EF]\d{4} ", line))
+    assert any(cause in err0 for cause in PEER_LOST), (glog_errors or err0)[-3000:]
     assert ended_after < HEARTBEAT_S + 60
     last = max(_steps(workdir))
     assert checkpoints.find_checkpoint(workdir).name == str(last)
