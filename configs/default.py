@@ -82,6 +82,10 @@ def base_config() -> ml_collections.ConfigDict:
     # §3.2: the Linearization image term in linear radiance ("linear", the reference); "pu21"
     # (ours, issue #20) compares in the evaluation's PU21 units instead (hdrjax.training.losses).
     c.loss.lin_image_space = "linear"
+    # §3.2: the Dequantization MSE in LDR codes ("ldr", the reference) or as relative error in
+    # linear radiance through the true inverse CRF ("log_linear", ours, issue #20: the shadow
+    # noise that the later stages amplify counts as much as it shows).
+    c.loss.deq_space = "ldr"
     # §3.2: the Linearization curve term as MSE of the curves ("linear", the reference) or of
     # their logs ("log", ours, issue #20: relative error in the dark codes, as PU21 scores it).
     c.loss.lin_curve_space = "log"

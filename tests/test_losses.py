@@ -223,3 +223,32 @@ def test_log_curve_term_is_minimised_by_the_geometric_mean():
     np.testing.assert_allclose(curve_term(arithmetic, "log"), want, rtol=1e-5)
     with pytest.raises(ValueError, match="curve_space"):
         linearization_loss(y, x, g, truth, curve_space="pu21")
+
+
+def test_log_linear_dequantization_weighs_shadow_noise_as_the_hdr_output_does():
+    # deq_space="log_linear" (issue #20): the same error of 2 codes costs far more in the
+    # shadows than in the highlights, because the true inverse CRF is steep there; in LDR codes
+    # ("ldr", the reference) both cost the same.
+    g = jnp.stack([jnp.linspace(0, 1, 1024) ** p for p in (2.2, 3.0, 1.8)])  # [B, 1024] inverse CRFs
+    noise = 2 / 255 * jnp.sign(jax.random.normal(jax.random.key(3), (B, H, W, 3)))
+    cost = {}
+    for level in (0.05, 0.8):
+        target = jnp.full((B, H, W, 3), level)
+        for space in losses.DEQ_SPACES:
+            cost[level, space] = float(dequantization_loss(target + noise, target, space=space, inverse_crf=g)[0])
+            assert float(dequantization_loss(target, target, space=space, inverse_crf=g)[0]) == 0.0
+    np.testing.assert_allclose(cost[0.05, "ldr"], cost[0.8, "ldr"], rtol=1e-5)
+    assert cost[0.05, "log_linear"] > 20 * cost[0.8, "log_linear"]
+    # The value, written out for one sample's curve (np.interp is apply_curve's lookup).
+    target = jnp.full((B, H, W, 3), 0.05)
+    pred = target + noise
+    lut = np.linspace(0, 1, 1024)
+    lin = [np.stack([np.interp(np.asarray(x[i]), lut, np.asarray(g[i])) for i in range(B)]) for x in (pred, target)]
+    want = np.mean((np.log(lin[0] + losses.CURVE_LOG_EPS) - np.log(lin[1] + losses.CURVE_LOG_EPS)) ** 2)
+    np.testing.assert_allclose(cost[0.05, "log_linear"], want, rtol=1e-4)
+    grad = jax.grad(lambda p: dequantization_loss(p, target, space="log_linear", inverse_crf=g)[0])(pred)
+    assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad).max()) > 0
+    with pytest.raises(ValueError, match="inverse CRF"):
+        dequantization_loss(pred, target, space="log_linear")
+    with pytest.raises(ValueError, match="space"):
+        dequantization_loss(pred, target, space="pu21", inverse_crf=g)

@@ -75,10 +75,11 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
     for field in ("eval_every", "image_summary_every"):
         if t[field] < 0:
             fail(f"train.{field}", f"must be >= 0 (0 = never), got {t[field]}")
-    from hdrjax.training.losses import LIN_CURVE_SPACES, LIN_IMAGE_SPACES
+    from hdrjax.training.losses import DEQ_SPACES, LIN_CURVE_SPACES, LIN_IMAGE_SPACES
 
-    for field, spaces in (("lin_image_space", LIN_IMAGE_SPACES), ("lin_curve_space", LIN_CURVE_SPACES)):
-        if config.loss.get(field, "linear") not in spaces:
+    for field, spaces in (("deq_space", DEQ_SPACES), ("lin_image_space", LIN_IMAGE_SPACES),
+                          ("lin_curve_space", LIN_CURVE_SPACES)):
+        if config.loss.get(field, spaces[0]) not in spaces:
             fail(f"loss.{field}", f"unknown {config.loss[field]!r}; one of {', '.join(spaces)}")
     if config.optim.schedule not in SCHEDULES:
         fail("optim.schedule", f"unknown schedule {config.optim.schedule!r}; one of {', '.join(SCHEDULES)}")
@@ -188,7 +189,8 @@ def _stage_loss(config, outputs, sample, vgg):
 
     stage, lc = config.stage, config.loss
     if stage == "dequantization":
-        return losses.dequantization_loss(outputs["dequantized"], sample.ldr, sample.mask)
+        return losses.dequantization_loss(outputs["dequantized"], sample.ldr, sample.mask,
+                                          space=lc.get("deq_space", "ldr"), inverse_crf=sample.inverse_crf)
     if stage == "linearization":
         return losses.linearization_loss(
             outputs["linear"], sample.clipped, outputs["inverse_crf"], sample.inverse_crf, sample.mask,

@@ -40,20 +40,48 @@ def _per_sample_mean(v):
     return jnp.mean(v, axis=tuple(range(1, v.ndim)))
 
 
-def dequantization_loss(pred, target, mask=None):
-    """§3.2 Dequantization: per-sample MSE of clip(pred, 0, 1) vs the continuous LDR L, masked."""
+# "log" terms: log(x + CURVE_LOG_EPS); below eps an error counts about as its absolute size.
+# At code 2 DoRF's training curves have median 0.0016 (darkest 3e-5). eps was chosen on training data
+# (experiments/results/curve-averaging.json: 1e-4 to 1e-3 within 0.01 dB, 1e-2 worse).
+CURVE_LOG_EPS = 1e-3
+
+DEQ_SPACES = ("ldr", "log_linear")
+
+
+def dequantization_loss(pred, target, mask=None, *, space="ldr", inverse_crf=None):
+    """§3.2 Dequantization: per-sample MSE of clip(pred, 0, 1) vs the continuous LDR L, masked.
+
+    `space` says where the two are compared:
+    * "ldr" (the reference): in LDR codes.  Noise of a few codes in the shadows is a tiny
+      error there, so the network learns to leave it (issue #20: output − input 0.005).
+    * "log_linear" (ours, issue #20): both are taken through the sample's true inverse CRF
+      (`inverse_crf`, f32[B, K]) and compared as log(x + CURVE_LOG_EPS), the relative error
+      in linear radiance that the later stages and PU21 see.  A code of noise in the shadows,
+      where the inverse CRF is steep and the signal small, now weighs what it weighs in the
+      HDR output; in the highlights the weight falls (the curve is flat in log there).
+    """
     m = _mask(mask, pred.shape[0])
-    mse = _per_sample_mean(jnp.square(jnp.clip(pred, 0.0, 1.0) - target))
+    pred = jnp.clip(pred, 0.0, 1.0)
+    if space == "ldr":
+        err = pred - target
+    elif space == "log_linear":
+        if inverse_crf is None:
+            raise ValueError('space="log_linear" needs the inverse CRF of each sample')
+        from hdrjax.camera.crf import apply_curve
+
+        def log_linear(x):
+            return jnp.log(jnp.maximum(apply_curve(x, inverse_crf), 0.0) + CURVE_LOG_EPS)
+
+        err = log_linear(pred) - log_linear(jnp.clip(target, 0.0, 1.0))
+    else:
+        raise ValueError(f"space must be one of {DEQ_SPACES}, got {space!r}")
+    mse = _per_sample_mean(jnp.square(err))
     loss = jnp.mean(mse * m)
     return loss, {"mse": loss}
 
 
 LIN_IMAGE_SPACES = ("linear", "pu21")
 LIN_CURVE_SPACES = ("linear", "log")
-# "log" curve term: log(g + CURVE_LOG_EPS); below eps an error counts about as its absolute size.
-# At code 2 DoRF's training curves have median 0.0016 (darkest 3e-5). eps was chosen on training data
-# (experiments/results/curve-averaging.json: 1e-4 to 1e-3 within 0.01 dB, 1e-2 worse).
-CURVE_LOG_EPS = 1e-3
 
 
 def pu21_display(x, exposed):
@@ -215,6 +243,7 @@ def joint_loss(refined, target, mask=None, *, normalize_target=True, eps=1e-6):
 
 __all__ = [
     "PERCEPTUAL_POOLS",
+    "DEQ_SPACES",
     "dequantization_loss",
     "hallucination_loss",
     "joint_loss",
