@@ -66,8 +66,11 @@ setup(
         # selenium drives the system's Chromium in the browser test (.ci/run installs it);
         # httpx is what FastAPI's TestClient needs; ruff is the lint step of the README's test
         # command and CI (rules: ruff.toml; a minor release may add checks, so one minor version).
-        "test": ["pytest>=8", "chex>=0.1.88", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "matplotlib>=3.8",
-                 "selenium>=4.20", "httpx>=0.27", "ruff>=0.17,<0.18"],
+        # pytest-xdist runs the tests on every core (pytest.ini); filelock lets those processes
+        # share JAX's compilation cache safely (tests/conftest.py).
+        "test": ["pytest>=8", "pytest-xdist>=3.6", "filelock>=3.12", "chex>=0.1.88", "nbclient>=0.10",
+                 "nbformat>=5.9", "ipykernel>=6", "matplotlib>=3.8", "selenium>=4.20", "httpx>=0.27",
+                 "ruff>=0.17,<0.18"],
         # Only to read the authors' TF1 checkpoints (hdrjax.tools.import_tf1).
         "tf": ["tensorflow-cpu>=2.16"],
     },

@@ -4,6 +4,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 HERE = pathlib.Path(__file__).resolve().parent
 
 LEAKY_TEST = '''
@@ -21,13 +23,14 @@ def test_leaky():
 '''
 
 
-def test_a_session_that_leaves_temp_files_fails_and_names_the_test(tmp_path):
+@pytest.mark.parametrize("workers", ["0", "2"])  # in-process, and two pytest-xdist workers
+def test_a_session_that_leaves_temp_files_fails_and_names_the_test(tmp_path, workers):
     project = tmp_path / "project"
     (project / "tests").mkdir(parents=True)
     (project / "pytest.ini").write_text("[pytest]\n")
     shutil.copy(HERE / "conftest.py", project / "tests" / "conftest.py")
     (project / "tests" / "test_leaky.py").write_text(LEAKY_TEST)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers, "tests"],
                           cwd=project, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "2 passed" in proc.stdout
