@@ -23,11 +23,6 @@ import tempfile
 # Set before jax is imported.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# Tests run tiny shapes, so compiling takes far longer than running: skip most of XLA's
-# optimisation passes, here and in the subprocesses that inherit this environment.  The
-# programs compute the same values; measured on three compile-heavy modules (test_conv,
-# test_pipeline, test_hallucination), 30-40 % less CPU time.
-os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 # One folder per test session, removed when it ends (atexit: also when interrupted):
 #   cache/  hdrjax's cache (HDRJAX_CACHE_DIR: receptive-field measurements): tests neither
@@ -91,6 +86,22 @@ def pytest_configure(config):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     jax.config.update("jax_compilation_cache_max_size", JAX_CACHE_MAX_BYTES)
+
+
+# The fast tier runs tiny shapes, where compiling takes far longer than running: its tests skip
+# most of XLA's optimisation passes (measured on three compile-heavy modules, test_conv,
+# test_pipeline and test_hallucination: 30-40 % less CPU time).  The slow tier's tests run
+# many steps of real widths, where the passes pay for themselves (test_overfits_one_batch:
+# 22 s with them, 39 s without), so they keep them, as do subprocesses.  The programs compute
+# the same values either way.  A JAX_DISABLE_MOST_OPTIMIZATIONS in the environment wins.
+_OPTIMISATIONS_CHOSEN = "JAX_DISABLE_MOST_OPTIMIZATIONS" in os.environ
+
+
+@pytest.fixture(autouse=True)
+def _xla_optimisations_by_tier(request):
+    if not _OPTIMISATIONS_CHOSEN:
+        jax.config.update("jax_disable_most_optimizations", request.node.get_closest_marker("slow") is None)
+    yield
 
 
 def shared_path(*parts):
