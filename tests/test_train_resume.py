@@ -21,6 +21,7 @@ SMOKE = [
     "--config.train.keep_checkpoints=3",
     "--config.train.eval_every=0",
     "--config.train.image_summary_every=0",
+    "--config.model.width=0.125",  # the tiny model (tests/conftest.py): resuming is under test, not the net
 ]
 
 
