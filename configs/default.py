@@ -84,8 +84,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.lin_image_space = "linear"
     # §3.2: the Dequantization MSE in LDR codes ("ldr", the reference) or as relative error in
     # linear radiance through the true inverse CRF ("log_linear", ours, issue #20: the shadow
-    # noise that the later stages amplify counts as much as it shows).
-    c.loss.deq_space = "ldr"
+    # noise that the later stages amplify counts as much as it shows; docs/training.md).
+    c.loss.deq_space = "log_linear"
     # §3.2: the Linearization curve term as MSE of the curves ("linear", the reference) or of
     # their logs ("log", ours, issue #20: relative error in the dark codes, as PU21 scores it).
     c.loss.lin_curve_space = "log"
