@@ -54,9 +54,13 @@ tempfile.tempdir = str(SESSION_TMP)  # gettempdir() keeps its first answer
 # a bound also makes JAX lock the folder (the filelock package) around each read and write, which
 # the test processes running at once (pytest-xdist's workers, their subprocesses) need.
 JAX_CACHE_MAX_BYTES = 500 * 2**20
+# Programs that compile faster than this are not cached: the fast tier compiles thousands of
+# tiny ones, and writing each (JAX scans the folder to bound its size) cost more than reading
+# them back saved (fast tier, cold: 183 s caching all, 163 s with this bound).
+JAX_CACHE_MIN_COMPILE_SECS = 0.5
 JAX_CACHE_ENV = {
     "JAX_COMPILATION_CACHE_DIR": str(SESSION_DIR / "cache" / "jax-compilation"),
-    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": str(JAX_CACHE_MIN_COMPILE_SECS),
     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     "JAX_COMPILATION_CACHE_MAX_SIZE": str(JAX_CACHE_MAX_BYTES),
 }
@@ -83,23 +87,34 @@ def pytest_configure(config):
     if cache is not None:
         JAX_CACHE_ENV["JAX_COMPILATION_CACHE_DIR"] = str(cache.mkdir("hdrjax-jax-compilation"))
     jax.config.update("jax_compilation_cache_dir", JAX_CACHE_ENV["JAX_COMPILATION_CACHE_DIR"])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", JAX_CACHE_MIN_COMPILE_SECS)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     jax.config.update("jax_compilation_cache_max_size", JAX_CACHE_MAX_BYTES)
+    _choose_optimisations_for_the_tier(config)
 
 
-# The fast tier runs tiny shapes, where compiling takes far longer than running: its tests skip
-# most of XLA's optimisation passes (measured on three compile-heavy modules, test_conv,
-# test_pipeline and test_hallucination: 30-40 % less CPU time).  The slow tier's tests run
-# many steps of real widths, where the passes pay for themselves (test_overfits_one_batch:
-# 22 s with them, 39 s without), so they keep them, as do subprocesses.  The programs compute
-# the same values either way.  A JAX_DISABLE_MOST_OPTIMIZATIONS in the environment wins.
+# The fast tier runs tiny shapes, where compiling takes far longer than running: it skips most
+# of XLA's optimisation passes, in its own process and in the subprocesses its tests start
+# (measured on three compile-heavy modules, test_conv, test_pipeline and test_hallucination:
+# 30-40 % less CPU time).  The slow tier's tests run many steps of real widths, where the
+# passes pay for themselves (test_overfits_one_batch: 22 s with them, 39 s without), so they
+# keep them.  A run of both tiers at once decides per test, in its own process.  The programs
+# compute the same values either way.  A JAX_DISABLE_MOST_OPTIMIZATIONS in the environment wins.
 _OPTIMISATIONS_CHOSEN = "JAX_DISABLE_MOST_OPTIMIZATIONS" in os.environ
+
+
+def _choose_optimisations_for_the_tier(config):
+    if _OPTIMISATIONS_CHOSEN:
+        return
+    tier = (config.option.markexpr or "").strip()
+    if tier in ("not slow", "slow"):
+        os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1" if tier == "not slow" else "0"
+        jax.config.update("jax_disable_most_optimizations", tier == "not slow")
 
 
 @pytest.fixture(autouse=True)
 def _xla_optimisations_by_tier(request):
-    if not _OPTIMISATIONS_CHOSEN:
+    if "JAX_DISABLE_MOST_OPTIMIZATIONS" not in os.environ:  # both tiers in one run
         jax.config.update("jax_disable_most_optimizations", request.node.get_closest_marker("slow") is None)
     yield
 
