@@ -44,7 +44,7 @@ tempfile.tempdir = str(SESSION_TMP)  # gettempdir() keeps its first answer
 
 # JAX's persistent compilation cache of this process and of the subprocesses started with
 # the `env` fixture: a program that another test, process or earlier session compiled is
-# read instead of compiled (the fast tier takes about half the time on a warm cache).  It
+# read instead of compiled (the slow tier; the fast tier does without, see below).  It
 # lives in pytest's cache folder, .pytest_cache/d/hdrjax-jax-compilation (`--cache-clear`
 # empties it; under `-p no:cacheprovider` it is a folder of this session).  JAX's keys cover
 # the program, shapes, flags and versions, so an entry of older code is never used.  Not put
@@ -54,9 +54,10 @@ tempfile.tempdir = str(SESSION_TMP)  # gettempdir() keeps its first answer
 # a bound also makes JAX lock the folder (the filelock package) around each read and write, which
 # the test processes running at once (pytest-xdist's workers, their subprocesses) need.
 JAX_CACHE_MAX_BYTES = 500 * 2**20
-# Programs that compile faster than this are not cached: the fast tier compiles thousands of
-# tiny ones, and writing each (JAX scans the folder to bound its size) cost more than reading
-# them back saved (fast tier, cold: 183 s caching all, 163 s with this bound).
+# Programs that compile faster than this are not cached: tests compile thousands of tiny ones,
+# and writing each (JAX scans the folder to bound its size) cost more than reading them back
+# saved (fast tier, cold: 183 s caching all, 163 s with this bound).  The fast tier now does
+# without the cache altogether (_choose_optimisations_for_the_tier).
 JAX_CACHE_MIN_COMPILE_SECS = 0.5
 JAX_CACHE_ENV = {
     "JAX_COMPILATION_CACHE_DIR": str(SESSION_DIR / "cache" / "jax-compilation"),
@@ -104,9 +105,18 @@ _OPTIMISATIONS_CHOSEN = "JAX_DISABLE_MOST_OPTIMIZATIONS" in os.environ
 
 
 def _choose_optimisations_for_the_tier(config):
+    tier = (config.option.markexpr or "").strip()
+    if tier == "not slow":
+        # Unoptimised tiny programs compile faster than JAX reads them back from its cache
+        # (fast tier on a fresh clone, cache on: 181 s cold, 260 s warm), so the fast tier does
+        # without the cache; the slow tier keeps it for its real-width programs.
+        # Only this process and the subprocesses started with `env` (JAX_CACHE_ENV): one that
+        # tests predict's own --compilation-cache keeps JAX's default.
+        JAX_CACHE_ENV.clear()
+        JAX_CACHE_ENV["JAX_ENABLE_COMPILATION_CACHE"] = "0"
+        jax.config.update("jax_enable_compilation_cache", False)
     if _OPTIMISATIONS_CHOSEN:
         return
-    tier = (config.option.markexpr or "").strip()
     if tier in ("not slow", "slow"):
         os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1" if tier == "not slow" else "0"
         jax.config.update("jax_disable_most_optimizations", tier == "not slow")
