@@ -56,7 +56,7 @@ tempfile.tempdir = str(SESSION_TMP)  # gettempdir() keeps its first answer
 JAX_CACHE_MAX_BYTES = 500 * 2**20
 # Programs that compile faster than this are not cached: tests compile thousands of tiny ones,
 # and writing each (JAX scans the folder to bound its size) cost more than reading them back
-# saved (fast tier, cold: 183 s caching all, 163 s with this bound).  The fast tier now does
+# saved (fast tier, cold, one run each: 183 s caching all, 163 s with this bound).  The fast tier now does
 # without the cache altogether (_choose_optimisations_for_the_tier).
 JAX_CACHE_MIN_COMPILE_SECS = 0.5
 JAX_CACHE_ENV = {
@@ -107,9 +107,10 @@ _OPTIMISATIONS_CHOSEN = "JAX_DISABLE_MOST_OPTIMIZATIONS" in os.environ
 def _choose_optimisations_for_the_tier(config):
     tier = (config.option.markexpr or "").strip()
     if tier == "not slow":
-        # Unoptimised tiny programs compile faster than JAX reads them back from its cache
-        # (fast tier on a fresh clone, cache on: 181 s cold, 260 s warm), so the fast tier does
-        # without the cache; the slow tier keeps it for its real-width programs.
+        # The cache did not pay for the fast tier's unoptimised tiny programs (fresh clone, cache
+        # on: 181 s cold, 260 s warm; off: 153 s cold, 205 s warm; runs of the same code spread
+        # by about 30 % on this machine, so this is weak evidence), so the fast tier does
+        # without it; the slow tier keeps it for its real-width programs.
         # Only this process and the subprocesses started with `env` (JAX_CACHE_ENV): one that
         # tests predict's own --compilation-cache keeps JAX's default.
         JAX_CACHE_ENV.clear()
