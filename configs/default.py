@@ -120,6 +120,12 @@ def base_config() -> ml_collections.ConfigDict:
     # Ours: keep the Hallucination-Net's VGG16 encoder at its initial (ImageNet) weights.
     # Saves the encoder's weight gradients and 59 MB per shipped model; False = reference.
     c.train.freeze_encoder = False
+    # §1.6: what the Linearization-Net sees in its own stage. "ldr" (the reference's teacher
+    # forcing): the continuous CRF output L. "jpeg" (ours, issue #20): the camera's 8-bit JPEG J,
+    # whose quantisation steps, noise and blocks are what the network meets at test time, behind
+    # a Dequantization-Net that changes J little. Either way the image term applies the
+    # predicted curve to L, so it scores the curve and not the JPEG's own errors.
+    c.train.lin_input = "ldr"
 
     # Periodic evaluation (§1.7: test CRFs x exposures 2^linspace(-3, 3, 7)).
     c.eval = ml_collections.ConfigDict()

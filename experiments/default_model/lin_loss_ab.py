@@ -1,12 +1,16 @@
-"""Does the PU21 image term (loss.lin_image_space="pu21") train a better Linearization-Net? A short A/B.
+"""Does one switch of the Linearization stage train a better Linearization-Net? A short A/B.
 
+    # the PU21 image term (loss.lin_image_space) against the reference's:
     python -m experiments.default_model.lin_loss_ab --workdir runs/lin-ab --steps 400 \
         --hdr-folder ../shared/data/train_hdr --crf dorf:../shared/data/crf/dorf_201.npz \
         --out experiments/results/lin-loss-ab.json
+    # the JPEG as the network's input (train.lin_input) against the reference's teacher-forced L:
+    python -m experiments.default_model.lin_loss_ab --workdir runs/lin-input-ab --switch train.lin_input \
+        --arms ldr,jpeg --steps 1000 --out experiments/results/lin-input-ab.json
 
 Each arm continues the shipped model's Linearization-Net (`init.linearization="default"`) for
 `--steps` steps of configs/recipe.py's linearization stage (cpu size) with one value of
-`loss.lin_image_space`, everything else equal (same seed, data, schedule), then runs the Deq + Lin
+`--switch`, everything else equal (same seed, data, schedule), then runs the Deq + Lin
 prefix (the shipped Dequantization-Net, the arm's Linearization-Net) through the held-out
 evaluation of the README (experiments/default_model/evaluate.sh's protocol: configs/recipe.TEST_NAMES
 + ../shared/data/real_hdr, DoRF's first `--max-crfs` test CRFs, exposures −3…+3, `--resolution`²
@@ -28,14 +32,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 LIN = "stages_dequantization_linearization"
 
 
-def arm_config(space: str, workdir: pathlib.Path, args):
-    """configs/recipe.py's linearization stage from the shipped Lin-Net, `--steps` long, with `space`."""
-    import train_default_model
+def arm_config(value: str, workdir: pathlib.Path, args):
+    """configs/recipe.py's linearization stage from the shipped Lin-Net, `--steps` long, `--switch` = value."""
+    from hdrjax.training import chain
 
-    c = train_default_model.stage_config("linearization", args.size, workdir, hdr_folder=args.hdr_folder,
-                                         crf=args.crf)
+    c = chain.stage_config("linearization", args.size, workdir, hdr_folder=args.hdr_folder, crf=args.crf)
     c.init.linearization = "default"
-    c.loss.lin_image_space = space
+    section, field = args.switch.split(".")
+    if field not in c[section]:
+        raise SystemExit(f"--switch {args.switch}: no such config field")
+    c[section][field] = value
     c.train.num_steps = args.steps
     c.optim.learning_rate = args.learning_rate
     c.optim.warmup_steps = max(1, args.steps // 50)
@@ -84,7 +90,8 @@ def evaluate_arm(variables_lin, args) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", required=True, help="one training workdir per arm is made under it")
-    p.add_argument("--arms", default="linear,pu21", help="values of loss.lin_image_space to compare; 'shipped' = "
+    p.add_argument("--switch", default="loss.lin_image_space", help="the config field the arms set")
+    p.add_argument("--arms", default="linear,pu21", help="values of --switch to compare; 'shipped' = "
                    "the shipped Linearization-Net untouched")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--learning-rate", type=float, default=3e-4)

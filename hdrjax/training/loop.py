@@ -41,6 +41,8 @@ from hdrjax.weights import checkpoints
 logger = logging.getLogger(__name__)
 
 SCHEDULES = ("constant", "cosine")
+# What the Linearization-Net sees in its own stage (config train.lin_input; configs/default.py).
+LIN_INPUTS = ("ldr", "jpeg")
 
 
 # ----------------------------------------------------------------------------- validation
@@ -81,6 +83,8 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
                           ("lin_curve_space", LIN_CURVE_SPACES)):
         if config.loss.get(field, spaces[0]) not in spaces:
             fail(f"loss.{field}", f"unknown {config.loss[field]!r}; one of {', '.join(spaces)}")
+    if t.get("lin_input", "ldr") not in LIN_INPUTS:
+        fail("train.lin_input", f"unknown {t.lin_input!r}; one of {', '.join(LIN_INPUTS)}")
     if config.optim.schedule not in SCHEDULES:
         fail("optim.schedule", f"unknown schedule {config.optim.schedule!r}; one of {', '.join(SCHEDULES)}")
     if not config.optim.learning_rate > 0:
@@ -167,7 +171,8 @@ def _stage_outputs(config, model, variables, sample, *, train: bool):
     if stage == "dequantization":  # no BatchNorm: nothing to update
         return {"dequantized": model.apply(variables, sample.jpeg, method=model.dequantize)}, None
     if stage == "linearization":
-        curve, mut = apply(sample.ldr, train=train, method=model.estimate_inverse_crf)
+        seen = sample.jpeg if config.train.get("lin_input", "ldr") == "jpeg" else sample.ldr
+        curve, mut = apply(seen, train=train, method=model.estimate_inverse_crf)
         linear = apply_curve(jnp.clip(sample.ldr, 0.0, 1.0), curve)
         return {"inverse_crf": curve, "linear": linear}, mut
     if stage == "hallucination":
