@@ -159,6 +159,7 @@ def test_dequantization_loss_falls_on_a_fixed_batch():
     ("camera.jpeg_qualities", (90, 101), "config.camera: camera.jpeg_qualities must be 1..100"),
     ("init.vgg", "/nonexistent/vgg16.npy", "config.init.vgg"),
     ("loss.lin_image_space", "log", "config.loss.lin_image_space: unknown 'log'"),
+    ("train.lin_input", "dequantized", "config.train.lin_input: unknown 'dequantized'; one of ldr, jpeg"),
 ])
 def test_bad_config_fails_before_compiling(field, value, message, tmp_path, monkeypatch):
     config = load_config("joint")
@@ -180,6 +181,39 @@ def test_bad_config_fails_before_compiling(field, value, message, tmp_path, monk
     assert message in str(err.value)
     assert time.time() - t0 < 30
     assert isinstance(err.value, HdrjaxError)
+
+
+@pytest.mark.parametrize("lin_input", ["ldr", "jpeg"])
+def test_the_linearization_stage_shows_its_network_the_chosen_input(lin_input):
+    # train.lin_input (issue #20) picks what the network estimates the curve from; the image
+    # term applies that curve to the continuous L either way, so it scores the curve alone.
+    from types import SimpleNamespace
+
+    import jax.numpy as jnp
+
+    from hdrjax.camera.crf import apply_curve
+
+    config = load_config("linearization")
+    with config.unlocked():
+        config.train.lin_input = lin_input
+    rng = np.random.default_rng(0)
+    ldr, jpeg = (jnp.asarray(rng.uniform(0, 1, (2, 8, 8, 3)), jnp.float32) for _ in range(2))
+    curve = jnp.broadcast_to(jnp.linspace(0.0, 1.0, 1024) ** 2.2, (2, 1024))
+    seen = []
+
+    class Recorder:
+        def estimate_inverse_crf(self):  # only named: apply() receives it as `method`
+            pass
+
+        def apply(self, variables, x, *, mutable, train, method):
+            assert method == self.estimate_inverse_crf and train is False and mutable is False
+            seen.append(x)
+            return curve
+
+    sample = SimpleNamespace(ldr=ldr, jpeg=jpeg)
+    outputs, _ = loop._stage_outputs(config, Recorder(), {}, sample, train=False)
+    np.testing.assert_array_equal(seen[0], {"ldr": ldr, "jpeg": jpeg}[lin_input])
+    np.testing.assert_allclose(outputs["linear"], apply_curve(ldr, curve), rtol=1e-6)
 
 
 def test_empty_data_folder_fails_before_compiling(tmp_path, monkeypatch):
