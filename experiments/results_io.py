@@ -13,6 +13,7 @@ import math
 import os
 import pathlib
 import platform
+import sys
 import time
 
 
@@ -22,6 +23,13 @@ def machine() -> dict:
 
     return {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
             "devices": f"{jax.device_count()} {jax.default_backend()}"}
+
+
+def command(module: str, argv=None) -> str:
+    """The command line that made a result, as a user types it: `python -m <module> <args>`.
+
+    Not sys.argv[0], which is the script's absolute path on the machine that ran it."""
+    return " ".join(["python -m " + module, *(sys.argv[1:] if argv is None else argv)])
 
 
 def now() -> str:

@@ -77,7 +77,7 @@ def main(argv=None) -> int:
         "held_out": (held_out, protocol_test_bank(spec, args.test_crfs)),
     }
     record = {"created": results_io.now(), "machine": results_io.machine(),
-              "command": "python -m experiments.default_model.curve_averaging " + " ".join(argv or sys.argv[1:]),
+              "command": results_io.command(__spec__.name, argv),
               "what": __doc__.split("\n\n")[1].strip(), "epsilons": EPSILONS, "sets": {}}
     for name, (files, bank) in sets.items():
         record["sets"][name] = {"files": [f.name for f in files], "crfs": list(bank.names),

@@ -97,9 +97,10 @@ def main(argv=None) -> int:
     p.add_argument("--learning-rate", type=float, default=3e-4)
     p.add_argument("--size", default="cpu", help="configs/recipe.py size (patch, batch)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hdr-folder", default=str(ROOT.parent / "shared" / "data" / "train_hdr"))
-    p.add_argument("--real-folder", default=str(ROOT.parent / "shared" / "data" / "real_hdr"))
-    p.add_argument("--crf", default=f"dorf:{ROOT.parent / 'shared' / 'data' / 'crf' / 'dorf_201.npz'}")
+    # Relative to the repository root, where every experiment runs: a result records no folder of this machine.
+    p.add_argument("--hdr-folder", default="../shared/data/train_hdr")
+    p.add_argument("--real-folder", default="../shared/data/real_hdr")
+    p.add_argument("--crf", default="dorf:../shared/data/crf/dorf_201.npz")
     p.add_argument("--max-crfs", type=int, default=3)
     p.add_argument("--resolution", type=int, default=256)
     p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "lin-loss-ab.json"))
@@ -110,7 +111,8 @@ def main(argv=None) -> int:
     from hdrjax.weights import checkpoints
 
     arms = {}
-    out = {"created": results_io.now(), "machine": results_io.machine(), "command": " ".join(sys.argv),
+    out = {"created": results_io.now(), "machine": results_io.machine(),
+           "command": results_io.command(__spec__.name, argv),
            "settings": {k: v for k, v in vars(args).items() if k != "out"}, "arms": arms}
     for arm in [a.strip() for a in args.arms.split(",") if a.strip()]:
         if arm == "shipped":

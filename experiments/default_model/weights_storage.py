@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     between = np.asarray(metrics.pu21_psnr(metrics.display_model(b, a), metrics.display_model(a)))
     record = {
         "created": results_io.now(), "machine": results_io.machine(),
-        "command": "python -m experiments.default_model.weights_storage " + " ".join(argv or sys.argv[1:]),
+        "command": results_io.command(__spec__.name, argv),
         "what": " ".join(__doc__.split("\n\n")[2:]).strip(),
         "samples": int(len(a)),
         "pu21_psnr": {d: scalars[f"{d}/pu21_psnr"] for d in folders},
