@@ -17,12 +17,21 @@ import sys
 import time
 
 
+def cpu_model() -> str:
+    """The processor's name as Linux reports it ("" elsewhere): machines of one size differ in speed."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""
+
+
 def machine() -> dict:
-    """CPU count, platform, jax version and devices of this process (jax imported here)."""
+    """CPU count and model, platform, jax version and devices of this process (jax imported here)."""
     import jax
 
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
-            "devices": f"{jax.device_count()} {jax.default_backend()}"}
+    return {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "platform": platform.platform(),
+            "jax": jax.__version__, "devices": f"{jax.device_count()} {jax.default_backend()}"}
 
 
 def command(module: str, argv=None) -> str:
