@@ -272,7 +272,8 @@ def test_committed_per_file_table_adds_up_to_the_summary(run_module):
 def test_linearization_ab_sets_its_switch_and_refuses_one_the_config_lacks(tmp_path, run_module):
     # The A/B's arms are configs of the recipe's linearization stage with one field set; a
     # misspelt field must stop it before any training, not train an arm that differs in nothing.
-    proc = run_module("experiments.default_model.lin_loss_ab", "--workdir", tmp_path / "ab", "--switch",
-                      "train.lin_inptu", "--arms", "jpeg", "--hdr-folder", tmp_path, "--out", tmp_path / "ab.json")
-    assert proc.returncode != 0 and "--switch train.lin_inptu: no such config field" in proc.stderr, proc.stderr
-    assert not (tmp_path / "ab.json").exists() and not (tmp_path / "ab" / "jpeg").exists()
+    for switch in ("train.lin_inptu", "trian.lin_input", "lin_input"):
+        proc = run_module("experiments.default_model.lin_loss_ab", "--workdir", tmp_path / "ab", "--switch", switch,
+                          "--arms", "jpeg", "--hdr-folder", tmp_path, "--out", tmp_path / "ab.json")
+        assert proc.returncode != 0 and f"--switch {switch}: no such config field" in proc.stderr, proc.stderr
+        assert not (tmp_path / "ab.json").exists() and not (tmp_path / "ab" / "jpeg").exists()

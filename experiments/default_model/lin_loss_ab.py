@@ -38,8 +38,8 @@ def arm_config(value: str, workdir: pathlib.Path, args):
 
     c = chain.stage_config("linearization", args.size, workdir, hdr_folder=args.hdr_folder, crf=args.crf)
     c.init.linearization = "default"
-    section, field = args.switch.split(".")
-    if field not in c[section]:
+    section, _, field = args.switch.partition(".")
+    if section not in c or not isinstance(c[section], type(c)) or field not in c[section]:
         raise SystemExit(f"--switch {args.switch}: no such config field")
     c[section][field] = value
     c.train.num_steps = args.steps
