@@ -269,7 +269,7 @@ def test_committed_per_file_table_adds_up_to_the_summary(run_module):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_linearization_ab_sets_its_switch_and_refuses_one_the_config_lacks(tmp_path, run_module):
+def test_linearization_ab_refuses_a_switch_the_config_lacks(tmp_path, run_module):
     # The A/B's arms are configs of the recipe's linearization stage with one field set; a
     # misspelt field must stop it before any training, not train an arm that differs in nothing.
     for switch in ("train.lin_inptu", "trian.lin_input", "lin_input"):

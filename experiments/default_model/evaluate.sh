@@ -4,6 +4,9 @@
 #   bash experiments/default_model/evaluate.sh                      # the shipped model
 #   CHECKPOINT=runs/gpu-export/model RUNS=runs/gpu-train bash experiments/default_model/evaluate.sh
 #
+# HELDOUT_ONLY=1 only links the held-out files into runs/default-model-heldout, keeps that folder
+# and stops (for `python -m hdrjax.evaluate runs/default-model-heldout ...` on another checkpoint).
+#
 # Needs ../shared/data (the held-out HDR files and the DoRF curves). Writes, under
 # experiments/results/ ($RESULTS):
 #   default-model-eval/      python -m hdrjax.evaluate on the 12 held-out HDR files
@@ -45,6 +48,11 @@ for f in files:
     os.symlink(f, out / f.name)
 print(f"held-out set: {len(files)} files")
 PYEOF
+if [ "${HELDOUT_ONLY:-0}" = 1 ]; then  # keep the folder for an evaluation of your own, and stop
+    trap - EXIT
+    echo "kept $HELDOUT"
+    exit 0
+fi
 
 echo "== evaluate ($CHECKPOINT, $CRFS test CRFs, ${RES}²)"
 "$PY" -m hdrjax.evaluate "$HELDOUT" --workdir "$RESULTS/default-model-eval" --checkpoint "$CHECKPOINT" \
