@@ -126,6 +126,15 @@ def base_config() -> ml_collections.ConfigDict:
     # a Dequantization-Net that changes J little. Either way the image term applies the
     # predicted curve to L, so it scores the curve and not the JPEG's own errors.
     c.train.lin_input = "ldr"
+    # Ours: the networks a joint run trains, comma-separated ("" = all four, §3.4). "refinement"
+    # trains the Refinement-Net alone on the outputs of the other three, kept as they are (the
+    # recipe's refinement stage, configs/recipe.py); a fixed network needs its init.<net>.
+    c.train.trainable = ""
+    # BatchNorm of the trained networks during training: "batch" (the reference) normalises with
+    # each batch's statistics and moves the running averages towards them; "frozen" (ours) uses
+    # and keeps the running averages, as inference does, so fine-tuning on other data
+    # (configs/joint.py) does not shift statistics the weights were trained with.
+    c.train.batch_norm = "batch"
 
     # Periodic evaluation (§1.7: test CRFs x exposures 2^linspace(-3, 3, 7)).
     c.eval = ml_collections.ConfigDict()
@@ -222,6 +231,7 @@ def _scratch(c):
     # Every network from its initialiser (VGG16 encoder, random elsewhere), no init checkpoint.
     for net in build.NETWORKS:
         c.init[net] = ""
+    c.train.batch_norm = "batch"  # random networks have no running averages worth keeping
 
 
 VARIANTS = {"smoke": _smoke, "cpu": _cpu, "dorf": _dorf, "scratch": _scratch}

@@ -7,7 +7,7 @@
 Refinement-Net, each stage started from the previous ones) and exports the weights; read its
 docstring first.
 
-Argument: "<stage>,<size>[,<variant>...]" with stage one of configs/default.STAGES and size
+Argument: "<stage>,<size>[,<variant>...]" with stage one of RECIPE_STAGES and size
   cpu   the shipped model: 79 min for the whole chain on a 2-core CPU (training-stages.json)
   gpu   sized for about 10 minutes on one H200-class GPU (not run on one yet)
   tiny  seconds per stage, for tests
@@ -31,6 +31,11 @@ the embedded procedural scenes.  CRFs: DoRF's 191 training curves when the file 
 from hdrjax.configs import default  # the shared base
 
 SIZES = ("cpu", "gpu", "tiny")
+# The chain's stages, in order: the paper's three stage-wise ones, the Refinement-Net trained
+# alone on their fixed outputs (ours: a joint stage with train.trainable="refinement"; the
+# paper trains it only jointly, where a few hundred steps at the joint learning rate left it
+# worse than no refinement, issue #20), then joint fine-tuning of all four (§3.4).
+RECIPE_STAGES = default.STAGES[:3] + ("refinement",) + default.STAGES[3:]
 
 # Held-out panoramas of ../shared/data/train_hdr that no stage ever sees (with the four
 # photos of ../shared/data/real_hdr they form the evaluation set of the shipped model).
@@ -53,18 +58,21 @@ SCHEDULE = {
         "dequantization": (128, 4, 2000, 3e-4),
         "linearization": (128, 4, 2500, 1e-3),
         "hallucination": (128, 4, 1500, 3e-4),
+        "refinement": (128, 4, 2000, 3e-4),
         "joint": (128, 4, 300, 3e-5),
     },
     "gpu": {
         "dequantization": (256, 32, 3000, 3e-4),
         "linearization": (256, 32, 3000, 1e-3),
         "hallucination": (256, 16, 4000, 3e-4),
+        "refinement": (256, 16, 2000, 3e-4),
         "joint": (256, 16, 1500, 3e-5),
     },
     "tiny": {
         "dequantization": (32, 2, 3, 3e-4),
         "linearization": (32, 2, 3, 1e-3),
         "hallucination": (32, 2, 3, 3e-4),
+        "refinement": (32, 2, 3, 3e-4),
         "joint": (32, 2, 3, 3e-5),
     },
 }
@@ -90,12 +98,14 @@ def set_steps(c, steps: int) -> None:
 
 def get_config(arg=None):
     parts = [p.strip() for p in (arg or "").split(",") if p.strip()]
-    if len(parts) < 2 or parts[0] not in default.STAGES or parts[1] not in SIZES:
-        raise ValueError(f"configs/recipe.py needs '<stage>,<size>' with stage in {default.STAGES} "
+    if len(parts) < 2 or parts[0] not in RECIPE_STAGES or parts[1] not in SIZES:
+        raise ValueError(f"configs/recipe.py needs '<stage>,<size>' with stage in {RECIPE_STAGES} "
                          f"and size in {SIZES}, got {arg!r}")
     stage, size, extra = parts[0], parts[1], parts[2:]
     c = default.base_config()
-    c.stage = stage
+    c.stage = "joint" if stage == "refinement" else stage
+    if stage == "refinement":
+        c.train.trainable = "refinement"
     recipe_model(c)
     patch, batch, steps, lr = SCHEDULE[size][stage]
     c.data.patch_size = patch

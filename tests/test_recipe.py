@@ -45,14 +45,27 @@ def test_the_exported_config_names_paths_relative_to_the_repository():
 def test_chain_trains_every_stage_from_the_previous_ones(chain_run):
     workdir = chain_run
     record = json.loads((workdir / "runs" / "stages.json").read_text())
-    assert list(record) == ["dequantization", "linearization", "hallucination", "joint"]
+    assert list(record) == ["dequantization", "linearization", "hallucination", "refinement", "joint"]
     for stage, entry in record.items():
         assert entry["steps"] == 3 and entry["images_seen"] == 6 and entry["wall_seconds"] > 0, stage
         rows = [json.loads(line) for line in (workdir / "runs" / stage / "metrics.jsonl").read_text().splitlines()]
         assert any(r["kind"] == "eval" for r in rows) and any(r["kind"] == "train" for r in rows)
     joint = json.loads((workdir / "runs" / "joint" / "config.json").read_text())
     assert joint["init"]["hallucination"] == str(workdir / "runs" / "hallucination")
+    assert joint["init"]["refinement"] == str(workdir / "runs" / "refinement")
     assert joint["model"]["lin_monotone"] == "clip" and joint["train"]["freeze_encoder"] is True
+    # The refinement stage trained the Refinement-Net alone: the other three, BatchNorm
+    # statistics included, are exactly the stage runs it started from.
+    from hdrjax.weights import checkpoints
+
+    refined, stored, _ = checkpoints.load_inference_variables(workdir / "runs" / "refinement")
+    assert stored["stage"] == "joint" and stored["train"]["trainable"] == "refinement"
+    for net in ("dequantization", "linearization", "hallucination"):
+        own, _, _ = checkpoints.load_inference_variables(workdir / "runs" / net, complete=False)
+        for collection in ("params", "batch_stats"):
+            for a, b in zip(jax.tree.leaves(own[collection].get(net, {})),
+                            jax.tree.leaves(refined[collection].get(net, {}))):
+                np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.slow
@@ -146,6 +159,15 @@ def test_continuing_from_a_shipped_model_routes_inits_and_accumulates_history(tm
     assert joint.init.linearization == joint.init.hallucination == joint.init.refinement == "default"
     scratch = recipe.stage_config("joint", "tiny", tmp_path)
     assert scratch.init.linearization == str(tmp_path / "linearization") and scratch.init.refinement == ""
+    # The refinement stage: the Refinement-Net alone, on the fixed networks of this run or the model.
+    refine = recipe.stage_config("refinement", "tiny", tmp_path, init="default")
+    assert refine.stage == "joint" and refine.train.trainable == "refinement"
+    assert refine.init.dequantization == str(tmp_path / "dequantization")
+    assert refine.init.linearization == refine.init.refinement == "default"
+    # After it, joint starts its Refinement-Net from it.
+    (tmp_path / "stages.json").write_text(json.dumps({"refinement": {"finished": True}}))
+    after = recipe.stage_config("joint", "tiny", tmp_path, init="default")
+    assert after.init.refinement == str(tmp_path / "refinement")
 
     this_run = {"dequantization": {"wall_seconds": 60.0, "images_seen": 400},
                 "joint": {"wall_seconds": 120.0, "images_seen": 80}}

@@ -160,9 +160,16 @@ def test_dequantization_loss_falls_on_a_fixed_batch():
     ("init.vgg", "/nonexistent/vgg16.npy", "config.init.vgg"),
     ("loss.lin_image_space", "log", "config.loss.lin_image_space: unknown 'log'"),
     ("train.lin_input", "dequantized", "config.train.lin_input: unknown 'dequantized'; one of ldr, jpeg"),
+    ("train.trainable", "refinement,vgg", "config.train.trainable: vgg not trained by stage 'joint'"),
+    ("train.batch_norm", "running", "config.train.batch_norm: unknown 'running'; one of batch, frozen"),
+    ("init.linearization", "", "config.init.linearization is empty"),  # with trainable=refinement
+    ("init.hallucination", "", "keeps the running averages of hallucination, which starts from random"),
 ])
 def test_bad_config_fails_before_compiling(field, value, message, tmp_path, monkeypatch):
     config = load_config("joint")
+    if field == "init.linearization":
+        config.train.trainable = "refinement"
+    assert config.train.batch_norm == "frozen"  # configs/joint.py's own
     node = config
     *parents, leaf = field.split(".")
     for p in parents:
@@ -243,6 +250,67 @@ def test_optimizer_updates_only_the_stage():
     # Frozen networks carry no Adam moments.
     moments = [x for x in jax.tree.leaves(opt.init(params)) if np.shape(x) == (3,)]
     assert len(moments) == 2  # Adam's mu and nu of the linearization network only
+
+
+def test_optimizer_updates_only_the_networks_train_trainable_names():
+    config = load_config("joint")
+    params = {n: {"w": np.ones(3, np.float32)} for n in build.NETWORKS}
+    grads = jax.tree.map(np.ones_like, params)
+    for trainable, expected in (("", build.NETWORKS), ("refinement", ("refinement",)),
+                                ("hallucination, refinement", ("hallucination", "refinement"))):
+        config.train.trainable = trainable
+        assert train_state.trained_networks(config) == expected
+        updates, _ = loop.make_optimizer(config).update(grads, loop.make_optimizer(config).init(params), params)
+        assert {n for n in build.NETWORKS if np.any(np.asarray(updates[n]["w"]))} == set(expected), trainable
+
+
+@pytest.mark.parametrize("trainable, batch_norm, updated", [
+    ("", "batch", {"linearization", "hallucination"}),  # the reference
+    ("", "frozen", set()),
+    ("refinement", "batch", set()),  # the fixed networks run as at inference
+    ("hallucination,refinement", "batch", {"hallucination"}),
+])
+def test_batch_norm_statistics_move_only_for_trained_networks_in_batch_mode(
+        trainable, batch_norm, updated, make_tiny_config, tiny_model, tiny_variables):
+    from types import SimpleNamespace
+
+    config = make_tiny_config("joint")
+    config.train.trainable, config.train.batch_norm = trainable, batch_norm
+    jpeg = np.random.default_rng(0).uniform(0.0, 1.0, (2, 32, 32, 3)).astype(np.float32)
+    outputs, mut = loop._stage_outputs(config, tiny_model, tiny_variables, SimpleNamespace(jpeg=jpeg), train=True)
+    assert outputs["refined"].shape == (2, 32, 32, 3)
+    moved = set()
+    for net, stats in (mut or {}).get("batch_stats", {}).items():
+        if any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(stats),
+                                                     jax.tree.leaves(tiny_variables["batch_stats"][net]))):
+            moved.add(net)
+    assert moved == updated
+
+
+def test_a_refinement_only_step_changes_the_refinement_net_alone(make_tiny_config, tiny_variables):
+    import jax.numpy as jnp
+
+    from hdrjax.camera import crf
+
+    config = make_tiny_config("joint")
+    config.train.trainable = "refinement"
+    config.optim.warmup_steps = 0
+    model = build.build_model(config)
+    mesh = parallel.make_mesh(jax.devices()[:1])
+    optimizer = loop.make_optimizer(config)
+    state = parallel.replicate(train_state.state_from_variables(tiny_variables, optimizer, 0), mesh)
+    step = loop.jit_train_step(loop.make_train_step(config, model, optimizer), mesh)
+    hdr = np.random.default_rng(1).uniform(0.0, 2.0, (config.train.batch_size, 32, 32, 3)).astype(np.float32)
+    before = jax.device_get(state)
+    after, metrics = step(state, {"hdr": jnp.asarray(hdr)}, crf.load_bank("camera", "train"), None)
+    after = jax.device_get(after)
+    assert np.isfinite(float(metrics["loss"]))
+    for net in build.NETWORKS:
+        same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before.params[net]),
+                                                        jax.tree.leaves(after.params[net])))
+        assert same == (net != "refinement"), net
+    for a, b in zip(jax.tree.leaves(before.batch_stats), jax.tree.leaves(after.batch_stats)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_freeze_encoder_keeps_the_vgg_encoder_of_the_hallucination_net():

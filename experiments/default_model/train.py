@@ -6,7 +6,8 @@
 
 The chain of the paper (§3.1, §3.4): Dequantization-, Linearization- and Hallucination-Net
 trained stage-wise with teacher forcing, then all four networks fine-tuned jointly with the
-Refinement-Net, starting from the three stage runs.  Settings: configs/recipe.py (`--size`
+Refinement-Net, starting from the three stage runs; ours, between the two, the Refinement-Net
+trained alone on the three's fixed outputs (`refinement`).  Settings: configs/recipe.py (`--size`
 cpu ≈ 2 h on a 2-core CPU, gpu ≈ 10 min on an H200, tiny = seconds, for tests).
 
 The command line of `hdrjax.training.chain`: every stage runs in `<workdir>/<stage>` through
@@ -18,8 +19,10 @@ time; `--export` writes the final weights as a shipped-model folder (hdrjax.weig
 plot afterwards (README, "The default model").
 
 `--init default` (or a shipped-model folder) continues training instead of starting over:
-every stage starts from that model's networks, the joint stage from this run's stages where
-they ran and from that model otherwise (`--stages dequantization,joint` retrains two), and
+every stage starts from that model's networks, the refinement and joint stages from this
+run's stages where they ran and from that model otherwise (`--stages dequantization,joint`
+retrains two; `--stages refinement` trains the Refinement-Net alone on the model's fixed first
+three networks and exports the result), and
 the export's manifest adds this run to the model's training history, so the wall time and
 images the weights have had accumulate across sessions.
 

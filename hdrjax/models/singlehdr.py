@@ -11,7 +11,7 @@ multiple of 32 — the Hallucination-Net's five poolings — and every output is
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import flax
 import flax.linen as nn
@@ -130,9 +130,19 @@ class SingleHDR(nn.Module):
 
     # -- the whole pipeline -------------------------------------------------------------------
 
-    def __call__(self, ldr: jax.Array, *, train: bool = False, stages: Sequence[str] = ALL_STAGES) -> Reconstruction:
-        """Run `stages` in order; a stage left out passes its input through (for ablations)."""
+    def __call__(self, ldr: jax.Array, *, train: bool | Collection[str] = False,
+                 stages: Sequence[str] = ALL_STAGES) -> Reconstruction:
+        """Run `stages` in order; a stage left out passes its input through (for ablations).
+
+        `train`: True runs every network in training mode (BatchNorm on the batch's statistics,
+        updating its running averages); a collection of network names runs only those so, the
+        others in inference mode (a fine-tuning run that keeps some networks fixed).
+        """
         stages = _check_stages(stages)
+
+        def training(net: str) -> bool:
+            return train if isinstance(train, bool) else net in train
+
         if ldr.ndim != 4 or ldr.shape[-1] != 3:
             raise ValueError(f"SingleHDR expects an LDR batch f32[B, H, W, 3], got shape {ldr.shape}")
         x, pads = pad_to_multiple(ldr.astype(jnp.float32), PAD_MULTIPLE, border=self.border)
@@ -143,12 +153,12 @@ class SingleHDR(nn.Module):
             c = out["dequantized"] = self.dequantize(x)
         b = c
         if "linearization" in stages:
-            g = out["inverse_crf"] = self.estimate_inverse_crf(c, train=train)
+            g = out["inverse_crf"] = self.estimate_inverse_crf(c, train=training("linearization"))
             # apply_curve clamps only the indices, so the input must be in [0, 1].
             b = out["linear"] = linearize(jnp.clip(c, 0.0, 1.0), g)
         a = b
         if "hallucination" in stages:
-            a, _ = self.hallucinate(b, train=train)
+            a, _ = self.hallucinate(b, train=training("hallucination"))
             out["hallucinated"] = a
         if "refinement" in stages:
             out["refined"] = self.refine(a, b, c)

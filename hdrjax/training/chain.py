@@ -2,8 +2,10 @@
 
 The chain of the paper (§3.1, §3.4): Dequantization-, Linearization- and Hallucination-Net
 trained stage-wise with teacher forcing, then all four networks fine-tuned jointly with the
-Refinement-Net, starting from the three stage runs.  Settings: configs/recipe.py (size `cpu`
-≈ 2 h on a 2-core CPU, `gpu` ≈ 10 min on an H200, `tiny` = seconds, for tests).
+Refinement-Net, starting from the three stage runs.  Ours, between the two: the Refinement-Net
+trained alone on the fixed outputs of the three (`refinement`, configs/recipe.RECIPE_STAGES).
+Settings: configs/recipe.py (size `cpu` ≈ 2 h on a 2-core CPU, `gpu` ≈ 10 min on an H200,
+`tiny` = seconds, for tests).
 
 `run_chain` trains every stage in `<workdir>/<stage>` through `loop.train_and_evaluate`, so it
 resumes: run it again after a crash, a kill or a reboot and each stage continues from its last
@@ -11,7 +13,8 @@ checkpoint (finished stages are skipped); a stage stopped early (SIGTERM) stops 
 (`ChainStopped`).  `<workdir>/stages.json` records per stage the steps, images seen and wall
 time.  With `init` ("default" or a shipped-model folder) every stage continues from that
 model instead of starting over, and the export adds this run to the model's training
-history.  `export_model` writes the joint run's weights as a shipped-model folder
+history.  `export_model` writes the last whole-model run's weights (joint or refinement) as a
+shipped-model folder
 (`weights.pretrained`: .npz shards ≤ 16 MiB + manifest.json with sha256, recipe, commit,
 images seen and history).  The command line is `python -m experiments.default_model.train`.
 """
@@ -30,13 +33,17 @@ from hdrjax.models import build
 # A source checkout's root: its git commit goes in the manifest, and stored paths are made
 # relative to it (`portable_paths`).
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-STAGES = build.TRAINING_STAGES
-
-
 def _recipe_module():
     from hdrjax.configs import recipe
 
     return recipe
+
+
+# The chain's stages in order (configs/recipe.RECIPE_STAGES): the three stage-wise ones, the
+# Refinement-Net alone, joint fine-tuning.
+STAGES = _recipe_module().RECIPE_STAGES
+# The stages whose runs hold all four networks; a model is exported from the later of them.
+WHOLE_MODEL_STAGES = ("refinement", "joint")
 
 
 def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: str = "", crf: str = "camera",
@@ -65,11 +72,17 @@ def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: st
         c.data.split.test_names = ()
     c.crf.bank = crf
     c.parallel.num_devices = devices
-    if stage == "joint":  # §3.4: fine-tune from the three stage runs
+    if stage in WHOLE_MODEL_STAGES:  # §3.4: fine-tune from the stage runs of this chain
         ran = _load_json(workdir / "stages.json")
-        for net in STAGES[:3]:
-            c.init[net] = str(workdir / net) if (not init or ran.get(net, {}).get("finished")) else init
-        if init:
+
+        def source(run):  # this chain's run of it, or the model it continues
+            return str(workdir / run) if (not init or ran.get(run, {}).get("finished")) else init
+
+        for net in build.TRAINING_STAGES[:3]:
+            c.init[net] = source(net)
+        if stage == "joint" and ran.get("refinement", {}).get("finished"):
+            c.init.refinement = str(workdir / "refinement")
+        else:
             c.init.refinement = init
     elif init:
         c.init[stage] = init
@@ -174,10 +187,24 @@ def history_totals(history: list[dict]) -> dict:
             "images_seen": int(sum(e.get("images_seen", 0) for e in entries))}
 
 
+def _last_whole_model_stage(workdir: pathlib.Path) -> str:
+    """The stage of `workdir` whose latest checkpoint is the newest among those that hold the
+    whole model (a chain that ran only `refinement` exports that run)."""
+    from hdrjax.weights import checkpoints
+
+    found = {s: checkpoints.find_checkpoint(workdir / s) for s in WHOLE_MODEL_STAGES if (workdir / s).is_dir()}
+    found = {s: p for s, p in found.items() if p is not None}
+    if not found:
+        raise checkpoints.CheckpointError(f"{workdir}: no checkpoint of a {' or '.join(WHOLE_MODEL_STAGES)} run "
+                                          "to export (the chain has not finished one)")
+    return max(found, key=lambda s: found[s].stat().st_mtime)
+
+
 def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str = "camera",
                  dtype: str = "float32", variants: str = "", init: str = "", command: str = "") -> pathlib.Path:
-    """Write the joint run's weights as a shipped-model folder (hdrjax.weights.pretrained); `command`,
-    the command line that ran the chain, is recorded in the manifest's recipe."""
+    """Write the last whole-model run's weights (joint, or refinement alone) as a shipped-model
+    folder (hdrjax.weights.pretrained); `command`, the command line that ran the chain, is
+    recorded in the manifest's recipe."""
     import numpy as np
 
     from hdrjax.inference import regions
@@ -186,8 +213,9 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
     from hdrjax.models.hallucination import encoder_init
 
     workdir = pathlib.Path(workdir).absolute()
-    variables, stored_config, step = checkpoints.load_inference_variables(workdir / "joint")
-    config = stage_config("joint", size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants, init=init)
+    last = _last_whole_model_stage(workdir)
+    variables, stored_config, step = checkpoints.load_inference_variables(workdir / last)
+    config = stage_config(last, size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants, init=init)
     frozen = None
     if config.train.freeze_encoder:
         # Leave the encoder out only if it really is the lpips VGG as training put it in.

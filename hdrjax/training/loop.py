@@ -96,6 +96,7 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
         if not lo <= stop <= hi:
             fail("eval.exposure_stops", f"{stop} is outside the camera's [{lo}, {hi}] stops")
     train_state.check_init_sources(config)
+    train_state.check_trainable(config)
     if config.data.name == "hdr_real" and config.stage != "joint":
         fail("data.name", f"hdr_real pairs carry no intermediate targets; stage {config.stage!r} "
              "needs synthetic data (procedural, hdr_folder or hdr_synth)")
@@ -132,7 +133,7 @@ def make_optimizer(config) -> optax.GradientTransformation:
     """Adam (§3.1) on the stage's networks; the other networks get zero updates and no state."""
     o = config.optim
     adam = optax.adam(learning_rate_schedule(config), b1=o.b1, b2=o.b2, eps=o.eps)
-    trainable = train_state.TRAINABLE[config.stage]
+    trainable = train_state.trained_networks(config)
     freeze_encoder = bool(config.train.freeze_encoder)
 
     def labels(params):
@@ -162,23 +163,26 @@ def _stage_outputs(config, model, variables, sample, *, train: bool):
     from hdrjax.camera.crf import apply_curve
 
     stage = config.stage
-    mutable = ["batch_stats"] if train else False
+    # Networks whose BatchNorm normalises with the batch's statistics and updates its running
+    # averages (train.batch_norm, train.trainable); the rest run as at inference.
+    bn_train = train_state.batch_norm_training(config) if train else ()
+    mutable = ["batch_stats"] if bn_train else False
 
     def apply(*args, **kwargs):
         out = model.apply(variables, *args, mutable=mutable, **kwargs)
-        return out if train else (out, None)
+        return out if bn_train else (out, None)
 
     if stage == "dequantization":  # no BatchNorm: nothing to update
         return {"dequantized": model.apply(variables, sample.jpeg, method=model.dequantize)}, None
     if stage == "linearization":
         seen = sample.jpeg if config.train.get("lin_input", "ldr") == "jpeg" else sample.ldr
-        curve, mut = apply(seen, train=train, method=model.estimate_inverse_crf)
+        curve, mut = apply(seen, train=bool(bn_train), method=model.estimate_inverse_crf)
         linear = apply_curve(jnp.clip(sample.ldr, 0.0, 1.0), curve)
         return {"inverse_crf": curve, "linear": linear}, mut
     if stage == "hallucination":
-        (blended, _), mut = apply(sample.clipped, train=train, method=model.hallucinate)
+        (blended, _), mut = apply(sample.clipped, train=bool(bn_train), method=model.hallucinate)
         return {"hallucinated": blended}, mut
-    rec, mut = apply(sample.jpeg, train=train)
+    rec, mut = apply(sample.jpeg, train=bn_train)
     return {
         "dequantized": rec.dequantized,
         "inverse_crf": rec.inverse_crf,
@@ -241,12 +245,16 @@ def make_train_step(config, model, optimizer=None, *, schedule=None) -> Callable
     optimizer = make_optimizer(config) if optimizer is None else optimizer
     schedule = learning_rate_schedule(config) if schedule is None else schedule
     cam = camera_config(config)
+    trained = train_state.trained_networks(config)
 
     def step(state: train_state.TrainState, batch, bank, vgg):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
         sample = synthesize_batch(key, batch, bank, cam)
 
         def loss_fn(params):
+            # No gradients through the networks this run keeps fixed (train.trainable): the
+            # optimiser would zero them anyway, and tracing them would cost their backward pass.
+            params = {net: p if net in trained else jax.lax.stop_gradient(p) for net, p in params.items()}
             variables = {"params": params, "batch_stats": state.batch_stats}
             outputs, mut = _stage_outputs(config, model, variables, sample, train=True)
             loss, terms = _stage_loss(config, outputs, sample, vgg)

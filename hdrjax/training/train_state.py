@@ -36,6 +36,45 @@ TRAINABLE = {
     "hallucination": ("hallucination",),
     "joint": NETWORKS,  # §3.4: all four nets, VGG encoder included
 }
+# BatchNorm modes of the trained networks (config train.batch_norm; configs/default.py).
+BATCH_NORM_MODES = ("batch", "frozen")
+BATCH_NORM_NETWORKS = ("linearization", "hallucination")  # the networks with BatchNorm layers
+
+
+def trained_networks(config) -> tuple[str, ...]:
+    """The networks a run updates: its stage's (`TRAINABLE`), or the subset `train.trainable`
+    names (a joint run that trains the Refinement-Net alone on the others' outputs)."""
+    chosen = {n.strip() for n in config.train.get("trainable", "").split(",") if n.strip()}
+    held = TRAINABLE[config.stage]
+    return tuple(n for n in held if n in chosen) if chosen else held
+
+
+def batch_norm_training(config) -> tuple[str, ...]:
+    """The networks whose BatchNorm layers run in training mode in a train step: the trained
+    ones with `train.batch_norm` "batch" (the reference), none with "frozen"."""
+    return trained_networks(config) if config.train.get("batch_norm", "batch") == "batch" else ()
+
+
+def check_trainable(config) -> None:
+    """ConfigError for a `train.trainable` or `train.batch_norm` that cannot run."""
+    chosen = [n.strip() for n in config.train.get("trainable", "").split(",") if n.strip()]
+    held = TRAINABLE[config.stage]
+    unknown = [n for n in chosen if n not in held]
+    if unknown:
+        raise ConfigError(f"config.train.trainable: {', '.join(unknown)} not trained by stage {config.stage!r}; "
+                          f"choose from {', '.join(held)} ('' = all of them)")
+    fixed = [n for n in held if n not in trained_networks(config) and not config.init[n]]
+    if fixed:
+        raise ConfigError(f"config.train.trainable={config.train.trainable!r} keeps {', '.join(fixed)} fixed, "
+                          f"but config.init.{fixed[0]} is empty (a random network); name its weights")
+    mode = config.train.get("batch_norm", "batch")
+    if mode not in BATCH_NORM_MODES:
+        raise ConfigError(f"config.train.batch_norm: unknown {mode!r}; one of {', '.join(BATCH_NORM_MODES)}")
+    fresh = [n for n in trained_networks(config) if n in BATCH_NORM_NETWORKS and not config.init[n]]
+    if mode == "frozen" and fresh:
+        raise ConfigError(f"config.train.batch_norm='frozen' keeps the running averages of {fresh[0]}, which "
+                          f"starts from random weights (config.init.{fresh[0]} is empty): its averages are the "
+                          "initial 0 and 1; use 'batch'")
 
 
 @struct.dataclass
