@@ -277,3 +277,29 @@ def test_linearization_ab_refuses_a_switch_the_config_lacks(tmp_path, run_module
                           "--arms", "jpeg", "--hdr-folder", tmp_path, "--out", tmp_path / "ab.json")
         assert proc.returncode != 0 and f"--switch {switch}: no such config field" in proc.stderr, proc.stderr
         assert not (tmp_path / "ab.json").exists() and not (tmp_path / "ab" / "jpeg").exists()
+
+
+def test_shipped_batch_stats_puts_the_shipped_statistics_back_and_keeps_the_weights(
+        tmp_path, run_module, tiny_shipped_model, tiny_checkpoint):
+    import jax
+
+    from hdrjax.weights import checkpoints, pretrained
+
+    _, shipped, config, _ = pretrained.load(tiny_shipped_model)
+    shipped = jax.tree.map(np.asarray, shipped)
+    moved = {"params": jax.tree.map(lambda a: a + 0.5, shipped["params"]),
+             "batch_stats": jax.tree.map(lambda a: a * 2.0 + 1.0, shipped["batch_stats"])}
+    checkpoints.save_variables(tmp_path / "run", moved, config)
+    proc = run_module("experiments.default_model.shipped_batch_stats", tmp_path / "run", tmp_path / "out",
+                      "--model", tiny_shipped_model)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "largest BatchNorm statistic change" in proc.stdout
+    out, _, _ = checkpoints.load_inference_variables(tmp_path / "out")
+    for a, b in zip(jax.tree.leaves(out["batch_stats"]), jax.tree.leaves(shipped["batch_stats"])):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(out["params"]), jax.tree.leaves(moved["params"])):
+        np.testing.assert_array_equal(a, b)
+    # Another architecture (the full-width shipped model) is one error line, not a traceback.
+    proc = run_module("experiments.default_model.shipped_batch_stats", tiny_checkpoint, tmp_path / "bad")
+    assert proc.returncode == 1 and proc.stderr.startswith("error: "), proc.stderr[-2000:]
+    assert "another architecture" in proc.stderr and not (tmp_path / "bad").exists()

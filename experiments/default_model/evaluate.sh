@@ -72,7 +72,7 @@ print(f"{np.sqrt(np.mean((train.mean(0) - test) ** 2, axis=1)).mean():.4f}")
 PYEOF
 )"
 RUN_ARGS=()
-for stage in dequantization linearization hallucination joint; do
+for stage in dequantization linearization hallucination refinement joint; do
     [ -f "$RUNS/$stage/metrics.jsonl" ] && RUN_ARGS+=(--run "$stage=$RUNS/$stage")
 done
 if [ "${#RUN_ARGS[@]}" -gt 0 ]; then

@@ -28,16 +28,16 @@ import pathlib
 import sys
 from typing import Sequence
 
-from hdrjax.models.build import TRAINING_STAGES
+from hdrjax.training.chain import STAGES  # the recipe's stages, in order
 
 from .. import results_io
 
-STAGES = TRAINING_STAGES
 # The held-out metric(s) plotted per stage (eval rows of hdrjax.training.loop), in legend order.
 STAGE_METRICS = {
     "dequantization": ("psnr",),
     "linearization": ("curve_rmse",),
     "hallucination": ("pu21_psnr", "tone_psnr"),
+    "refinement": ("pu21_psnr", "tone_psnr"),
     "joint": ("pu21_psnr", "tone_psnr"),
 }
 METRIC_LABELS = {
