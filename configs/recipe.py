@@ -8,7 +8,7 @@ Refinement-Net, each stage started from the previous ones) and exports the weigh
 docstring first.
 
 Argument: "<stage>,<size>[,<variant>...]" with stage one of RECIPE_STAGES and size
-  cpu   the shipped model: 79 min for the whole chain on a 2-core CPU (training-stages.json)
+  cpu   the shipped model (its first run, without the refinement stage: 79 min on a 2-core CPU)
   gpu   sized for about 10 minutes on one H200-class GPU (not run on one yet)
   tiny  seconds per stage, for tests
 Further variants from configs/default.py (e.g. "dorf") may follow.

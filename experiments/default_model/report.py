@@ -266,7 +266,7 @@ def build(results=RESULTS, manifest_path=WEIGHTS / "manifest.json") -> tuple[str
                  "doubling of images |")
     lines.append("| --- | ---: | ---: | ---: | ---: | --- | ---: |")
     metric_names = {"dequantization": "psnr", "linearization": "curve_rmse", "hallucination": "pu21_psnr",
-                    "joint": "pu21_psnr"}
+                    "refinement": "pu21_psnr", "joint": "pu21_psnr"}
     for stage, e in stages.items():
         c = curves.get("stages", {}).get(stage, {})
         metric = metric_names[stage]
@@ -284,7 +284,8 @@ def build(results=RESULTS, manifest_path=WEIGHTS / "manifest.json") -> tuple[str
                  "last three quarters of each stage's evaluations: what one more doubling of the training images "
                  "would change if the curve kept its recent course (psnr and pu21_psnr in dB, curve_rmse in RMSE). "
                  "The stages are measured on what they are trained for: the hallucination row on its own "
-                 "(teacher-forced: the clipped ground truth in), the joint row on the whole chain from the JPEG, "
+                 "(teacher-forced: the clipped ground truth in), the refinement and joint rows on the whole chain "
+                 "from the JPEG, "
                  "so their PU21 values are not comparable with each other.")
     lines.append("")
     mean_rmse = curves.get("mean_curve_rmse")
