@@ -47,6 +47,15 @@ def test_variants_load(name, variant):
         assert c.crf.bank.startswith("dorf:")
 
 
+def test_fine_tuning_the_shipped_model_keeps_its_batch_norm_statistics_and_scratch_does_not():
+    # configs/joint.py fine-tunes trained networks on other data: their BatchNorm running
+    # averages stay (docs/training.md); from scratch there are none worth keeping.
+    assert load("joint").train.batch_norm == "frozen"
+    assert load("joint", "scratch").train.batch_norm == "batch"
+    assert all(load(name).train.batch_norm == "batch" for name in CONFIG_FILES if name != "joint")  # reference
+    assert load("joint").train.trainable == ""  # all four networks train (§3.4)
+
+
 def test_unknown_variant_is_refused():
     with pytest.raises(flags.IllegalFlagValueError, match="unknown config variant 'tiny'"):
         load("joint", "tiny")
