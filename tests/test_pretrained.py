@@ -285,3 +285,13 @@ def test_a_shipped_model_that_records_its_training_gets_no_smoke_test_warning(sh
     config = checkpoints.config_to_json(shipped.config)
     assert loading.checkpoint_warning(config, 6, {"step": 6}) is not None
     assert loading.checkpoint_warning(config, 6, {"step": 6, "stages": STAGES_INFO}) is None
+
+
+def test_the_model_summary_counts_every_run_of_a_continued_model():
+    from hdrjax.weights import loading
+
+    one_run = {"config": {"stage": "joint"}, "stages": {"joint": {"steps": 400}}}
+    assert loading.shipped_summary(one_run) == "stage joint; trained joint 400 steps"
+    continued = {**one_run, "history": [{}, {}, {}], "training_total": {"images_seen": 87400, "wall_seconds": 1.0}}
+    assert loading.shipped_summary(continued) == ("stage joint; trained joint 400 steps; "
+                                                  "87,400 training images over 3 runs in total")

@@ -122,6 +122,10 @@ def shipped_summary(manifest: dict) -> str:
         parts.append("trained " + ", ".join(done))
     elif manifest.get("step") is not None:
         parts.append(f"step {manifest['step']}")
+    total, history = manifest.get("training_total"), manifest.get("history")
+    if isinstance(total, dict) and total.get("images_seen") and isinstance(history, list) and len(history) > 1:
+        # "trained ..." names only the last run's stages; a model continued over several runs says so.
+        parts.append(f"{int(total['images_seen']):,} training images over {len(history)} runs in total")
     return "; ".join(parts)
 
 
