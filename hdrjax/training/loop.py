@@ -429,10 +429,16 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
         writer.flush()
 
     total = tc.num_steps
+    trained = train_state.trained_networks(config)
+    with_bn = [n for n in trained if n in train_state.BATCH_NORM_NETWORKS]
+    bn_note = ""
+    if with_bn:
+        bn_note = (f", their BatchNorm statistics {'kept' if tc.get('batch_norm', 'batch') == 'frozen' else 'updated'}"
+                   " (train.batch_norm)")
     logger.info(
-        "%s: steps %d -> %d, global batch %d of %dx%d patches on %d %s device(s), data %s, CRFs %s",
+        "%s: steps %d -> %d, global batch %d of %dx%d patches on %d %s device(s), data %s, CRFs %s; training %s%s",
         config.stage, start_step, total, tc.batch_size, config.data.patch_size, config.data.patch_size,
-        mesh.devices.size, jax.devices()[0].platform, config.data.name, config.crf.bank,
+        mesh.devices.size, jax.devices()[0].platform, config.data.name, config.crf.bank, ", ".join(trained), bn_note,
     )
     if start_step < total:
         logger.info("compiling the train step (the first step takes a while)")
