@@ -41,10 +41,15 @@ BATCH_NORM_MODES = ("batch", "frozen")
 BATCH_NORM_NETWORKS = ("linearization", "hallucination")  # the networks with BatchNorm layers
 
 
+def _named_trainable(config) -> list[str]:
+    """The network names of `train.trainable` ("" = none named)."""
+    return [n.strip() for n in config.train.get("trainable", "").split(",") if n.strip()]
+
+
 def trained_networks(config) -> tuple[str, ...]:
     """The networks a run updates: its stage's (`TRAINABLE`), or the subset `train.trainable`
     names (a joint run that trains the Refinement-Net alone on the others' outputs)."""
-    chosen = {n.strip() for n in config.train.get("trainable", "").split(",") if n.strip()}
+    chosen = _named_trainable(config)
     held = TRAINABLE[config.stage]
     return tuple(n for n in held if n in chosen) if chosen else held
 
@@ -57,9 +62,8 @@ def batch_norm_training(config) -> tuple[str, ...]:
 
 def check_trainable(config) -> None:
     """ConfigError for a `train.trainable` or `train.batch_norm` that cannot run."""
-    chosen = [n.strip() for n in config.train.get("trainable", "").split(",") if n.strip()]
     held = TRAINABLE[config.stage]
-    unknown = [n for n in chosen if n not in held]
+    unknown = [n for n in _named_trainable(config) if n not in held]
     if unknown:
         raise ConfigError(f"config.train.trainable: {', '.join(unknown)} not trained by stage {config.stage!r}; "
                           f"choose from {', '.join(held)} ('' = all of them)")
