@@ -430,11 +430,10 @@ def train_and_evaluate(config, workdir) -> train_state.TrainState:
 
     total = tc.num_steps
     trained = train_state.trained_networks(config)
-    with_bn = [n for n in trained if n in train_state.BATCH_NORM_NETWORKS]
     bn_note = ""
-    if with_bn:
-        bn_note = (f", their BatchNorm statistics {'kept' if tc.get('batch_norm', 'batch') == 'frozen' else 'updated'}"
-                   " (train.batch_norm)")
+    if any(n in train_state.BATCH_NORM_NETWORKS for n in trained):
+        updated = bool(train_state.batch_norm_training(config))
+        bn_note = f", their BatchNorm statistics {'updated' if updated else 'kept'} (train.batch_norm)"
     logger.info(
         "%s: steps %d -> %d, global batch %d of %dx%d patches on %d %s device(s), data %s, CRFs %s; training %s%s",
         config.stage, start_step, total, tc.batch_size, config.data.patch_size, config.data.patch_size,
