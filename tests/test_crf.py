@@ -403,3 +403,41 @@ def test_default_basis_needs_no_file_and_represents_dorf(shared_data):
     assert np.sqrt(((rec - g) ** 2).mean(axis=1)).mean() < 0.003
     with pytest.raises(basis_lib.BasisError):
         basis_lib.fit_basis(crf.load_bank("family", "test"), 45)
+
+
+# ------------------------------------------------------------------------ dark_end_prior
+
+
+def test_dark_end_shape_is_the_geometric_mean_of_the_camera_prior_fit():
+    shape = crf.dark_end_shape()
+    assert shape.shape == (N,) and shape.dtype == np.float32
+    assert shape[0] == 0.0 and shape[-1] == 1.0 and np.all(np.diff(shape) >= 0)
+    # Below the mean curve in the dark: the geometric mean of curves that differ by a factor of
+    # 20 there lies below their arithmetic mean (docs/training.md).
+    with np.load(crf.CAMERA_PRIOR_FILE) as f:
+        assert np.all(shape[1:64] < f["mean"][1:64])
+
+
+def test_dark_end_prior_follows_the_shape_below_the_knot_and_keeps_the_curve_above():
+    knot = 128
+    shape = jnp.asarray(GRID ** 1.8, jnp.float32)
+    # A PCA curve gone wrong near black: clipped to a run of zeros, and one far too steep.
+    flat = np.maximum(GRID - 0.02, 0) / 0.98
+    steep = GRID ** 0.3
+    curves = jnp.asarray(np.stack([flat, steep]), jnp.float32)
+    out = np.asarray(crf.dark_end_prior(curves, shape, knot))
+    np.testing.assert_array_equal(out[:, knot:], np.asarray(curves)[:, knot:])
+    for row, c in zip(out, np.asarray(curves)):
+        np.testing.assert_allclose(row[:knot], np.asarray(shape)[:knot] * c[knot] / float(shape[knot]), rtol=1e-5)
+        assert row[0] == 0.0 and np.all(np.diff(row) >= 0)
+    assert np.all(out[0, 1:knot] > 0)  # no black run left
+    # power 1: the level goes from the curve's at the knot to the prior's own at black.
+    drawn = np.asarray(crf.dark_end_prior(curves, shape, knot, power=1.0))
+    np.testing.assert_allclose(drawn[:, knot - 1] / out[:, knot - 1], 1.0, rtol=0.05)
+    np.testing.assert_allclose(drawn[:, 1] / np.asarray(shape)[1], 1.0, rtol=0.1)
+    # Differentiable in the curve, finite even for a curve flat at 0 up to the knot.
+    zero = jnp.zeros((1, N)).at[0, knot:].set(jnp.linspace(0.1, 1.0, N - knot))
+    grad = jax.grad(lambda c: jnp.sum(crf.dark_end_prior(c, shape, knot, power=1.0)))(zero)
+    assert np.all(np.isfinite(np.asarray(grad)))
+    with pytest.raises(ValueError, match="knot"):
+        crf.dark_end_prior(curves, shape, 0)

@@ -362,3 +362,24 @@ def test_net_passes_the_monotone_mode_to_the_projection(variables):
         curves[mode] = np.asarray(jax.jit(lambda v, f: net.apply(v, f, method="curve_from_feature"))(v, feature))
         assert np.all(np.diff(curves[mode], axis=-1) >= -1e-6)
     assert np.abs(curves["shift"] - curves["clip"]).max() > 0.01
+
+
+def test_net_dark_end_prior_replaces_the_curve_below_the_code_only(variables):
+    from hdrjax.camera import crf
+
+    basis = synthetic_basis()
+    feature = jnp.asarray(np.random.default_rng(0).normal(size=(2, 512)), jnp.float32)
+    v = jax.tree.map(lambda a: a, variables)
+    v["params"]["ae_invcrf_decode_net"]["dense"]["bias"] = jnp.asarray([0.0] * 10 + [3.0])
+    curves = {}
+    for end in ("network", "prior"):
+        net = LinearizationNet(basis=basis, monotone="clip", dark_end=end, dark_end_code=16)
+        curves[end] = np.asarray(net.apply(v, feature, method="curve_from_feature"))
+    knot = round(16 / 255 * 1023)
+    np.testing.assert_array_equal(curves["prior"][:, knot:], curves["network"][:, knot:])
+    shape = crf.dark_end_shape()
+    expected = shape[None, :knot] * curves["network"][:, knot:knot + 1] / shape[knot]
+    np.testing.assert_allclose(curves["prior"][:, :knot], expected, rtol=1e-5, atol=1e-9)
+    assert not np.allclose(curves["prior"][:, :knot], curves["network"][:, :knot])
+    with pytest.raises(ValueError, match="dark_end"):
+        LinearizationNet(basis=basis, dark_end="sky").apply(v, feature, method="curve_from_feature")

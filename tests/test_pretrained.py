@@ -238,6 +238,25 @@ def test_update_manifest_keeps_the_folder_valid(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
+def test_set_model_options_changes_the_dark_end_only(tmp_path):
+    folder, _ = tiny_export(tmp_path / "model")
+    before = pretrained.read_manifest(folder)
+    pretrained.set_model_options(folder, lin_dark_end="prior", lin_dark_end_code=24)
+    after = pretrained.verify(folder)
+    assert after["config"]["model"]["lin_dark_end"] == "prior" and after["config"]["model"]["lin_dark_end_code"] == 24
+    assert after["files"] == before["files"]
+    import ml_collections
+    model = build.build_model(ml_collections.ConfigDict(after["config"]))  # as loading.load builds it
+    assert model.lin_dark_end == "prior" and model.lin_dark_end_code == 24
+    # An option the weights depend on, or a bad value, is refused and changes nothing.
+    with pytest.raises(ValueError, match="lin_monotone"):
+        pretrained.set_model_options(folder, lin_monotone="shift")
+    from hdrjax.errors import ConfigError
+    with pytest.raises(ConfigError, match="lin_dark_end_code"):
+        pretrained.set_model_options(folder, lin_dark_end_code=300)
+    assert pretrained.read_manifest(folder) == after
+
+
 # ------------------------------------------------------------------------ CLI
 
 

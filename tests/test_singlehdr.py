@@ -160,6 +160,24 @@ def test_build_model_reads_width_and_gives_old_configs_width_one():
             build.build_model(config)
 
 
+def test_build_model_checks_the_dark_end_and_gives_old_configs_the_network_curve():
+    from hdrjax import configs
+    from hdrjax.errors import ConfigError
+
+    config = configs.get_config("joint")
+    for name in ("lin_dark_end", "lin_dark_end_code", "lin_dark_end_power"):
+        del config.model[name]
+    old = build.build_model(config)
+    # Stored before the option existed: the curve was the network's all the way down.
+    assert old.lin_dark_end == "network"
+    for field, bad in (("lin_dark_end", "sky"), ("lin_dark_end_code", 0), ("lin_dark_end_code", 255),
+                       ("lin_dark_end_code", 31.5)):
+        config.model = ml_collections.ConfigDict({**config.model, field: bad})
+        with pytest.raises(ConfigError, match=f"config.model.{field}"):
+            build.build_model(config)
+        config.model = ml_collections.ConfigDict({**config.model, field: build.model_defaults()[field]})
+
+
 # ----------------------------------------------------------------------------- running the networks
 
 

@@ -41,6 +41,9 @@ BANK_SPECS = "'camera', 'parametric' or 'dorf:PATH'"
 # the 10 test curves are not used).  Split like the parametric family.
 CAMERA_PRIOR_FILE = pathlib.Path(__file__).with_name("camera_crf_prior.npz")
 CAMERA_BANK_SIZE = 500
+# eps of the geometric mean curve stored beside the camera prior (dark_end_shape): the best
+# of 1e-4 .. 1e-2 on the training set (experiments/results/curve-averaging.json).
+DARK_END_EPS = 1e-4
 CAMERA_BANK_SEED = 0
 
 
@@ -411,7 +414,20 @@ def fit_prior(bank: CRFBank, k: int = 6) -> dict:
     _, s, vt = np.linalg.svd(g - mean, full_matrices=False)
     explained = float((s[:k] ** 2).sum() / (s ** 2).sum())
     return {"mean": mean, "components": vt[:k], "std": s[:k] / np.sqrt(len(g) - 1),
-            "explained_variance": np.float64(explained), "num_curves": np.int64(len(g))}
+            "explained_variance": np.float64(explained), "num_curves": np.int64(len(g)),
+            # The shape the dark end of an estimated curve falls back on (dark_end_prior).
+            "geometric_mean": geometric_mean_curve(g, DARK_END_EPS).astype(np.float64)}
+
+
+def geometric_mean_curve(curves, eps: float) -> np.ndarray:
+    """exp(mean log(g + eps)) - eps over inverse CRFs f[N, 1024], ends pinned at 0 and 1: f32[1024].
+
+    The mean a relative-error loss converges to (docs/training.md, "The curve term in log space").
+    """
+    g = np.exp(np.mean(np.log(np.asarray(curves, np.float64) + eps), axis=0)) - eps
+    g = np.clip(g, 0.0, 1.0)
+    g[0], g[-1] = 0.0, 1.0
+    return g.astype(np.float32)
 
 
 def sample_prior(prior, n: int, seed: int) -> np.ndarray:
@@ -422,6 +438,36 @@ def sample_prior(prior, n: int, seed: int) -> np.ndarray:
     g = prior["mean"] + coeffs @ prior["components"]
     g[:, 0], g[:, -1] = 0.0, 1.0
     return np.maximum.accumulate(np.clip(g, 0.0, 1.0), axis=-1)
+
+
+@functools.lru_cache(maxsize=1)
+def dark_end_shape() -> np.ndarray:
+    """The geometric mean f32[1024] of DoRF's 191 training curves (CAMERA_PRIOR_FILE, no DoRF file)."""
+    with np.load(CAMERA_PRIOR_FILE) as f:
+        if "geometric_mean" not in f:
+            raise CRFFileError(CAMERA_PRIOR_FILE, "no 'geometric_mean' curve (rewrite it with "
+                               "python -m experiments.default_model.fit_camera_crfs)")
+        return np.asarray(f["geometric_mean"], np.float32)
+
+
+def dark_end_prior(curve: jax.Array, shape, knot: int, power: float = 0.0) -> jax.Array:
+    """Inverse CRFs f32[..., N] whose samples below `knot` follow a prior `shape` f32[N].
+
+    Below the knot, g(x) = shape(x) · r^w(x), with r = g(x_knot) / shape(x_knot) the curve's
+    level against the prior's at the knot and w(x) = (x / x_knot)^power: power 0 scales the
+    prior's shape to meet the curve at the knot; power > 0 also moves the level towards the
+    prior's own towards black. Continuous at the knot, non-decreasing, 0 at 0 (a shape with
+    shape[0] = 0), differentiable in `curve`. Why: docs/training.md, "The dark end of the curve".
+    """
+    shape = jnp.asarray(shape, jnp.float32)
+    n = curve.shape[-1]
+    if not 0 < knot < n:
+        raise ValueError(f"dark-end knot must lie in (0, {n}), got {knot}")
+    # A curve flat at 0 up to the knot has no level to scale; the tiny floor keeps r^w finite.
+    ratio = jnp.maximum(curve[..., knot:knot + 1], 1e-12) / shape[knot]
+    x = jnp.arange(knot, dtype=jnp.float32) / knot
+    low = shape[:knot] * ratio ** (x ** power if power else jnp.ones_like(x))
+    return jnp.concatenate([low.astype(curve.dtype), curve[..., knot:]], axis=-1)
 
 
 @functools.lru_cache(maxsize=1)

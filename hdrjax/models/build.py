@@ -19,6 +19,7 @@ from flax import traverse_util
 from hdrjax.errors import ConfigError
 from hdrjax.models.conv import KERNEL_GRADS
 from hdrjax.models.hallucination import BLEND_THRESHOLD
+from hdrjax.models.linearization import DARK_ENDS
 from hdrjax.models.singlehdr import ALL_STAGES
 
 # The four networks, in pipeline order; also the inference stages (`SingleHDR(stages=...)`).
@@ -49,6 +50,15 @@ def model_defaults() -> ml_collections.ConfigDict:
     # become 0.  "shift": the reference's _increase, which adds a linear ramp to the whole
     # curve for any dip and so cannot beat the mean curve on DoRF (hdrjax.camera.crf).
     m.lin_monotone = "clip"
+    # Ours (docs/training.md, "The dark end of the curve"): below the 8-bit code
+    # lin_dark_end_code an image says little about its curve (a few codes of noise), and the
+    # PCA curve goes wrong there (a dip clipped to a run of black codes, or far too steep).
+    # "prior" keeps the network's curve above the code and below it uses the geometric mean of
+    # DoRF's training curves scaled to meet it (hdrjax.camera.crf.dark_end_prior); "network"
+    # is the reference.
+    m.lin_dark_end = "network"
+    m.lin_dark_end_code = 32
+    m.lin_dark_end_power = 0.0
     m.blend_threshold = BLEND_THRESHOLD  # §2.3: highlights blended in above max_c x = 0.88
     m.border = 0  # mirrored border before padding (§4 inference uses 32; 0 for patches)
     m.dtype = "float32"  # conv compute dtype ("bfloat16" on accelerators; ours)
@@ -71,6 +81,9 @@ def model_defaults() -> ml_collections.ConfigDict:
 OPTIONS_ADDED_LATER = {
     "width": 1.0,  # the only width there was
     "conv_kernel_grad": "auto",  # was the environment variable HDRJAX_CONV_KERNEL_GRAD, "auto" unless set
+    "lin_dark_end": "network",  # the curve was the network's down to code 0
+    "lin_dark_end_code": 32,
+    "lin_dark_end_power": 0.0,
 }
 
 
@@ -115,6 +128,12 @@ def build_model(config):
     if options["conv_kernel_grad"] not in KERNEL_GRADS:
         raise ConfigError(f"config.model.conv_kernel_grad: {options['conv_kernel_grad']!r} is not one of "
                           f"{', '.join(KERNEL_GRADS)}")
+    if options["lin_dark_end"] not in DARK_ENDS:
+        raise ConfigError(f"config.model.lin_dark_end: {options['lin_dark_end']!r} is not one of "
+                          f"{', '.join(DARK_ENDS)}")
+    code = options["lin_dark_end_code"]
+    if isinstance(code, bool) or not isinstance(code, int) or not 1 <= code <= 254:
+        raise ConfigError(f"config.model.lin_dark_end_code: {code!r} is not an 8-bit code in 1..254")
     return SingleHDR(basis=basis, **options)
 
 

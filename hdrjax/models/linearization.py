@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hdrjax.camera.crf import N_SAMPLES, apply_curve, monotone_projection
+from hdrjax.camera.crf import N_SAMPLES, apply_curve, dark_end_prior, dark_end_shape, monotone_projection
 from hdrjax.models.layers import mirror_pad, scale_channels, tf_conv
 from hdrjax.errors import HdrjaxError
 
@@ -193,6 +193,7 @@ def basis_curve(weights: jax.Array, basis: Any, n_components: int = N_COMPONENTS
 
 
 HEAD_INITS = ("glorot", "zeros")
+DARK_ENDS = ("network", "prior")
 
 
 class AEInvcrfDecodeNet(nn.Module):
@@ -256,6 +257,12 @@ class LinearizationNet(nn.Module):
     coefficient_scale: float = 1.0  # see AEInvcrfDecodeNet; 1.0 = reference
     head_init: str = "glorot"  # "zeros": start at the basis mean curve
     monotone: str = "shift"  # "shift" = the reference's _increase; "clip" (see monotone_projection)
+    # Below the 8-bit code `dark_end_code` the curve follows DoRF's geometric mean shape, scaled
+    # to meet the network's curve there ("prior", ours; hdrjax.camera.crf.dark_end_prior) or is
+    # the network's own ("network", the reference).
+    dark_end: str = "network"
+    dark_end_code: int = 32
+    dark_end_power: float = 0.0
     dtype: Dtype = jnp.float32
     width: float = 1.0  # channel multiplier of the CNN (CrfFeatureNet); < 1 only for tests
     conv_kernel_grad: str = "auto"  # hdrjax.models.conv.KERNEL_GRADS
@@ -276,7 +283,13 @@ class LinearizationNet(nn.Module):
         basis = basis if basis is not None else self.basis
         if basis is None:
             basis = _default_basis()
-        return monotone_projection(self.ae_invcrf_decode_net(feature, basis), self.eps, self.monotone)
+        curve = monotone_projection(self.ae_invcrf_decode_net(feature, basis), self.eps, self.monotone)
+        if self.dark_end not in DARK_ENDS:
+            raise ValueError(f"dark_end must be one of {DARK_ENDS}, got {self.dark_end!r}")
+        if self.dark_end == "prior":
+            knot = int(round(self.dark_end_code / 255 * (curve.shape[-1] - 1)))
+            curve = dark_end_prior(curve, dark_end_shape(), knot, self.dark_end_power)
+        return curve
 
     def __call__(self, ldr: jax.Array, *, train: bool = False, basis: Any = None) -> jax.Array:
         return self.curve_from_feature(self.features(ldr, train=train), basis)

@@ -82,6 +82,9 @@ class SingleHDR(nn.Module):
     lin_coefficient_scale: float = 1.0  # PCA-head output scale (1.0 = reference; see AEInvcrfDecodeNet)
     lin_head_init: str = "glorot"  # "zeros": the PCA head starts at the basis mean curve
     lin_monotone: str = "shift"  # reference _increase; "clip" drops negative steps only
+    lin_dark_end: str = "network"  # "prior": below lin_dark_end_code the curve takes DoRF's shape
+    lin_dark_end_code: int = 32
+    lin_dark_end_power: float = 0.0
     blend_threshold: float = BLEND_THRESHOLD  # §2.3: highlights blended in above max_c = 0.88
     border: int = 0
     dtype: Dtype = jnp.float32
@@ -100,6 +103,9 @@ class SingleHDR(nn.Module):
             coefficient_scale=self.lin_coefficient_scale,
             head_init=self.lin_head_init,
             monotone=self.lin_monotone,
+            dark_end=self.lin_dark_end,
+            dark_end_code=self.lin_dark_end_code,
+            dark_end_power=self.lin_dark_end_power,
             **nets,
         )
         self.hallucination = HallucinationNet(**nets)

@@ -33,6 +33,7 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from flax import traverse_util
 
@@ -212,8 +213,6 @@ def _write_folder(flat: dict, out_dir, fields: dict, *, dtype: str, max_file_byt
 
 def update_manifest(model_dir, **fields) -> None:
     """Set top-level manifest fields (e.g. evaluation numbers measured after export), atomically."""
-    from hdrjax.io import atomic_write
-
     if not fields:
         return
     reserved = sorted(set(fields) & set(_RESERVED))
@@ -222,9 +221,41 @@ def update_manifest(model_dir, **fields) -> None:
     model_dir = resolve(model_dir)
     manifest = read_manifest(model_dir)
     manifest.update(fields)
+    _write_manifest(model_dir, manifest)
+
+
+def _write_manifest(model_dir: pathlib.Path, manifest: dict) -> None:
+    from hdrjax.io import atomic_write
+
     with atomic_write(model_dir / MANIFEST, "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2, default=str)
         f.write("\n")
+
+
+# Model options that act on the networks' outputs only (no weight depends on them), so a
+# shipped model may change them without being exported again: the curve's dark end.
+WEIGHT_FREE_OPTIONS = ("lin_dark_end", "lin_dark_end_code", "lin_dark_end_power")
+
+
+def set_model_options(model_dir, **options) -> None:
+    """Change weight-free model options (`WEIGHT_FREE_OPTIONS`) of a shipped model, atomically.
+
+    The options are checked as a config would be (hdrjax.models.build.build_model); the
+    weights, and every other field of the manifest, stay as they are.
+    """
+    from hdrjax.models import build
+
+    other = sorted(set(options) - set(WEIGHT_FREE_OPTIONS))
+    if other:
+        raise ValueError(f"set_model_options may only change {WEIGHT_FREE_OPTIONS}, not {other} "
+                         "(they change what the weights mean: train and export the model again)")
+    model_dir = resolve(model_dir)
+    manifest = read_manifest(model_dir)
+    config = dict(manifest["config"])
+    config["model"] = {**dict(config.get("model", {})), **options}
+    build.build_model(ml_collections.ConfigDict(config))  # ConfigError naming a bad value
+    manifest["config"] = config
+    _write_manifest(model_dir, manifest)
 
 
 # ------------------------------------------------------------------------------------- load
