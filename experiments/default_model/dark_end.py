@@ -1,0 +1,160 @@
+"""Does the Linearization-Net's curve do better below a few codes if it follows a prior shape there?
+
+    python -m experiments.default_model.dark_end --checkpoint default --out experiments/results/dark-end.json
+
+The error budget puts most of the Deq + Lin prefix's loss against inverse sRGB in the deep
+shadows, and the curve's darkest codes are where it goes wrong: the PCA curve often dips below
+zero near black, and the monotone projection turns the dip into a run of codes mapped to
+exactly 0 (pure black where the scene is merely dark), or it rises far too steeply (shadow
+noise amplified). An image says little about the curve there: a few codes of noise and
+quantisation. `model.lin_dark_end="prior"` (`hdrjax.camera.crf.dark_end_prior`) keeps the
+network's curve from a knot code up and, below it, uses the geometric mean of DoRF's training
+curves, scaled to meet the network's curve at the knot (power 0), or also drawn towards the
+prior's own level towards black (power 1). This script scores the Deq + Lin prefix of a model
+with the network's own curve and with each knot and power, on two sets:
+  * `train`: training panoramas (every file of the folder except configs/recipe.TEST_NAMES)
+    through DoRF's *training* curves: the set the knot and power are chosen on;
+  * `held_out`: the README's evaluation set (TEST_NAMES + the real photos) through DoRF's
+    test curves, the protocol of experiments/default_model/evaluate.sh.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import numpy as np
+
+from experiments import results_io
+
+KNOTS = (16, 32, 64)  # 8-bit codes
+POWERS = (0.0, 1.0)
+NETWORK = "network"
+
+
+def variant_name(knot: int, power: float) -> str:
+    return f"prior_code{knot}_power{power:g}"
+
+
+def knot_sample(code: int, samples: int = 1024) -> int:
+    """The curve sample of an 8-bit code (the curve has `samples` points on [0, 1])."""
+    return int(round(code / 255 * (samples - 1)))
+
+
+def methods_for(model, variables, shape, knots=KNOTS, powers=POWERS):
+    """The Deq + Lin prefix with the network's curve, and with each (knot, power) dark end.
+
+    All share one run of the model per batch: the Dequantization-Net's output C and the curves.
+    """
+    import jax.numpy as jnp
+
+    from hdrjax.camera import crf
+    from hdrjax.evaluation import baselines, methods
+
+    deq = methods.model_method(model, variables, stages=("dequantization",))
+    deq_lin = methods.model_method(model, variables, name="stages_dequantization_linearization")
+    memo = {}
+
+    def outputs(ldr, meta):
+        key = (tuple((m["image"], m["crf"], m["stops"]) for m in meta), ldr.shape)
+        if key not in memo:
+            memo.clear()
+            hdr, curves = deq_lin.run(ldr, meta)
+            memo[key] = (deq.run(ldr, meta)[0], hdr, curves)
+        return memo[key]
+
+    def network(ldr, meta):
+        _, hdr, curves = outputs(ldr, meta)
+        return hdr, curves
+
+    def variant(knot, power):
+        def run(ldr, meta):
+            c, _, curves = outputs(ldr, meta)
+            g = np.asarray(crf.dark_end_prior(jnp.asarray(curves), shape, knot_sample(knot), power), np.float32)
+            hdr = np.stack([baselines.inverse_curve(x, gi) for x, gi in zip(np.asarray(c, np.float32), g)])
+            return hdr.astype(np.float32), g
+        return methods.Method(variant_name(knot, power), "stages", run)
+
+    return [methods.Method(NETWORK, "stages", network)] + [variant(k, p) for k in knots for p in powers]
+
+
+def score(files, bank, model, variables, shape, resolution: int, knots=KNOTS, powers=POWERS) -> dict:
+    """PU21-PSNR, speckle, curve RMSE and deep-shadow MSE of every variant on `files` x `bank`."""
+    from hdrjax.evaluation import loop, methods, protocol
+
+    config = protocol.EvalConfig(resolution=resolution)
+    ms = methods_for(model, variables, shape, knots, powers) + [methods.baseline_method("srgb")]
+    result = loop.evaluate(protocol.folder_examples(files, config), ms, config, bank=bank, error_budget=True)
+    scalars = result.scalars()
+    bands = {(r["method"], r["band"]): r["mse"] for r in result.budget["bands"] if r["exposure"] == "all"}
+    return {m.name: {"pu21_psnr": scalars[f"{m.name}/pu21_psnr"], "speckle": scalars.get(f"{m.name}/speckle"),
+                     "inverse_crf_rmse": scalars.get(f"{m.name}/inverse_crf_rmse"),
+                     "deep_shadow_mse": bands.get((m.name, "deep_shadow")),
+                     "shadow_mse": bands.get((m.name, "shadow"))} for m in ms}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", default="default", help="the model whose Deq + Lin prefix is scored")
+    p.add_argument("--shared", default="../shared/data", help="the folder with train_hdr/, real_hdr/, crf/")
+    p.add_argument("--resolution", type=int, default=256)
+    p.add_argument("--train-crfs", type=int, default=8, help="training curves, spread over the split")
+    p.add_argument("--test-crfs", type=int, default=10, help="test curves (the first K of the split)")
+    p.add_argument("--train-files", type=int, default=6, help="training panoramas scored, spread over the folder")
+    p.add_argument("--sets", default="train,held_out")
+    p.add_argument("--knots", default=",".join(map(str, KNOTS)), help="8-bit codes (default %(default)s)")
+    p.add_argument("--powers", default=",".join(f"{x:g}" for x in POWERS), help="default %(default)s")
+    p.add_argument("--cross-validate", action="store_true",
+                   help="train set only: the prior shape from every other DoRF training curve, the scores on "
+                        "the others (the shipped shape is fitted to all 191, the train set's curves included)")
+    p.add_argument("--out", default="experiments/results/dark-end.json")
+    args = p.parse_args(argv)
+    knots = tuple(int(k) for k in args.knots.split(","))
+    powers = tuple(float(x) for x in args.powers.split(","))
+
+    from hdrjax.camera import crf
+    from hdrjax.configs import recipe
+    from hdrjax.evaluation import methods
+    from hdrjax.evaluation.protocol import load_test_bank as protocol_test_bank
+
+    shared = pathlib.Path(args.shared)
+    spec = f"dorf:{shared / 'crf' / 'dorf_201.npz'}"
+    train_bank = crf.load_bank(spec, "train")
+    training_files = sorted(f for f in (shared / "train_hdr").iterdir()
+                            if f.suffix in (".hdr", ".exr") and f.name not in recipe.TEST_NAMES)
+    step = max(1, len(training_files) // args.train_files)
+    shape = crf.dark_end_shape()
+    scored_train = train_bank
+    if args.cross_validate:
+        index = np.arange(len(train_bank))
+        shape = crf.geometric_mean_curve(np.asarray(train_bank.inverse)[index % 2 == 0], crf.DARK_END_EPS)
+        scored_train = train_bank.take(index[index % 2 == 1])
+    held_out = [shared / "train_hdr" / n for n in recipe.TEST_NAMES] + sorted((shared / "real_hdr").glob("*.exr"))
+    sets = {
+        "train": (training_files[::step][: args.train_files],
+                  scored_train.take(np.linspace(0, len(scored_train) - 1, args.train_crfs).round().astype(int))),
+        "held_out": (held_out, protocol_test_bank(spec, args.test_crfs)),
+    }
+    if args.cross_validate and args.sets != "train":
+        p.error("--cross-validate scores the train set only: add --sets train")
+    model, variables, *_ = methods.load_checkpoint(args.checkpoint)
+    record = {"created": results_io.now(), "machine": results_io.machine(),
+              "command": results_io.command(__spec__.name, argv), "checkpoint": args.checkpoint,
+              "prior": "even-indexed DoRF training curves; scored on odd-indexed ones" if args.cross_validate
+              else "all 191 DoRF training curves (hdrjax.camera.crf.dark_end_shape)",
+              "what": __doc__.split("\n\n")[1].strip(), "knots": knots, "powers": powers, "sets": {}}
+    for name in [s.strip() for s in args.sets.split(",") if s.strip()]:
+        files, bank = sets[name]
+        record["sets"][name] = {"files": [f.name for f in files], "crfs": list(bank.names),
+                                "methods": score(files, bank, model, variables, shape, args.resolution,
+                                                 knots, powers)}
+        for m, v in record["sets"][name]["methods"].items():
+            print(f"{name:8s} {m:26s} PU21-PSNR {v['pu21_psnr']:.2f}  speckle {v['speckle']:.2f}  "
+                  f"deep-shadow MSE {v['deep_shadow_mse']:.0f}")
+    results_io.write_json(args.out, record)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
