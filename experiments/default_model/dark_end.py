@@ -93,6 +93,36 @@ def score(files, bank, model, variables, shape, resolution: int, knots=KNOTS, po
                      "shadow_mse": bands.get((m.name, "shadow"))} for m in ms}
 
 
+DARK_CODES = (1, 2, 4, 8, 16)
+
+
+def dark_codes(files, bank, model, variables, resolution: int, stops: float = -3.0) -> dict:
+    """What the network's curve does in the darkest codes, against the true curve, at `stops`.
+
+    Per code of DARK_CODES: the share of samples whose curve maps it to black (under 1 % of the
+    true value: the clip projection leaves 1e-8 steps, not exact zeros), and the quantiles of
+    predicted / true inverse CRF there.
+    """
+    from hdrjax.evaluation import methods, protocol
+
+    config = protocol.EvalConfig(resolution=resolution, exposure_stops=(stops,))
+    deq_lin = methods.model_method(model, variables, name="stages_dequantization_linearization")
+    pred, true = [], []
+    for example in protocol.folder_examples(files, config):
+        for ldr, _, _, meta in protocol.synthetic_samples(example, bank, config):
+            pred.append(deq_lin.run(ldr, meta)[1])
+            true.append(np.stack([m["inverse_crf"] for m in meta]))
+    pred, true = np.concatenate(pred), np.concatenate(true)
+    out = {"samples": len(pred), "stops": stops, "codes": {}}
+    for code in DARK_CODES:
+        i = knot_sample(code, pred.shape[-1])
+        ratio = pred[:, i] / true[:, i]
+        out["codes"][str(code)] = {"share_black": round(float(np.mean(ratio < 0.01)), 3),
+                                   **{f"ratio_q{q}": round(float(np.quantile(ratio, q / 100)), 3)
+                                      for q in (10, 50, 90)}}
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default="default", help="the model whose Deq + Lin prefix is scored")
@@ -107,6 +137,8 @@ def main(argv=None) -> int:
     p.add_argument("--cross-validate", action="store_true",
                    help="train set only: the prior shape from every other DoRF training curve, the scores on "
                         "the others (the shipped shape is fitted to all 191, the train set's curves included)")
+    p.add_argument("--dark-codes", action="store_true",
+                   help="only the network's curve in the darkest codes against the true one (held-out, -3 stops)")
     p.add_argument("--out", default="experiments/results/dark-end.json")
     args = p.parse_args(argv)
     knots = tuple(int(k) for k in args.knots.split(","))
@@ -143,6 +175,15 @@ def main(argv=None) -> int:
               "prior": "even-indexed DoRF training curves; scored on odd-indexed ones" if args.cross_validate
               else "all 191 DoRF training curves (hdrjax.camera.crf.dark_end_shape)",
               "what": __doc__.split("\n\n")[1].strip(), "knots": knots, "powers": powers, "sets": {}}
+    if args.dark_codes:
+        files, bank = sets["held_out"]
+        record["dark_codes"] = dark_codes(files, bank, model, variables, args.resolution)
+        for code, v in record["dark_codes"]["codes"].items():
+            print(f"code {code:>3}: black (< 1 % of the truth) in {v['share_black']:.0%} of samples; predicted / true "
+                  f"{v['ratio_q10']:.2f} / {v['ratio_q50']:.2f} / {v['ratio_q90']:.2f} (10/50/90 %)")
+        results_io.write_json(args.out, record)
+        print(f"wrote {args.out}")
+        return 0
     for name in [s.strip() for s in args.sets.split(",") if s.strip()]:
         files, bank = sets[name]
         record["sets"][name] = {"files": [f.name for f in files], "crfs": list(bank.names),

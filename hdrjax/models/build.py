@@ -57,7 +57,7 @@ def model_defaults() -> ml_collections.ConfigDict:
     # DoRF's training curves scaled to meet it (hdrjax.camera.crf.dark_end_prior); "network"
     # is the reference.
     m.lin_dark_end = "network"
-    m.lin_dark_end_code = 32
+    m.lin_dark_end_code = 16
     m.lin_dark_end_power = 0.0
     m.blend_threshold = BLEND_THRESHOLD  # §2.3: highlights blended in above max_c x = 0.88
     m.border = 0  # mirrored border before padding (§4 inference uses 32; 0 for patches)
@@ -82,7 +82,7 @@ OPTIONS_ADDED_LATER = {
     "width": 1.0,  # the only width there was
     "conv_kernel_grad": "auto",  # was the environment variable HDRJAX_CONV_KERNEL_GRAD, "auto" unless set
     "lin_dark_end": "network",  # the curve was the network's down to code 0
-    "lin_dark_end_code": 32,
+    "lin_dark_end_code": 16,
     "lin_dark_end_power": 0.0,
 }
 

@@ -261,7 +261,7 @@ class LinearizationNet(nn.Module):
     # to meet the network's curve there ("prior", ours; hdrjax.camera.crf.dark_end_prior) or is
     # the network's own ("network", the reference).
     dark_end: str = "network"
-    dark_end_code: int = 32
+    dark_end_code: int = 16
     dark_end_power: float = 0.0
     dtype: Dtype = jnp.float32
     width: float = 1.0  # channel multiplier of the CNN (CrfFeatureNet); < 1 only for tests

@@ -83,7 +83,7 @@ class SingleHDR(nn.Module):
     lin_head_init: str = "glorot"  # "zeros": the PCA head starts at the basis mean curve
     lin_monotone: str = "shift"  # reference _increase; "clip" drops negative steps only
     lin_dark_end: str = "network"  # "prior": below lin_dark_end_code the curve takes DoRF's shape
-    lin_dark_end_code: int = 32
+    lin_dark_end_code: int = 16
     lin_dark_end_power: float = 0.0
     blend_threshold: float = BLEND_THRESHOLD  # §2.3: highlights blended in above max_c = 0.88
     border: int = 0
