@@ -56,6 +56,22 @@ def test_fine_tuning_the_shipped_model_keeps_its_batch_norm_statistics_and_scrat
     assert load("joint").train.trainable == ""  # all four networks train (§3.4)
 
 
+def test_the_main_command_has_the_shipped_models_options():
+    # configs/joint.py starts every network from hdrjax/weights/default: its model options,
+    # the curve's dark end included, must be the ones those weights were shipped with, or
+    # training refuses to start (hdrjax.training.train_state._check_shipped).
+    from hdrjax.models.build import with_added_options
+    from hdrjax.training import train_state
+    from hdrjax.weights import pretrained
+
+    config = load("joint")
+    shipped = with_added_options(pretrained.read_manifest()["config"]["model"])
+    assert config.model.lin_dark_end == shipped["lin_dark_end"] == "prior"
+    assert config.model.lin_dark_end_code == shipped["lin_dark_end_code"] == 16
+    for net in ("dequantization", "linearization", "hallucination", "refinement"):
+        train_state._check_shipped(config, net, "default")  # raises ConfigError on any difference
+
+
 def test_unknown_variant_is_refused():
     with pytest.raises(flags.IllegalFlagValueError, match="unknown config variant 'tiny'"):
         load("joint", "tiny")
