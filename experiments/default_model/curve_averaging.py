@@ -28,10 +28,30 @@ EPSILONS = (1e-4, 3e-4, 1e-3, 1e-2)
 
 def geometric_mean_curve(curves: np.ndarray, eps: float) -> np.ndarray:
     """exp(mean log(g + eps)) - eps over the curves, with the ends pinned at 0 and 1."""
-    g = np.exp(np.mean(np.log(np.asarray(curves, np.float64) + eps), axis=0)) - eps
-    g = np.clip(g, 0.0, 1.0)
-    g[0], g[-1] = 0.0, 1.0
-    return g.astype(np.float32)
+    from hdrjax.camera import crf
+
+    return crf.geometric_mean_curve(curves, eps)
+
+
+def train_and_held_out(shared: pathlib.Path, train_bank, train_files: int, train_crfs: int, test_crfs: int) -> dict:
+    """{"train": (files, CRFs), "held_out": (files, CRFs)}: the two sets of the module doc.
+
+    train: `train_files` training panoramas spread over the folder (configs/recipe.TEST_NAMES
+    left out) and `train_crfs` curves spread over `train_bank`; held_out: the README's held-out
+    files and the first `test_crfs` of DoRF's test curves.
+    """
+    from hdrjax.configs import recipe
+    from hdrjax.evaluation.protocol import load_test_bank
+
+    training_files = sorted(f for f in (shared / "train_hdr").iterdir()
+                            if f.suffix in (".hdr", ".exr") and f.name not in recipe.TEST_NAMES)
+    step = max(1, len(training_files) // train_files)
+    held_out = [shared / "train_hdr" / n for n in recipe.TEST_NAMES] + sorted((shared / "real_hdr").glob("*.exr"))
+    return {
+        "train": (training_files[::step][:train_files],
+                  train_bank.take(np.linspace(0, len(train_bank) - 1, train_crfs).round().astype(int))),
+        "held_out": (held_out, load_test_bank(f"dorf:{shared / 'crf' / 'dorf_201.npz'}", test_crfs)),
+    }
 
 
 def score(files, bank, train_curves, resolution: int, limit: int | None) -> dict:
@@ -60,22 +80,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from hdrjax.camera import crf
-    from hdrjax.configs import recipe
-    from hdrjax.evaluation.protocol import load_test_bank as protocol_test_bank
 
     shared = pathlib.Path(args.shared)
     spec = f"dorf:{shared / 'crf' / 'dorf_201.npz'}"
     train_bank = crf.load_bank(spec, "train")
     train_curves = np.asarray(train_bank.inverse, np.float64)
-    training_files = sorted(f for f in (shared / "train_hdr").iterdir()
-                            if f.suffix in (".hdr", ".exr") and f.name not in recipe.TEST_NAMES)
-    step = max(1, len(training_files) // args.train_files)
-    held_out = [shared / "train_hdr" / n for n in recipe.TEST_NAMES] + sorted((shared / "real_hdr").glob("*.exr"))
-    sets = {
-        "train": (training_files[::step][: args.train_files],
-                  train_bank.take(np.linspace(0, len(train_bank) - 1, args.train_crfs).round().astype(int))),
-        "held_out": (held_out, protocol_test_bank(spec, args.test_crfs)),
-    }
+    sets = train_and_held_out(shared, train_bank, args.train_files, args.train_crfs, args.test_crfs)
     record = {"created": results_io.now(), "machine": results_io.machine(),
               "command": results_io.command(__spec__.name, argv),
               "what": __doc__.split("\n\n")[1].strip(), "epsilons": EPSILONS, "sets": {}}

@@ -26,6 +26,7 @@ import sys
 import numpy as np
 
 from experiments import results_io
+from experiments.default_model import curve_averaging
 
 KNOTS = (16, 32, 64)  # 8-bit codes
 POWERS = (0.0, 1.0)
@@ -145,28 +146,19 @@ def main(argv=None) -> int:
     powers = tuple(float(x) for x in args.powers.split(","))
 
     from hdrjax.camera import crf
-    from hdrjax.configs import recipe
     from hdrjax.evaluation import methods
-    from hdrjax.evaluation.protocol import load_test_bank as protocol_test_bank
 
     shared = pathlib.Path(args.shared)
     spec = f"dorf:{shared / 'crf' / 'dorf_201.npz'}"
     train_bank = crf.load_bank(spec, "train")
-    training_files = sorted(f for f in (shared / "train_hdr").iterdir()
-                            if f.suffix in (".hdr", ".exr") and f.name not in recipe.TEST_NAMES)
-    step = max(1, len(training_files) // args.train_files)
     shape = crf.dark_end_shape()
     scored_train = train_bank
     if args.cross_validate:
         index = np.arange(len(train_bank))
         shape = crf.geometric_mean_curve(np.asarray(train_bank.inverse)[index % 2 == 0], crf.DARK_END_EPS)
         scored_train = train_bank.take(index[index % 2 == 1])
-    held_out = [shared / "train_hdr" / n for n in recipe.TEST_NAMES] + sorted((shared / "real_hdr").glob("*.exr"))
-    sets = {
-        "train": (training_files[::step][: args.train_files],
-                  scored_train.take(np.linspace(0, len(scored_train) - 1, args.train_crfs).round().astype(int))),
-        "held_out": (held_out, protocol_test_bank(spec, args.test_crfs)),
-    }
+    sets = curve_averaging.train_and_held_out(shared, scored_train, args.train_files, args.train_crfs,
+                                              args.test_crfs)
     if args.cross_validate and args.sets != "train":
         p.error("--cross-validate scores the train set only: add --sets train")
     model, variables, *_ = methods.load_checkpoint(args.checkpoint)
