@@ -37,6 +37,17 @@ def photo(ldr_image, seed=0):
     return np.asarray(ldr_image(seed, 32, 48), np.float32)
 
 
+def g0_curve(model):
+    """The curve of the g0_linearization ablation: the basis mean, with the model's dark end."""
+    from hdrjax.camera import crf
+
+    g0 = np.asarray(model.basis.mean, np.float32)
+    if model.lin_dark_end == "network":
+        return g0
+    knot = round(model.lin_dark_end_code / 255 * (g0.size - 1))
+    return np.asarray(crf.dark_end_prior(g0[None], crf.dark_end_shape(), knot, model.lin_dark_end_power))[0]
+
+
 @pytest.mark.slow
 def test_ablated_stages_are_exact(loaded, ldr_image):
     model, variables, _, _ = loaded
@@ -50,7 +61,7 @@ def test_ablated_stages_are_exact(loaded, ldr_image):
     assert not np.array_equal(full.dequantized, ldr)  # the fresh Deq-Net does change the image
 
     lin = predict.reconstruct(model, ablate_variables(variables, "g0_linearization"), ldr, cfg)
-    np.testing.assert_allclose(lin.inverse_crf, np.asarray(model.basis.mean), atol=2e-5)
+    np.testing.assert_allclose(lin.inverse_crf, g0_curve(model), atol=2e-5)
     np.testing.assert_array_equal(lin.dequantized, full.dequantized)  # other stages untouched
     assert np.abs(full.inverse_crf - np.asarray(model.basis.mean)).max() > 1e-3
 
@@ -102,10 +113,12 @@ def test_cli_with_checkpoint_runs_model_and_ablations(tiny_checkpoint, hdr_folde
     assert all(sum(r["method"] == m for r in rows) == 4 for m in methods)  # 2 patches × 1 CRF × 2 exposures
     scored = [r for r in rows if r["mask"] == "1"]
     assert scored and all(np.isfinite(float(r["pu21_psnr"])) for r in scored)
-    # g0_linearization uses exactly the curve of the g0 baseline.
+    # g0_linearization uses the curve of the g0 baseline; a model with the dark-end prior
+    # (configs/joint.py's) replaces it below code 16, which test_ablated_stages_are_exact checks
+    # exactly: here that moves the curve RMSE by under 1e-3.
     ablated, baseline = ([r for r in scored if r["method"] == m] for m in ("g0_linearization", "g0"))
     for a, b in zip(ablated, baseline):
-        assert float(a["inverse_crf_rmse"]) == pytest.approx(float(b["inverse_crf_rmse"]), abs=1e-4)
+        assert float(a["inverse_crf_rmse"]) == pytest.approx(float(b["inverse_crf_rmse"]), abs=1e-3)
     proto = json.loads((out / "protocol.json").read_text())
     assert proto["checkpoint"]["output_stage"] == "refinement" and proto["examples"] == 2
 

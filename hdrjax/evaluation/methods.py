@@ -68,7 +68,8 @@ _ABLATION_PARAMS = {
     # Deq(x) = x + tanh(conv2d_18(...)): a zero last conv gives tanh(0) = 0, C = clip(x) = x.
     "no_dequantization": ("dequantization", "conv2d_18"),
     # g_raw = g0 + dense(feature) @ hinv: zero weights give g0 (the monotone projection leaves
-    # a non-decreasing g0 unchanged up to its 1e-8 step regulariser).
+    # a non-decreasing g0 unchanged up to its 1e-8 step regulariser; a model with
+    # lin_dark_end="prior" then gives g0's dark end from the prior, as it does to any curve).
     "g0_linearization": ("linearization", "ae_invcrf_decode_net", "dense"),
     # A = B + α relu(r) with r = the last 1×1 fuse conv: r = 0 gives A = B.
     "no_hallucination": ("hallucination", "decoder_h7_fuse_skip_connection"),
