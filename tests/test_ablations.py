@@ -44,7 +44,7 @@ def g0_curve(model):
     g0 = np.asarray(model.basis.mean, np.float32)
     if model.lin_dark_end == "network":
         return g0
-    knot = round(model.lin_dark_end_code / 255 * (g0.size - 1))
+    knot = crf.code_sample(model.lin_dark_end_code, g0.size)
     return np.asarray(crf.dark_end_prior(g0[None], crf.dark_end_shape(), knot, model.lin_dark_end_power))[0]
 
 

@@ -375,7 +375,7 @@ def test_net_dark_end_prior_replaces_the_curve_below_the_code_only(variables):
     for end in ("network", "prior"):
         net = LinearizationNet(basis=basis, monotone="clip", dark_end=end, dark_end_code=16)
         curves[end] = np.asarray(net.apply(v, feature, method="curve_from_feature"))
-    knot = round(16 / 255 * 1023)
+    knot = crf.code_sample(16)
     np.testing.assert_array_equal(curves["prior"][:, knot:], curves["network"][:, knot:])
     shape = crf.dark_end_shape()
     expected = shape[None, :knot] * curves["network"][:, knot:knot + 1] / shape[knot]

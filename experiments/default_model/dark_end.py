@@ -37,11 +37,6 @@ def variant_name(knot: int, power: float) -> str:
     return f"prior_code{knot}_power{power:g}"
 
 
-def knot_sample(code: int, samples: int = 1024) -> int:
-    """The curve sample of an 8-bit code (the curve has `samples` points on [0, 1])."""
-    return int(round(code / 255 * (samples - 1)))
-
-
 def methods_for(model, variables, shape, knots=KNOTS, powers=POWERS):
     """The Deq + Lin prefix with the network's curve, and with each (knot, power) dark end.
 
@@ -71,7 +66,7 @@ def methods_for(model, variables, shape, knots=KNOTS, powers=POWERS):
     def variant(knot, power):
         def run(ldr, meta):
             c, _, curves = outputs(ldr, meta)
-            g = np.asarray(crf.dark_end_prior(jnp.asarray(curves), shape, knot_sample(knot), power), np.float32)
+            g = np.asarray(crf.dark_end_prior(jnp.asarray(curves), shape, crf.code_sample(knot), power), np.float32)
             hdr = np.stack([baselines.inverse_curve(x, gi) for x, gi in zip(np.asarray(c, np.float32), g)])
             return hdr.astype(np.float32), g
         return methods.Method(variant_name(knot, power), "stages", run)
@@ -104,6 +99,7 @@ def dark_codes(files, bank, model, variables, resolution: int, stops: float = -3
     true value: the clip projection leaves 1e-8 steps, not exact zeros), and the quantiles of
     predicted / true inverse CRF there.
     """
+    from hdrjax.camera import crf
     from hdrjax.evaluation import methods, protocol
 
     config = protocol.EvalConfig(resolution=resolution, exposure_stops=(stops,))
@@ -116,7 +112,7 @@ def dark_codes(files, bank, model, variables, resolution: int, stops: float = -3
     pred, true = np.concatenate(pred), np.concatenate(true)
     out = {"samples": len(pred), "stops": stops, "codes": {}}
     for code in DARK_CODES:
-        i = knot_sample(code, pred.shape[-1])
+        i = crf.code_sample(code, pred.shape[-1])
         ratio = pred[:, i] / true[:, i]
         out["codes"][str(code)] = {"share_black": round(float(np.mean(ratio < 0.01)), 3),
                                    **{f"ratio_q{q}": round(float(np.quantile(ratio, q / 100)), 3)

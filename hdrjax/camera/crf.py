@@ -451,6 +451,11 @@ def dark_end_shape() -> np.ndarray:
         return np.asarray(f["geometric_mean"], np.float32)
 
 
+def code_sample(code: int, samples: int = N_SAMPLES) -> int:
+    """The index of the curve sample nearest the 8-bit code (samples on linspace(0, 1))."""
+    return int(round(code / 255 * (samples - 1)))
+
+
 def dark_end_prior(curve: jax.Array, shape, knot: int, power: float = 0.0) -> jax.Array:
     """Inverse CRFs f32[..., N] whose samples below `knot` follow a prior `shape` f32[N].
 

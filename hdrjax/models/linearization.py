@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hdrjax.camera.crf import N_SAMPLES, apply_curve, dark_end_prior, dark_end_shape, monotone_projection
+from hdrjax.camera.crf import (N_SAMPLES, apply_curve, code_sample, dark_end_prior, dark_end_shape,
+                               monotone_projection)
 from hdrjax.models.layers import mirror_pad, scale_channels, tf_conv
 from hdrjax.errors import HdrjaxError
 
@@ -287,7 +288,7 @@ class LinearizationNet(nn.Module):
         if self.dark_end not in DARK_ENDS:
             raise ValueError(f"dark_end must be one of {DARK_ENDS}, got {self.dark_end!r}")
         if self.dark_end == "prior":
-            knot = int(round(self.dark_end_code / 255 * (curve.shape[-1] - 1)))
+            knot = code_sample(self.dark_end_code, curve.shape[-1])
             curve = dark_end_prior(curve, dark_end_shape(), knot, self.dark_end_power)
         return curve
 
