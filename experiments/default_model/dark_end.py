@@ -89,10 +89,10 @@ def score(files, bank, model, variables, shape, resolution: int, knots=KNOTS, po
                      "shadow_mse": bands.get((m.name, "shadow"))} for m in ms}
 
 
-DARK_CODES = (1, 2, 4, 8, 16)
+DARK_CODES = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
-def dark_codes(files, bank, model, variables, resolution: int, stops: float = -3.0) -> dict:
+def dark_codes(files, bank, model, variables, resolution: int, stops: float) -> dict:
     """What the network's curve does in the darkest codes, against the true curve, at `stops`.
 
     Per code of DARK_CODES: the share of samples whose curve maps it to black (under 1 % of the
@@ -120,6 +120,26 @@ def dark_codes(files, bank, model, variables, resolution: int, stops: float = -3
     return out
 
 
+def curve_levels(banks: dict) -> dict:
+    """Each bank's typical true inverse CRF at DARK_CODES: the geometric mean (eps
+    crf.DARK_END_EPS, the prior's own), beside inverse sRGB.  The network learns the training
+    curves' level where an image says little; a test set whose curves lie elsewhere in the dark
+    gets that level anyway."""
+    from hdrjax.camera import crf
+
+    out = {}
+    for name, bank in banks.items():
+        inverse = np.asarray(bank.inverse)
+        mean = crf.geometric_mean_curve(inverse, crf.DARK_END_EPS)
+        out[name] = {"curves": len(inverse),
+                     "level": {str(c): round(float(mean[crf.code_sample(c, inverse.shape[-1])]), 5)
+                               for c in DARK_CODES}}
+    v = np.asarray(DARK_CODES) / 255.0
+    srgb = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    out["srgb"] = {"curves": 1, "level": {str(c): round(float(x), 5) for c, x in zip(DARK_CODES, srgb)}}
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default="default", help="the model whose Deq + Lin prefix is scored")
@@ -135,7 +155,9 @@ def main(argv=None) -> int:
                    help="train set only: the prior shape from every other DoRF training curve, the scores on "
                         "the others (the shipped shape is fitted to all 191, the train set's curves included)")
     p.add_argument("--dark-codes", action="store_true",
-                   help="only the network's curve in the darkest codes against the true one (held-out, -3 stops)")
+                   help="only the network's curve in the darkest codes against the true one, per set and "
+                        "exposure (--dark-stops), and the typical level of each set's true curves there")
+    p.add_argument("--dark-stops", default="-3,0", help="exposures of --dark-codes, in stops (default %(default)s)")
     p.add_argument("--out", default="experiments/results/dark-end.json")
     args = p.parse_args(argv)
     knots = tuple(int(k) for k in args.knots.split(","))
@@ -158,17 +180,32 @@ def main(argv=None) -> int:
     if args.cross_validate and args.sets != "train":
         p.error("--cross-validate scores the train set only: add --sets train")
     model, variables, *_ = methods.load_checkpoint(args.checkpoint)
+    # "network" is the network's own curve down to code 0, whatever dark end the checkpoint ships
+    # with (the shipped model now has lin_dark_end="prior"): the variants are built from it here.
+    model = model.clone(lin_dark_end=NETWORK)
     record = {"created": results_io.now(), "machine": results_io.machine(),
               "command": results_io.command(__spec__.name, argv), "checkpoint": args.checkpoint,
               "prior": "even-indexed DoRF training curves; scored on odd-indexed ones" if args.cross_validate
               else "all 191 DoRF training curves (hdrjax.camera.crf.dark_end_shape)",
               "what": __doc__.split("\n\n")[1].strip(), "knots": knots, "powers": powers, "sets": {}}
     if args.dark_codes:
-        files, bank = sets["held_out"]
-        record["dark_codes"] = dark_codes(files, bank, model, variables, args.resolution)
-        for code, v in record["dark_codes"]["codes"].items():
-            print(f"code {code:>3}: black (< 1 % of the truth) in {v['share_black']:.0%} of samples; predicted / true "
-                  f"{v['ratio_q10']:.2f} / {v['ratio_q50']:.2f} / {v['ratio_q90']:.2f} (10/50/90 %)")
+        record["dark_codes"] = {}
+        for name in [s.strip() for s in args.sets.split(",") if s.strip()]:
+            files, bank = sets[name]
+            record["dark_codes"][name] = {"files": [f.name for f in files], "crfs": list(bank.names), "stops": {}}
+            for stops in (float(x) for x in args.dark_stops.split(",")):
+                r = dark_codes(files, bank, model, variables, args.resolution, stops)
+                record["dark_codes"][name]["stops"][f"{stops:g}"] = r
+                for code, v in r["codes"].items():
+                    print(f"{name} {stops:+g} stops, code {code:>3}: black (< 1 % of the truth) in "
+                          f"{v['share_black']:.0%} of samples; predicted / true {v['ratio_q10']:.2f} / "
+                          f"{v['ratio_q50']:.2f} / {v['ratio_q90']:.2f} (10/50/90 %)")
+        record["curve_levels"] = curve_levels({"dorf_train": crf.load_bank(spec, "train"),
+                                               "dorf_test": crf.load_bank(spec, "test"),
+                                               **{f"{name}_set": sets[name][1] for name in record["dark_codes"]}})
+        for name, v in record["curve_levels"].items():
+            levels = " ".join(f"{c}:{x:.4f}" for c, x in v["level"].items())
+            print(f"{name:16s} ({v['curves']:3d} curves) level {levels}")
         results_io.write_json(args.out, record)
         print(f"wrote {args.out}")
         return 0
