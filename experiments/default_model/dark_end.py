@@ -126,6 +126,7 @@ def curve_levels(banks: dict) -> dict:
     curves' level where an image says little; a test set whose curves lie elsewhere in the dark
     gets that level anyway."""
     from hdrjax.camera import crf
+    from hdrjax.evaluation import baselines
 
     out = {}
     for name, bank in banks.items():
@@ -134,8 +135,7 @@ def curve_levels(banks: dict) -> dict:
         out[name] = {"curves": len(inverse),
                      "level": {str(c): round(float(mean[crf.code_sample(c, inverse.shape[-1])]), 5)
                                for c in DARK_CODES}}
-    v = np.asarray(DARK_CODES) / 255.0
-    srgb = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    srgb = np.asarray(baselines.inverse_srgb(np.asarray(DARK_CODES) / 255.0))
     out["srgb"] = {"curves": 1, "level": {str(c): round(float(x), 5) for c, x in zip(DARK_CODES, srgb)}}
     return out
 
