@@ -8,6 +8,7 @@ Variants are chosen with `--config=configs/<file>.py:<variant>[,<variant>...]`:
   cpu     128² x 4 and a few thousand steps: a run that learns something on a laptop CPU
   dorf    sample CRFs from the DoRF curves in ../shared/data/crf (the reference's bank)
   scratch no init checkpoints (configs/joint.py otherwise fine-tunes the shipped model)
+  pu21_joint  the joint and refinement loss in the evaluation's PU21 units (issue #20)
 
 Any field can also be overridden on the command line, e.g. `--config.train.batch_size=16`.
 """
@@ -93,6 +94,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.tv_weight = 0.1  # §3.2: total-variation weight
     c.loss.tv_per_sample = False  # §3.2: False = the reference's batch-scalar TV
     c.loss.joint_mask = False  # §3.4: the joint loss has no extreme-exposure mask
+    # §3.4: the joint (and refinement) loss as L1 of log(1 + 10 v) after mean normalisation
+    # ("log_tone", the reference) or in the evaluation's PU21 units ("pu21", ours, issue #20:
+    # the deep shadows count as the eye and the metric see them; hdrjax.training.losses).
+    c.loss.joint_space = "log_tone"
 
     # Loop (§3.1 for batch / steps / checkpoint period; the rest is ours).
     c.train = ml_collections.ConfigDict()
@@ -234,13 +239,19 @@ def _scratch(c):
     c.train.batch_norm = "batch"  # random networks have no running averages worth keeping
 
 
-VARIANTS = {"smoke": _smoke, "cpu": _cpu, "dorf": _dorf, "scratch": _scratch}
+def _pu21_joint(c):
+    # The joint and refinement loss in the evaluation's PU21 units (losses.joint_loss).
+    c.loss.joint_space = "pu21"
+
+
+VARIANTS = {"smoke": _smoke, "cpu": _cpu, "dorf": _dorf, "scratch": _scratch, "pu21_joint": _pu21_joint}
 # One line each, for `python -m hdrjax.main --help`.
 VARIANT_HELP = {
     "smoke": "32² patches, 6 steps: about a minute on a CPU, mostly compilation (tests, CI)",
     "cpu": "128² x 4 and a few thousand steps: a run that learns something on a laptop CPU",
     "dorf": "sample CRFs from the DoRF curves in ../shared/data/crf (the reference's bank)",
     "scratch": "no init checkpoints (joint otherwise fine-tunes the shipped model)",
+    "pu21_joint": "joint/refinement loss in the evaluation's PU21 units, not the reference's log tone",
 }
 
 

@@ -77,10 +77,10 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
     for field in ("eval_every", "image_summary_every"):
         if t[field] < 0:
             fail(f"train.{field}", f"must be >= 0 (0 = never), got {t[field]}")
-    from hdrjax.training.losses import DEQ_SPACES, LIN_CURVE_SPACES, LIN_IMAGE_SPACES
+    from hdrjax.training.losses import DEQ_SPACES, JOINT_SPACES, LIN_CURVE_SPACES, LIN_IMAGE_SPACES
 
     for field, spaces in (("deq_space", DEQ_SPACES), ("lin_image_space", LIN_IMAGE_SPACES),
-                          ("lin_curve_space", LIN_CURVE_SPACES)):
+                          ("lin_curve_space", LIN_CURVE_SPACES), ("joint_space", JOINT_SPACES)):
         if config.loss.get(field, spaces[0]) not in spaces:
             fail(f"loss.{field}", f"unknown {config.loss[field]!r}; one of {', '.join(spaces)}")
     if t.get("lin_input", "ldr") not in LIN_INPUTS:
@@ -100,6 +100,9 @@ def validate_config(config, *, num_devices: int | None = None) -> None:
     if config.data.name == "hdr_real" and config.stage != "joint":
         fail("data.name", f"hdr_real pairs carry no intermediate targets; stage {config.stage!r} "
              "needs synthetic data (procedural, hdr_folder or hdr_synth)")
+    if config.data.name == "hdr_real" and config.loss.get("joint_space", "log_tone") == "pu21":
+        fail("loss.joint_space", "'pu21' compares on the camera's radiometric scale, which hdr_real "
+             "pairs do not share with their HDR; use 'log_tone' (the reference) for them")
 
 
 # -------------------------------------------------------------------------------- builders
@@ -213,7 +216,8 @@ def _stage_loss(config, outputs, sample, vgg):
             perceptual_weight=lc.perceptual_weight, tv_weight=lc.tv_weight,
             tv_per_sample=lc.tv_per_sample,
         )
-    return losses.joint_loss(outputs["refined"], sample.exposed, sample.mask if lc.joint_mask else None)
+    return losses.joint_loss(outputs["refined"], sample.exposed, sample.mask if lc.joint_mask else None,
+                             space=lc.get("joint_space", "log_tone"))
 
 
 @struct.dataclass
