@@ -5,7 +5,13 @@ import jax.numpy as jnp
 import pytest
 
 from hdrjax.training import losses
-from hdrjax.training.losses import dequantization_loss, hallucination_loss, joint_loss, linearization_loss
+from hdrjax.training.losses import (
+    JOINT_SPACES,
+    dequantization_loss,
+    hallucination_loss,
+    joint_loss,
+    linearization_loss,
+)
 from hdrjax.models.vgg import load_lpips_vgg16
 from hdrjax.tonemap import log_tone
 
@@ -162,6 +168,35 @@ def test_joint_loss_is_scale_invariant_per_sample():
         return np.log(1 + 10 * v) / np.log(11.0)
 
     np.testing.assert_allclose(base, np.mean(np.abs(t(rn) - t(hn))), rtol=1e-5)
+
+
+def test_joint_loss_in_pu21_weighs_deep_shadows_as_the_metric_does():
+    from hdrjax.evaluation import metrics
+
+    # One scene (peak 4 → 4000 cd/m²): the same relative error of 20 % in a deep shadow (2⁻⁹)
+    # and in a mid tone (0.25). The reference's log tone hardly sees the first; PU21 does.
+    exposed = jnp.full((1, 4, 4, 3), 0.25).at[0, 0, 0].set(4.0).at[0, 1, 1].set(2.0 ** -9)
+    dark = exposed.at[0, 1, 1].multiply(1.2)
+    mid = exposed.at[0, 2, 2].multiply(1.2)
+    loss = {(space, name): float(joint_loss(x, exposed, space=space)[0])
+            for space in JOINT_SPACES for name, x in (("dark", dark), ("mid", mid), ("exact", exposed))}
+    assert loss["pu21", "exact"] == 0.0
+    assert loss["log_tone", "dark"] < 0.05 * loss["log_tone", "mid"]
+    assert loss["pu21", "dark"] > 0.3 * loss["pu21", "mid"] > 0
+
+    def pu(x):  # the evaluation's display model and PU21, per channel, / 256
+        return metrics.pu21_encode(metrics.display_model(x, exposed)) / metrics.PU21_PEAK
+
+    assert loss["pu21", "dark"] == pytest.approx(float(jnp.mean(jnp.abs(pu(dark) - pu(exposed)))), rel=1e-4)
+    # Not scale invariant: the evaluation scores the camera's scale, so a wrong scale costs.
+    assert float(joint_loss(exposed * 1.5, exposed, space="pu21")[0]) > 0.01
+    with pytest.raises(ValueError, match="space"):
+        joint_loss(dark, exposed, space="log")
+    # R = relu(...) is often exactly 0 in the dark: a finite gradient there (none below PU21's
+    # 0.005 cd/m², where the metric is flat too), and a live one just above.
+    tiny = exposed.at[0, 3].set(0.0).at[0, 2].set(1e-4)
+    grad = jax.grad(lambda x: joint_loss(x, exposed, space="pu21")[0])(tiny)
+    assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad[0, 2]).min()) > 0
 
 
 def test_linearization_image_term_in_pu21_weighs_shadows_as_the_metric_does():

@@ -159,6 +159,7 @@ def test_dequantization_loss_falls_on_a_fixed_batch():
     ("camera.jpeg_qualities", (90, 101), "config.camera: camera.jpeg_qualities must be 1..100"),
     ("init.vgg", "/nonexistent/vgg16.npy", "config.init.vgg"),
     ("loss.lin_image_space", "log", "config.loss.lin_image_space: unknown 'log'"),
+    ("loss.joint_space", "mu_law", "config.loss.joint_space: unknown 'mu_law'; one of log_tone, pu21"),
     ("train.lin_input", "dequantized", "config.train.lin_input: unknown 'dequantized'; one of ldr, jpeg"),
     ("train.trainable", "refinement,vgg", "config.train.trainable: vgg not trained by stage 'joint'"),
     ("train.batch_norm", "running", "config.train.batch_norm: unknown 'running'; one of batch, frozen"),
@@ -188,6 +189,38 @@ def test_bad_config_fails_before_compiling(field, value, message, tmp_path, monk
     assert message in str(err.value)
     assert time.time() - t0 < 30
     assert isinstance(err.value, HdrjaxError)
+
+
+def test_the_pu21_joint_loss_refuses_hdr_real_pairs():
+    # The pair's HDR has its own scale, not the camera's; PU21 of the two would not compare.
+    config = load_config("joint")
+    with config.unlocked():
+        config.data.name = "hdr_real"
+        config.loss.joint_space = "pu21"
+    with pytest.raises(ConfigError, match="config.loss.joint_space: 'pu21' compares on the camera's radiometric"):
+        loop.validate_config(config, num_devices=1)
+    config.loss.joint_space = "log_tone"
+    loop.validate_config(config, num_devices=1)
+
+
+@pytest.mark.parametrize("space", ["log_tone", "pu21"])
+def test_the_joint_stage_minimises_the_chosen_joint_loss(space):
+    from types import SimpleNamespace
+
+    import jax.numpy as jnp
+
+    from hdrjax.training import losses
+
+    config = load_config("joint")
+    config.loss.joint_space = space
+    h = jnp.linspace(0.001, 3.0, 2 * 8 * 8 * 3).reshape(2, 8, 8, 3)
+    r = h * 1.3 + 0.01
+    sample = SimpleNamespace(exposed=h, mask=jnp.ones(2))
+    got = loop._stage_loss(config, {"refined": r}, sample, None)[0]
+    want = losses.joint_loss(r, h, space=space)[0]
+    other = losses.joint_loss(r, h, space="pu21" if space == "log_tone" else "log_tone")[0]
+    assert float(got) == pytest.approx(float(want), rel=1e-6)
+    assert float(got) != pytest.approx(float(other), rel=1e-2)
 
 
 @pytest.mark.parametrize("lin_input", ["ldr", "jpeg"])

@@ -246,7 +246,7 @@ def joint_loss(refined, target, mask=None, *, normalize_target=True, eps=1e-6, s
     * "pu21" (ours, issue #20): mean |PU21(R) − PU21(H)| / 256 in the units the evaluation scores
       (`pu21_display`: each sample's scene peak at 4000 cd/m²), no mean normalisation. Both
       images must share one radiometric scale, the camera's (clipping at 1), as synthesised
-      samples do; HDR-Real pairs do not (`loop.check_config` refuses the pair).
+      samples do; HDR-Real pairs do not (`loop.validate_config` refuses the pair).
     """
     m = _mask(mask, refined.shape[0])
     if space == "log_tone":
