@@ -96,7 +96,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.joint_mask = False  # §3.4: the joint loss has no extreme-exposure mask
     # §3.4: the joint (and refinement) loss as L1 of log(1 + 10 v) after mean normalisation
     # ("log_tone", the reference) or in the evaluation's PU21 units ("pu21", ours, issue #20:
-    # the deep shadows count as the eye and the metric see them; hdrjax.training.losses).
+    # squared error of what the metric scores, deep shadows included; hdrjax.training.losses).
     c.loss.joint_space = "log_tone"
 
     # Loop (§3.1 for batch / steps / checkpoint period; the rest is ours).

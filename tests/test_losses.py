@@ -182,14 +182,14 @@ def test_joint_loss_in_pu21_weighs_deep_shadows_as_the_metric_does():
             for space in JOINT_SPACES for name, x in (("dark", dark), ("mid", mid), ("exact", exposed))}
     assert loss["pu21", "exact"] == 0.0
     assert loss["log_tone", "dark"] < 0.05 * loss["log_tone", "mid"]
-    assert loss["pu21", "dark"] > 0.3 * loss["pu21", "mid"] > 0
+    assert loss["pu21", "dark"] > 0.1 * loss["pu21", "mid"] > 0
 
-    def pu(x):  # the evaluation's display model and PU21, per channel, / 256
+    def pu(x):  # the evaluation's display model and PU21, per channel, / 256: the metric's MSE
         return metrics.pu21_encode(metrics.display_model(x, exposed)) / metrics.PU21_PEAK
 
-    assert loss["pu21", "dark"] == pytest.approx(float(jnp.mean(jnp.abs(pu(dark) - pu(exposed)))), rel=1e-4)
+    assert loss["pu21", "dark"] == pytest.approx(float(jnp.mean(jnp.square(pu(dark) - pu(exposed)))), rel=1e-4)
     # Not scale invariant: the evaluation scores the camera's scale, so a wrong scale costs.
-    assert float(joint_loss(exposed * 1.5, exposed, space="pu21")[0]) > 0.01
+    assert float(joint_loss(exposed * 1.5, exposed, space="pu21")[0]) > 1e-3
     with pytest.raises(ValueError, match="space"):
         joint_loss(dark, exposed, space="log")
     # R = relu(...) is often exactly 0 in the dark: a finite gradient there (none below PU21's
