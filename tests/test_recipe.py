@@ -192,6 +192,20 @@ def test_step_overrides_parse_and_refuse_nonsense(tmp_path):
     assert c.train.num_steps == 40 and c.train.eval_every == 4 and c.optim.warmup_steps == 1
 
 
+def test_the_recorded_command_names_the_stages_of_a_partial_run():
+    # The manifest's recipe command must rerun what ran: a continuation of two stages is not
+    # the whole chain with the same options.
+    from argparse import Namespace
+
+    from experiments.default_model.train import recipe_command
+
+    args = Namespace(size="cpu", workdir="runs/s13", hdr_folder="", crf="camera", variants="", init="default")
+    part = recipe_command(args, {"dequantization": 2000}, ("dequantization", "refinement"))
+    assert part == (f"python -m {TRAIN} --size cpu --workdir runs/s13 --crf camera --init default "
+                    "--stages dequantization,refinement --steps dequantization=2000")
+    assert "--stages" not in recipe_command(args, {}, recipe.STAGES)
+
+
 def test_step_overrides_reach_every_stage_of_a_chain(tmp_path, monkeypatch):
     seen = {}
 

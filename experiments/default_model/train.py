@@ -43,12 +43,16 @@ from hdrjax.errors import HdrjaxError
 from hdrjax.training.chain import STAGES, ChainStopped, export_model, parse_steps, run_chain
 
 
-def recipe_command(args, steps: dict) -> str:
-    """The command line of this run as the manifest records it (the options that shape the model)."""
+def recipe_command(args, steps: dict, stages=STAGES) -> str:
+    """The command line of this run as the manifest records it (the options that shape the model).
+
+    `stages` is named unless it is the whole chain: a run of some stages (`--init` continuing
+    a model) is another run than the whole chain with the same options."""
     return "python -m experiments.default_model.train " + " ".join(
         [f"--size {args.size}", f"--workdir {args.workdir}"]
         + ([f"--hdr-folder {args.hdr_folder}"] if args.hdr_folder else []) + [f"--crf {args.crf}"]
         + ([f"--variants {args.variants}"] if args.variants else []) + ([f"--init {args.init}"] if args.init else [])
+        + ([f"--stages {','.join(stages)}"] if tuple(stages) != tuple(STAGES) else [])
         + ([f"--steps {','.join(f'{k}={v}' for k, v in steps.items())}"] if steps else []))
 
 
@@ -89,7 +93,7 @@ def main(argv=None) -> int:
         if args.export:
             out = export_model(args.workdir, args.export, size=args.size, hdr_folder=args.hdr_folder,
                                crf=args.crf, dtype=args.dtype, variants=args.variants, init=args.init,
-                               command=recipe_command(args, steps))
+                               command=recipe_command(args, steps, stages))
             logging.info("exported the model to %s", out)
     except ChainStopped as e:
         logging.info("%s", e)
