@@ -192,3 +192,23 @@ def test_loading_a_training_checkpoint_says_nothing_about_metadata(tmp_path, cap
     logged = "\n".join(r.getMessage() for r in caplog.records)
     for text in (err, logged):
         assert "Metadata file does not exist" not in text and "_CHECKPOINT_METADATA" not in text, text
+
+
+def test_multi_process_saves_use_the_coordination_service_barrier(monkeypatch):
+    # orbax's default barrier is a device collective, which its background thread can issue
+    # while the train step's collectives run: gloo then aborts on a collective mismatch.
+    from absl import flags
+    from orbax.checkpoint._src.multihost import multihost as orbax_multihost
+
+    flag = flags.FLAGS[checkpoints.ORBAX_BARRIER_FLAG]
+    monkeypatch.setattr(flag, "value", False)
+    monkeypatch.setattr(flag, "present", 0)
+    checkpoints.use_distributed_barriers()  # one process: orbax's default stays
+    assert flag.value is False
+    monkeypatch.setattr(checkpoints.jax, "process_count", lambda: 2)
+    checkpoints.use_distributed_barriers()
+    assert orbax_multihost.EXPERIMENTAL_ORBAX_USE_DISTRIBUTED_BARRIER.value is True
+    # A user's own --experimental_orbax_use_distributed_barrier=false wins.
+    monkeypatch.setattr(flag, "value", False)
+    checkpoints.use_distributed_barriers()
+    assert flag.value is False

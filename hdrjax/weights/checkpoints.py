@@ -75,10 +75,31 @@ def _abstract(tree):
     return jax.tree.map(one, tree)
 
 
+# orbax's own flag; its default (False) makes every barrier of a multi-process save a device
+# collective (jax's sync_global_devices), and some of those run on orbax's background thread
+# while the main thread runs the next train step's collectives. The two processes can then issue
+# gloo operations in different orders: the CPU test of a two-process run once aborted with gloo's
+# "Received data size doesn't match expected size ... collective mismatch". The coordination
+# service's barrier (True) is not a device collective and takes a timeout.
+ORBAX_BARRIER_FLAG = "experimental_orbax_use_distributed_barrier"
+
+
+def use_distributed_barriers() -> None:
+    """Make orbax's multi-process barriers the coordination service's, unless the user set the flag."""
+    from absl import flags
+
+    flag = flags.FLAGS[ORBAX_BARRIER_FLAG] if ORBAX_BARRIER_FLAG in flags.FLAGS else None
+    if flag is None or flag.present or jax.process_count() == 1:
+        return
+    flag.value = True
+    flag.present = 1  # readable before absl has parsed the command line (notebooks, libraries)
+
+
 class Checkpointer:
     """Saves and restores training runs in <workdir>/checkpoints (async, keeps the last K)."""
 
     def __init__(self, workdir, *, max_to_keep: int, save_every: int, async_save: bool = True):
+        use_distributed_barriers()
         self.directory = pathlib.Path(workdir).absolute() / CHECKPOINT_SUBDIR
         self.meta: dict = {}  # saved with every step when not empty (see stored_meta)
         self.manager = ocp.CheckpointManager(
