@@ -245,9 +245,9 @@ def joint_loss(refined, target, mask=None, *, normalize_target=True, eps=1e-6, s
       held-out evaluation (docs/training.md, the error budget).
     * "pu21" (ours, issue #20): mean (PU21(R) − PU21(H))² / 256² in the units the evaluation
       scores (`pu21_display`: each sample's scene peak at 4000 cd/m²), no mean normalisation:
-      the mean squared error whose PU21-PSNR the evaluation reports. Squared, not L1: an L1
-      version (the stopped tenth run, docs/training.md) let the held-out PU21-PSNR fall, as it
-      gives up the large errors of the clipped band that dominate the metric. Both images must
+      the mean squared error whose PU21-PSNR the evaluation reports. Not the default: in short
+      CPU runs of the refinement stage (batch 4) it, and an L1 version, lowered the held-out
+      PU21-PSNR (docs/training.md, "The Refinement-Net on its own"). Both images must
       share one radiometric scale, the camera's (clipping at 1), as synthesised samples do;
       HDR-Real pairs do not (`loop.validate_config` refuses the pair).
     """
