@@ -170,8 +170,14 @@ def test_joint_loss_is_scale_invariant_per_sample():
     np.testing.assert_allclose(base, np.mean(np.abs(t(rn) - t(hn))), rtol=1e-5)
 
 
-def test_joint_loss_in_pu21_weighs_deep_shadows_as_the_metric_does():
+def _metric_pu21(x, exposed):
+    """The evaluation's own units, written from its parts: display model, PU21 per channel, / 256."""
     from hdrjax.evaluation import metrics
+
+    return metrics.pu21_encode(metrics.display_model(x, exposed)) / metrics.PU21_PEAK
+
+
+def test_joint_loss_in_pu21_weighs_deep_shadows_as_the_metric_does():
 
     # One scene (peak 4 → 4000 cd/m²): the same relative error of 20 % in a deep shadow (2⁻⁹)
     # and in a mid tone (0.25). The reference's log tone hardly sees the first; PU21 does.
@@ -184,10 +190,8 @@ def test_joint_loss_in_pu21_weighs_deep_shadows_as_the_metric_does():
     assert loss["log_tone", "dark"] < 0.05 * loss["log_tone", "mid"]
     assert loss["pu21", "dark"] > 0.1 * loss["pu21", "mid"] > 0
 
-    def pu(x):  # the evaluation's display model and PU21, per channel, / 256: the metric's MSE
-        return metrics.pu21_encode(metrics.display_model(x, exposed)) / metrics.PU21_PEAK
-
-    assert loss["pu21", "dark"] == pytest.approx(float(jnp.mean(jnp.square(pu(dark) - pu(exposed)))), rel=1e-4)
+    err = _metric_pu21(dark, exposed) - _metric_pu21(exposed, exposed)  # the metric's MSE
+    assert loss["pu21", "dark"] == pytest.approx(float(jnp.mean(jnp.square(err))), rel=1e-4)
     # Not scale invariant: the evaluation scores the camera's scale, so a wrong scale costs.
     assert float(joint_loss(exposed * 1.5, exposed, space="pu21")[0]) > 1e-3
     with pytest.raises(ValueError, match="space"):
@@ -200,7 +204,6 @@ def test_joint_loss_in_pu21_weighs_deep_shadows_as_the_metric_does():
 
 
 def test_linearization_image_term_in_pu21_weighs_shadows_as_the_metric_does():
-    from hdrjax.evaluation import metrics
 
     # One scene (peak 4 → 4000 cd/m²) and the same linear error of 0.01 at a dark and at a bright pixel.
     exposed = jnp.full((1, 4, 4, 3), 0.02).at[0, 0, 0].set(4.0).at[0, 3, 3].set(0.8)
@@ -217,10 +220,7 @@ def test_linearization_image_term_in_pu21_weighs_shadows_as_the_metric_does():
     assert loss["pu21", "exact"] == 0.0
     assert loss["pu21", "dark"] > 10 * loss["pu21", "bright"] > 0
     # The value is the metric's: PU21 of the display model (the scene peak → 4000 cd/m²), / 256.
-    def pu(x):
-        return metrics.pu21_encode(metrics.display_model(x, exposed)) / metrics.PU21_PEAK
-
-    want = float(jnp.mean(jnp.square(pu(dark) - pu(clipped))))
+    want = float(jnp.mean(jnp.square(_metric_pu21(dark, exposed) - _metric_pu21(clipped, exposed))))
     assert loss["pu21", "dark"] == pytest.approx(want, rel=1e-4)
     # The curve term is the reference's in both spaces; exposed is required for pu21.
     other = curve + 0.1

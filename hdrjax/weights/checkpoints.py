@@ -76,11 +76,11 @@ def _abstract(tree):
 
 
 # orbax's own flag; its default (False) makes every barrier of a multi-process save a device
-# collective (jax's sync_global_devices), and some of those run on orbax's background thread
-# while the main thread runs the next train step's collectives. The two processes can then issue
-# gloo operations in different orders: the CPU test of a two-process run once aborted with gloo's
-# "Received data size doesn't match expected size ... collective mismatch". The coordination
-# service's barrier (True) is not a device collective and takes a timeout.
+# collective (jax's sync_global_devices), which an async save can issue beside the main thread's
+# train-step collectives; orbax itself warns that such barriers must not run concurrently. The
+# likely result: the CPU test of a two-process run once aborted with gloo's "Received data size
+# doesn't match expected size ... collective mismatch". The coordination service's barrier
+# (True) is not a device collective and takes a timeout.
 ORBAX_BARRIER_FLAG = "experimental_orbax_use_distributed_barrier"
 
 
