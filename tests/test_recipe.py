@@ -192,6 +192,20 @@ def test_step_overrides_parse_and_refuse_nonsense(tmp_path):
     assert c.train.num_steps == 40 and c.train.eval_every == 4 and c.optim.warmup_steps == 1
 
 
+def test_learning_rate_overrides_parse_refuse_nonsense_and_keep_the_schedule(tmp_path):
+    assert recipe.parse_learning_rates("refinement=3e-5, joint=0.0001") == {"refinement": 3e-5, "joint": 1e-4}
+    assert recipe.parse_learning_rates("") == {}
+    for bad in ("refinment=1e-4", "joint=0", "joint=-1e-4", "joint=x", "joint=nan", "joint=inf", "joint"):
+        with pytest.raises(ValueError, match="--learning-rate .*expected <stage>=<positive number>"):
+            recipe.parse_learning_rates(bad)
+    base = recipe.stage_config("refinement", "tiny", tmp_path)
+    c = recipe.stage_config("refinement", "tiny", tmp_path, learning_rates={"refinement": 3e-5, "joint": 1.0})
+    assert c.optim.learning_rate == 3e-5 != base.optim.learning_rate
+    assert c.optim.schedule == base.optim.schedule == "cosine"
+    other = recipe.stage_config("dequantization", "tiny", tmp_path, learning_rates={"refinement": 3e-5})
+    assert other.optim.learning_rate == recipe.stage_config("dequantization", "tiny", tmp_path).optim.learning_rate
+
+
 def test_the_recorded_command_names_the_stages_of_a_partial_run():
     # The manifest's recipe command must rerun what ran: a continuation of two stages is not
     # the whole chain with the same options.
@@ -204,13 +218,17 @@ def test_the_recorded_command_names_the_stages_of_a_partial_run():
     assert part == (f"python -m {TRAIN} --size cpu --workdir runs/s13 --crf camera --init default "
                     "--stages dequantization,refinement --steps dequantization=2000")
     assert "--stages" not in recipe_command(args, {}, recipe.STAGES)
+    lr = recipe_command(args, {"refinement": 300}, ("refinement",), {"refinement": 3e-5})
+    assert lr.endswith("--stages refinement --steps refinement=300 --learning-rate refinement=3e-05")
+    assert recipe.parse_learning_rates(lr.split("--learning-rate ")[1]) == {"refinement": 3e-5}
 
 
 def test_step_overrides_reach_every_stage_of_a_chain(tmp_path, monkeypatch):
-    seen = {}
+    seen, rates = {}, {}
 
     def fake_train(config, workdir):
         seen[config.stage] = config.train.num_steps
+        rates[config.stage] = config.optim.learning_rate
 
         class Finished:
             step = np.int32(config.train.num_steps)
@@ -218,7 +236,10 @@ def test_step_overrides_reach_every_stage_of_a_chain(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loop, "train_and_evaluate", fake_train)
     recipe.run_chain("tiny", tmp_path, devices=1, stages=("dequantization", "joint"),
-                     steps=recipe.parse_steps("dequantization=7,joint=5"))
+                     steps=recipe.parse_steps("dequantization=7,joint=5"),
+                     learning_rates=recipe.parse_learning_rates("joint=2e-5"))
     assert seen == {"dequantization": 7, "joint": 5}
+    assert rates["joint"] == 2e-5 and rates["dequantization"] != 2e-5
     record = json.loads((tmp_path / "stages.json").read_text())
+    assert record["joint"]["learning_rate"] == 2e-5
     assert record["dequantization"]["images_seen"] == 7 * 2 and record["joint"]["steps"] == 5

@@ -40,10 +40,10 @@ import sys
 
 from hdrjax import cli
 from hdrjax.errors import HdrjaxError
-from hdrjax.training.chain import STAGES, ChainStopped, export_model, parse_steps, run_chain
+from hdrjax.training.chain import STAGES, ChainStopped, export_model, parse_learning_rates, parse_steps, run_chain
 
 
-def recipe_command(args, steps: dict, stages=STAGES) -> str:
+def recipe_command(args, steps: dict, stages=STAGES, learning_rates: dict | None = None) -> str:
     """The command line of this run as the manifest records it (the options that shape the model).
 
     `stages` is named unless it is the whole chain: a run of some stages (`--init` continuing
@@ -53,7 +53,9 @@ def recipe_command(args, steps: dict, stages=STAGES) -> str:
         + ([f"--hdr-folder {args.hdr_folder}"] if args.hdr_folder else []) + [f"--crf {args.crf}"]
         + ([f"--variants {args.variants}"] if args.variants else []) + ([f"--init {args.init}"] if args.init else [])
         + ([f"--stages {','.join(stages)}"] if tuple(stages) != tuple(STAGES) else [])
-        + ([f"--steps {','.join(f'{k}={v}' for k, v in steps.items())}"] if steps else []))
+        + ([f"--steps {','.join(f'{k}={v}' for k, v in steps.items())}"] if steps else [])
+        + ([f"--learning-rate {','.join(f'{k}={v:g}' for k, v in learning_rates.items())}"]
+           if learning_rates else []))
 
 
 def main(argv=None) -> int:
@@ -64,6 +66,8 @@ def main(argv=None) -> int:
     p.add_argument("--hdr-folder", default="", help="folder of HDR panoramas (default: procedural scenes)")
     p.add_argument("--crf", default="camera", help="CRF bank: camera | parametric | dorf:PATH (default %(default)s)")
     p.add_argument("--steps", default="", help="stage=N,... replacing the size's step counts (e.g. joint=1500)")
+    p.add_argument("--learning-rate", default="", help="stage=LR,... replacing the recipe's peak learning "
+                   "rate (e.g. refinement=3e-5; the cosine decay stays)")
     p.add_argument("--init", default="", help="continue from this shipped model ('default' or a folder) "
                    "instead of the recipe's inits")
     p.add_argument("--variants", default="", help="extra configs/default.py variants, comma separated")
@@ -81,19 +85,20 @@ def main(argv=None) -> int:
         p.error(f"unknown stages {unknown}; choose from {STAGES}")
     try:
         steps = parse_steps(args.steps)
+        learning_rates = parse_learning_rates(args.learning_rate)
     except ValueError as e:
         p.error(str(e))
     try:
         record = run_chain(args.size, args.workdir, hdr_folder=args.hdr_folder, crf=args.crf,
                            variants=args.variants, stages=stages, devices=args.devices, init=args.init,
-                           steps=steps)
+                           steps=steps, learning_rates=learning_rates)
         for stage, entry in record.items():
             logging.info("%s: %d steps, %d images, %.0f s", stage, entry["steps"], entry["images_seen"],
                          entry["wall_seconds"])
         if args.export:
             out = export_model(args.workdir, args.export, size=args.size, hdr_folder=args.hdr_folder,
                                crf=args.crf, dtype=args.dtype, variants=args.variants, init=args.init,
-                               command=recipe_command(args, steps, stages))
+                               command=recipe_command(args, steps, stages, learning_rates))
             logging.info("exported the model to %s", out)
     except ChainStopped as e:
         logging.info("%s", e)

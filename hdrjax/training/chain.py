@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import pathlib
 import subprocess
@@ -47,16 +48,20 @@ WHOLE_MODEL_STAGES = ("refinement", "joint")
 
 
 def stage_config(stage: str, size: str, workdir: pathlib.Path, *, hdr_folder: str = "", crf: str = "camera",
-                 variants: str = "", devices: int = 0, init: str = "", steps: dict | None = None):
+                 variants: str = "", devices: int = 0, init: str = "", steps: dict | None = None,
+                 learning_rates: dict | None = None):
     """The config of one stage of the chain (configs/recipe.py plus data, CRFs and inits).
 
     `init` ("" = the recipe's own inits; "default" or a shipped-model folder) is the model
     every network starts from when this run has not trained it; `steps` ({stage: N}) replaces
-    the size's step count (the schedule's warm-up, logging and checkpoint spacing follow it)."""
+    the size's step count (the schedule's warm-up, logging and checkpoint spacing follow it);
+    `learning_rates` ({stage: lr}) the recipe's peak learning rate (the cosine decay stays)."""
     recipe = _recipe_module()
     c = recipe.get_config(",".join(p for p in (stage, size, variants) if p))
     if steps and stage in steps:
         recipe.set_steps(c, steps[stage])
+    if learning_rates and stage in learning_rates:
+        c.optim.learning_rate = float(learning_rates[stage])
     if hdr_folder:
         folder = pathlib.Path(hdr_folder).expanduser().absolute()
         c.data.name = "hdr_folder"
@@ -117,7 +122,8 @@ def _write_json(path: pathlib.Path, value) -> None:
 
 
 def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "camera", variants: str = "",
-              stages=STAGES, devices: int = 0, init: str = "", steps: dict | None = None) -> dict:
+              stages=STAGES, devices: int = 0, init: str = "", steps: dict | None = None,
+              learning_rates: dict | None = None) -> dict:
     """Train the stages in order (resuming); return the stages.json record."""
     from hdrjax.training import loop
 
@@ -127,7 +133,7 @@ def run_chain(size: str, workdir, *, hdr_folder: str = "", crf: str = "camera", 
     record = _load_json(record_path)
     for stage in stages:
         config = stage_config(stage, size, workdir, hdr_folder=hdr_folder, crf=crf, variants=variants,
-                              devices=devices, init=init, steps=steps)
+                              devices=devices, init=init, steps=steps, learning_rates=learning_rates)
         logging.info("=== stage %s: %d steps of batch %d at %d² (%s, CRFs %s)", stage, config.train.num_steps,
                      config.train.batch_size, config.data.patch_size, config.data.name, config.crf.bank)
         t0 = time.time()
@@ -246,13 +252,36 @@ def export_model(workdir, out_dir, *, size: str, hdr_folder: str = "", crf: str 
     return exported
 
 
+def _parse_per_stage(text: str, option: str, convert, expected: str) -> dict:
+    """"joint=X,dequantization=Y" -> {stage: convert(value)}; ValueError naming the bad item."""
+    out = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        stage, _, value = item.partition("=")
+        try:
+            out[stage] = convert(value)
+        except ValueError:
+            stage = None
+        if stage not in STAGES:
+            raise ValueError(f"{option} {item!r}: expected <stage>={expected}, stage one of {STAGES}")
+    return out
+
+
+def _positive(convert):
+    def check(value: str):
+        v = convert(value)
+        if not (v > 0 and math.isfinite(v)):
+            raise ValueError(value)
+        return v
+    return check
+
+
 def parse_steps(text: str) -> dict:
     """"joint=1500,dequantization=800" (the command line's --steps) -> {stage: steps}; ValueError
     naming what is wrong."""
-    out = {}
-    for item in (t.strip() for t in text.split(",") if t.strip()):
-        stage, _, n = item.partition("=")
-        if stage not in STAGES or not n.isdigit() or int(n) < 1:
-            raise ValueError(f"--steps {item!r}: expected <stage>=<positive integer>, stage one of {STAGES}")
-        out[stage] = int(n)
-    return out
+    return _parse_per_stage(text, "--steps", _positive(int), "<positive integer>")
+
+
+def parse_learning_rates(text: str) -> dict:
+    """"refinement=3e-5" (the command line's --learning-rate) -> {stage: peak learning rate};
+    ValueError naming what is wrong."""
+    return _parse_per_stage(text, "--learning-rate", _positive(float), "<positive number>")
