@@ -303,3 +303,55 @@ def test_shipped_batch_stats_puts_the_shipped_statistics_back_and_keeps_the_weig
     proc = run_module("experiments.default_model.shipped_batch_stats", tiny_checkpoint, tmp_path / "bad")
     assert proc.returncode == 1 and proc.stderr.startswith("error: "), proc.stderr[-2000:]
     assert "another architecture" in proc.stderr and not (tmp_path / "bad").exists()
+
+
+def test_dark_end_scores_and_dark_codes_on_a_small_shared_folder(tmp_path, run_module, tiny_shipped_model,
+                                                                 shared_data):
+    # The program end to end on a shared/data-shaped folder of tiny scenes: which files land in
+    # which set, one entry per variant and set, and the dark-codes record as the doc's block reads it.
+    from conftest import _hdr_scene
+
+    from hdrjax.configs import recipe
+    from hdrjax.evaluation import baselines
+    from hdrjax.io import write_image
+
+    shared = tmp_path / "shared"
+    for sub in ("crf", "train_hdr", "real_hdr"):
+        (shared / sub).mkdir(parents=True)
+    (shared / "crf" / "dorf_201.npz").symlink_to(shared_data("crf", "dorf_201.npz"))
+    training = ("train_a.hdr", "train_b.hdr", "train_c.hdr")
+    for i, name in enumerate(recipe.TEST_NAMES + training):
+        write_image(shared / "train_hdr" / name, _hdr_scene(i, 32, 48))
+    write_image(shared / "real_hdr" / "Photo.exr", _hdr_scene(99, 32, 48))
+    common = ("--checkpoint", tiny_shipped_model, "--shared", shared, "--resolution", 32,
+              "--train-files", 2, "--train-crfs", 2, "--test-crfs", 1)
+
+    proc = run_module("experiments.default_model.dark_end", *common, "--dark-codes", "--dark-stops=-3,0",
+                      "--out", tmp_path / "codes.json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    codes = json.loads((tmp_path / "codes.json").read_text())
+    sets = codes["dark_codes"]
+    assert set(sets["train"]["files"]) <= set(training) and len(sets["train"]["files"]) == 2
+    assert sets["held_out"]["files"] == list(recipe.TEST_NAMES) + ["Photo.exr"]
+    assert len(sets["train"]["crfs"]) == 2 and len(sets["held_out"]["crfs"]) == 1
+    for name, files in (("train", 2 * 2), ("held_out", (len(recipe.TEST_NAMES) + 1) * 1)):
+        for stops in ("-3", "0"):
+            record = sets[name]["stops"][stops]
+            assert record["samples"] == 2 * files  # two crops per file, one sample per curve
+            for v in record["codes"].values():
+                assert 0 <= v["share_black"] <= 1 and v["ratio_q10"] <= v["ratio_q50"] <= v["ratio_q90"]
+    levels = codes["curve_levels"]
+    assert (levels["dorf_train"]["curves"], levels["dorf_test"]["curves"], levels["train_set"]["curves"]) == (191, 10, 2)
+    srgb = np.asarray(baselines.inverse_srgb(np.array([1, 16, 128]) / 255.0))
+    np.testing.assert_allclose([levels["srgb"]["level"][c] for c in ("1", "16", "128")], srgb, atol=1e-5)  # stored to 5 places
+
+    proc = run_module("experiments.default_model.dark_end", *common, "--sets", "held_out", "--knots", "16",
+                      "--powers", "0,1", "--out", tmp_path / "scores.json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert list(scores["sets"]) == ["held_out"]
+    methods = scores["sets"]["held_out"]["methods"]
+    assert list(methods) == ["network", "prior_code16_power0", "prior_code16_power1", "srgb"]
+    for v in methods.values():  # the tiny scenes have no deep shadows: that band's MSE may be None
+        assert np.isfinite(v["pu21_psnr"]) and {"speckle", "deep_shadow_mse", "shadow_mse"} <= set(v)
+    assert np.isfinite(methods["network"]["inverse_crf_rmse"])

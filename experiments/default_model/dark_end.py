@@ -140,6 +140,10 @@ def curve_levels(banks: dict) -> dict:
     return out
 
 
+def _show(value, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default="default", help="the model whose Deq + Lin prefix is scored")
@@ -215,8 +219,9 @@ def main(argv=None) -> int:
                                 "methods": score(files, bank, model, variables, shape, args.resolution,
                                                  knots, powers)}
         for m, v in record["sets"][name]["methods"].items():
-            print(f"{name:8s} {m:26s} PU21-PSNR {v['pu21_psnr']:.2f}  speckle {v['speckle']:.2f}  "
-                  f"deep-shadow MSE {v['deep_shadow_mse']:.0f}")
+            # speckle and a band's MSE are None where no sample has the region or the band
+            print(f"{name:8s} {m:26s} PU21-PSNR {v['pu21_psnr']:.2f}  speckle {_show(v['speckle'], 2)}  "
+                  f"deep-shadow MSE {_show(v['deep_shadow_mse'], 0)}")
     results_io.write_json(args.out, record)
     print(f"wrote {args.out}")
     return 0
