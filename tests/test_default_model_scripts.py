@@ -341,9 +341,11 @@ def test_dark_end_scores_and_dark_codes_on_a_small_shared_folder(tmp_path, run_m
             for v in record["codes"].values():
                 assert 0 <= v["share_black"] <= 1 and v["ratio_q10"] <= v["ratio_q50"] <= v["ratio_q90"]
     levels = codes["curve_levels"]
-    assert (levels["dorf_train"]["curves"], levels["dorf_test"]["curves"], levels["train_set"]["curves"]) == (191, 10, 2)
+    counts = tuple(levels[k]["curves"] for k in ("dorf_train", "dorf_test", "train_set"))
+    assert counts == (191, 10, 2)
     srgb = np.asarray(baselines.inverse_srgb(np.array([1, 16, 128]) / 255.0))
-    np.testing.assert_allclose([levels["srgb"]["level"][c] for c in ("1", "16", "128")], srgb, atol=1e-5)  # stored to 5 places
+    # stored to 5 decimal places
+    np.testing.assert_allclose([levels["srgb"]["level"][c] for c in ("1", "16", "128")], srgb, atol=1e-5)
 
     proc = run_module("experiments.default_model.dark_end", *common, "--sets", "held_out", "--knots", "16",
                       "--powers", "0,1", "--out", tmp_path / "scores.json")
