@@ -357,3 +357,32 @@ def test_dark_end_scores_and_dark_codes_on_a_small_shared_folder(tmp_path, run_m
     for v in methods.values():  # the tiny scenes have no deep shadows: that band's MSE may be None
         assert np.isfinite(v["pu21_psnr"]) and {"speckle", "deep_shadow_mse", "shadow_mse"} <= set(v)
     assert np.isfinite(methods["network"]["inverse_crf_rmse"])
+
+
+def test_refinement_shadows_pools_the_deep_shadows_of_the_scored_samples(tmp_path, run_module, tiny_shipped_model,
+                                                                        shared_data):
+    from conftest import _hdr_scene
+
+    from hdrjax.io import write_image
+
+    scene = _hdr_scene(3, 32, 48)
+    scene[:, :24] *= 1e-3  # a deep-shadow half (below 2⁻⁸ of the clipping point at every exposure)
+    (tmp_path / "held-out").mkdir()
+    write_image(tmp_path / "held-out" / "dark.exr", scene)
+    common = ("experiments.default_model.refinement_shadows", "--checkpoint", tiny_shipped_model,
+              "--source", tmp_path / "held-out", "--crf", f"dorf:{shared_data('crf', 'dorf_201.npz')}",
+              "--max-crfs", 1, "--resolution", 32)
+    proc = run_module(*common, "--out", tmp_path / "shadows.json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads((tmp_path / "shadows.json").read_text())
+    assert r["values"] > 0 and r["checkpoint"] == str(tiny_shipped_model)
+    for name in ("three_stage", "four_stage"):
+        v = r[name]
+        qs = [v[f"log2_ratio_q{q}"] for q in (10, 25, 50, 75, 90)]
+        assert qs == sorted(qs) and 0 <= v["share_black"] <= 1
+        assert v["median_ratio"] == pytest.approx(2.0 ** v["log2_ratio_q50"])
+    assert 0 <= r["refinement_brightens_share"] <= 1 and r["refinement_change_abs_median"] >= 0
+
+    # No deep-shadow value scored (here: no test patch at all) is an error, and nothing is written.
+    proc = run_module(*common, "--limit", 0, "--out", tmp_path / "none.json")
+    assert proc.returncode == 2 and "no deep-shadow value" in proc.stderr and not (tmp_path / "none.json").exists()
