@@ -258,11 +258,11 @@ def _parse_per_stage(text: str, option: str, convert, expected: str) -> dict:
     for item in (t.strip() for t in text.split(",") if t.strip()):
         stage, _, value = item.partition("=")
         try:
+            if stage not in STAGES:
+                raise ValueError(stage)
             out[stage] = convert(value)
         except ValueError:
-            stage = None
-        if stage not in STAGES:
-            raise ValueError(f"{option} {item!r}: expected <stage>={expected}, stage one of {STAGES}")
+            raise ValueError(f"{option} {item!r}: expected <stage>={expected}, stage one of {STAGES}") from None
     return out
 
 
