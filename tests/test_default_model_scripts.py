@@ -306,14 +306,14 @@ def test_shipped_batch_stats_puts_the_shipped_statistics_back_and_keeps_the_weig
 
 
 def test_dark_end_scores_and_dark_codes_on_a_small_shared_folder(tmp_path, run_module, tiny_shipped_model,
-                                                                 shared_data):
+                                                                 shared_data, hdr_folder):
     # The program end to end on a shared/data-shaped folder of tiny scenes: which files land in
     # which set, one entry per variant and set, and the dark-codes record as the doc's block reads it.
-    from conftest import _hdr_scene
-
     from hdrjax.configs import recipe
     from hdrjax.evaluation import baselines
-    from hdrjax.io import write_image
+    from hdrjax.io import read_image, write_image
+
+    scenes = [read_image(f) for f in sorted(hdr_folder.iterdir())]
 
     shared = tmp_path / "shared"
     for sub in ("crf", "train_hdr", "real_hdr"):
@@ -321,8 +321,8 @@ def test_dark_end_scores_and_dark_codes_on_a_small_shared_folder(tmp_path, run_m
     (shared / "crf" / "dorf_201.npz").symlink_to(shared_data("crf", "dorf_201.npz"))
     training = ("train_a.hdr", "train_b.hdr", "train_c.hdr")
     for i, name in enumerate(recipe.TEST_NAMES + training):
-        write_image(shared / "train_hdr" / name, _hdr_scene(i, 32, 48))
-    write_image(shared / "real_hdr" / "Photo.exr", _hdr_scene(99, 32, 48))
+        write_image(shared / "train_hdr" / name, scenes[i % 2] * (1 + i))
+    write_image(shared / "real_hdr" / "Photo.exr", scenes[1] * 0.5)
     common = ("--checkpoint", tiny_shipped_model, "--shared", shared, "--resolution", 32,
               "--train-files", 2, "--train-crfs", 2, "--test-crfs", 1)
 
@@ -360,13 +360,11 @@ def test_dark_end_scores_and_dark_codes_on_a_small_shared_folder(tmp_path, run_m
 
 
 def test_refinement_shadows_pools_the_deep_shadows_of_the_scored_samples(tmp_path, run_module, tiny_shipped_model,
-                                                                        shared_data):
-    from conftest import _hdr_scene
+                                                                        shared_data, hdr_folder):
+    from hdrjax.io import read_image, write_image
 
-    from hdrjax.io import write_image
-
-    scene = _hdr_scene(3, 32, 48)
-    scene[:, :24] *= 1e-3  # a deep-shadow half (below 2⁻⁸ of the clipping point at every exposure)
+    scene = read_image(sorted(hdr_folder.iterdir())[0])
+    scene[:, : scene.shape[1] // 2] *= 1e-3  # a deep-shadow half (below 2⁻⁸ of the clipping point at every exposure)
     (tmp_path / "held-out").mkdir()
     write_image(tmp_path / "held-out" / "dark.exr", scene)
     common = ("experiments.default_model.refinement_shadows", "--checkpoint", tiny_shipped_model,
