@@ -27,13 +27,16 @@ QUANTILES = (10, 25, 50, 75, 90)
 
 def deep_shadow_values(source: str, crf: str, max_crfs: int, resolution: int, checkpoint: str, limit: int | None):
     """(A, R, ground truth) f32[N]: every deep-shadow colour value of the scored samples."""
+    from hdrjax import predict
     from hdrjax.evaluation import methods, protocol
+    from hdrjax.models.build import NETWORKS
 
     config = protocol.EvalConfig(resolution=resolution)
     bank = protocol.load_test_bank(crf, max_crfs)
     model, variables, *_ = methods.load_checkpoint(checkpoint)
-    three = methods.model_method(model, variables, name="stages_hallucination")
-    four = methods.model_method(model, variables, name="stages_refinement")
+    # One pass through all four stages gives both outputs, as the evaluation's stage prefixes
+    # compute them (the tiles engine: a 256² crop is one tile).
+    run = predict.PredictConfig(engine="tiles", stages=NETWORKS[:4])
     _, examples = protocol.open_source(source, config)
     out = {"A": [], "R": [], "gt": []}
     for n, example in enumerate(e for e in examples if isinstance(e, protocol.Example)):
@@ -43,8 +46,10 @@ def deep_shadow_values(source: str, crf: str, max_crfs: int, resolution: int, ch
             keep = np.asarray(mask) > 0
             if not keep.any():
                 continue
-            kept = [m for m, k in zip(meta, keep) if k]
-            a, r, g = three.run(ldr[keep], kept)[0], four.run(ldr[keep], kept)[0], np.asarray(gt)[keep]
+            results = predict.reconstruct_batch(model, variables, list(np.asarray(ldr[keep], np.float32)), run)
+            a = np.stack([x.hallucinated for x in results])
+            r = np.stack([x.refined for x in results])
+            g = np.asarray(gt)[keep]
             dark = g < DEEP_SHADOW
             out["A"].append(a[dark])
             out["R"].append(r[dark])
