@@ -20,8 +20,10 @@ import sys
 import numpy as np
 
 from experiments import results_io
+from hdrjax.evaluation import budget
 
-DEEP_SHADOW = 2.0 ** -8  # hdrjax.evaluation.budget's deep-shadow band: below this share of the clipping point
+# The error budget's deep-shadow band: ground truth below this share of the clipping point.
+DEEP_SHADOW = dict((name, hi) for name, _, hi in budget.BANDS)["deep_shadow"]
 QUANTILES = (10, 25, 50, 75, 90)
 
 
