@@ -45,10 +45,9 @@ DARK_END = ROOT / "experiments" / "results" / "dark-end.json"
 DARK_END_CV = ROOT / "experiments" / "results" / "dark-end-cv.json"
 DARK_CODES = ROOT / "experiments" / "results" / "dark-end-codes.json"
 SPECKLE_SOURCES = ROOT / "experiments" / "results" / "speckle-sources"
-# The camera variants of the speckle-sources block: (folder, noise, JPEG), "" = the held-out
-# evaluation itself (EVAL), whose camera is the protocol's.
-SOURCE_VARIANTS = (("", "yes", "quality 90"), ("q100", "yes", "quality 100"),
-                   ("nonoise", "no", "quality 90"), ("quant", "no", "quality 100"))
+# The camera variants of the speckle-sources block, in its row order; "" = the held-out evaluation
+# itself (EVAL). Each folder's protocol.json says which camera it had.
+SOURCE_VARIANTS = ("", "q100", "nonoise", "quant")
 COMMAND = "`python -m experiments.default_model.error_budget --write`"
 
 LIN, HAL, REF = "stages_dequantization_linearization", "stages_hallucination", "stages_refinement"
@@ -336,8 +335,10 @@ def speckle_sources_block(path: pathlib.Path = SPECKLE_SOURCES, folder: pathlib.
          "--max-crfs 3 --resolution 256 --methods true_crf --error-budget` plus `--jpeg-quality 100` and/or "
          "`--no-noise`; the masked samples differ a little with the camera).", ""]
     body = []
-    for sub, noise, jpeg in SOURCE_VARIANTS:
+    for sub in SOURCE_VARIANTS:
         where = path / sub if sub else folder
+        camera = json.loads((where / "protocol.json").read_text())["config"]
+        noise, jpeg = ("yes" if camera["noise"] else "no"), f"quality {camera['jpeg_quality']}"
         spk = {r["method"]: r for r in _rows("speckle.csv", where)}[TRUE]
         psnr = {(r["method"], r["exposure"]): r for r in _rows("summary.csv", where)}[(TRUE, "all")]
         body.append([f"`{sub}`" if sub else "the protocol", noise, jpeg, psnr["n"],
